@@ -1,0 +1,55 @@
+"""``ntscc-xr`` command line: one entry point, one subcommand per job.
+
+Subcommand modules are imported lazily (only the chosen one), so ``ntscc-xr --help`` is fast
+and a subcommand that needs torch does not slow down one that does not. Each module exposes
+``add_arguments(parser)`` and ``main(args) -> int``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: name -> (module, one-line help). Add a subcommand by adding a row here.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "link-test": ("tx.link_test", "send random symbol frames through the real GNU Radio OFDM link and report SNR/CQI/loss/latency"),
+    "flowgraph": ("flowgraphs.launcher", "run the GNU Radio OFDM flowgraph alone (ZMQ in/out, simulated channel or USRP)"),
+    "train": ("core.train", "train the NTSCC+ / compatible NTSCC+ model (staged, resumable)"),
+    "eval": ("core.evaluate", "evaluations: rd (rate-distortion, BD-rate), snr (PSNR vs SNR), fading (per-frame PSNR over a trace)"),
+    "bench": ("core.bench", "encode/decode latency per scheme (paper Table II analogue)"),
+    "demo": ("tx.demo", "the live 360-degree demo: viewer window, or --headless report"),
+    "tx": ("tx.app", "transmitter process alone"),
+    "rx": ("rx.app", "receiver process alone"),
+}
+
+
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ntscc-xr",
+        description="ntscc-xr: NTSCC+ semantic transmission of 360-degree XR content over a "
+                    "GNU Radio OFDM link, compared against the classical VVC + 5G LDPC chain.",
+        epilog="Run 'ntscc-xr SUBCOMMAND --help' for the options of one subcommand.")
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == selected:
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    selected = next((a for a in argv if not a.startswith("-")), None)
+    if selected is not None and selected not in SUBCOMMANDS:
+        selected = None
+    parser = build_parser(selected)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    module = importlib.import_module(SUBCOMMANDS[args.command][0])
+    return int(module.main(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
