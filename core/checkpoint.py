@@ -1,0 +1,60 @@
+"""Loading and exporting model weights.
+
+Shipped weights are safetensors (no pickle: nothing executable in a weight file), stored as
+float16 to stay under the repo's 16 MB per-file limit, with the model configuration in the
+file's metadata. Training checkpoints (with optimiser state) are ordinary torch files loaded
+with ``weights_only=True``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+
+from .config import ModelConfig, get_config
+from .model import NTSCCPlus
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_WEIGHTS = REPO_ROOT / "weights" / "ntscc_plus_small.safetensors"
+
+
+def export_weights(model: NTSCCPlus, path: str | Path, info: dict | None = None) -> Path:
+    """Write the model's weights as float16 safetensors with its config in the metadata."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.half() if v.is_floating_point() else v).contiguous()
+             for k, v in model.state_dict().items()}
+    meta = {"config": json.dumps(model.cfg.to_dict()), "info": json.dumps(info or {})}
+    save_file(state, str(path), metadata=meta)
+    return path
+
+
+def read_metadata(path: str | Path) -> dict:
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    return {"config": json.loads(meta.get("config", "{}")), "info": json.loads(meta.get("info", "{}"))}
+
+
+def load_model(path: str | Path | None = None, device: str | torch.device = "cpu",
+               config: str | None = None) -> NTSCCPlus:
+    """Load a shipped model. Raises FileNotFoundError with a hint when the file is missing."""
+    path = Path(path or DEFAULT_WEIGHTS)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"model weights not found at {path}. The repository ships "
+            f"{DEFAULT_WEIGHTS.relative_to(REPO_ROOT)}; train your own with 'ntscc-xr train' "
+            f"or pass --weights PATH.")
+    if path.suffix == ".safetensors":
+        meta = read_metadata(path)
+        cfg = ModelConfig.from_dict(meta["config"]) if meta["config"] else get_config(config or "small")
+        state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+    else:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        cfg = ModelConfig.from_dict(ckpt["config"])
+        state = ckpt["model"]
+    model = NTSCCPlus(cfg)
+    model.load_state_dict(state)
+    return model.to(device).eval()

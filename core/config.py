@@ -1,0 +1,82 @@
+"""Model configurations: one dataclass, a registry of named presets (CompressAI-style)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+#: SQI grid Λ of the paper (Sec. VI-B): λ values with a learned global rate scalar each.
+LAMBDAS: tuple[float, ...] = (0.013, 0.0483, 0.18, 0.36, 0.72)
+#: CQI grid: a learned global SNR scalar every 3 dB, covering 0–14 dB (15 is the last knot).
+SNR_GRID_DB: tuple[float, ...] = (0.0, 3.0, 6.0, 9.0, 12.0, 15.0)
+#: Symbols-per-position levels of the rate quantiser Q (16 levels -> 4-bit rate index).
+RATE_LEVELS: tuple[int, ...] = (1, 2, 4, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96)
+
+
+@dataclass
+class ModelConfig:
+    """Everything that shapes a model; saved inside every checkpoint.
+
+    ``stage_channels``/``stage_blocks`` describe the 4 stride-2 stages of g_a (g_s mirrors
+    them). ``block`` is ``"restb"`` (windowed-attention residual Transformer block, the
+    paper's) or ``"res"`` (conv residual block, cheap on a CPU).
+    """
+
+    name: str
+    stage_channels: tuple[int, int, int, int]
+    stage_blocks: tuple[int, int, int, int]
+    block: str = "res"
+    window: int = 7
+    hyper_channels: int = 128
+    jscc_dim: int = 128
+    jscc_blocks: int = 2
+    jscc_heads: int = 4
+    jscc_window: int = 5
+    rate_levels: tuple[int, ...] = RATE_LEVELS
+    lambdas: tuple[float, ...] = LAMBDAS
+    snr_grid_db: tuple[float, ...] = SNR_GRID_DB
+    lambda0: float = 0.18  # the default SQI used before compatible fine-tuning
+    snr0_db: float = 10.0  # the default CQI used before compatible fine-tuning
+    eta0: float = 0.2
+
+    @property
+    def latent_channels(self) -> int:
+        return self.stage_channels[-1]
+
+    @property
+    def max_symbols(self) -> int:
+        return max(self.rate_levels)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        d = dict(d)
+        for key in ("stage_channels", "stage_blocks", "rate_levels", "lambdas", "snr_grid_db"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+
+CONFIGS: dict[str, ModelConfig] = {
+    # The paper's architecture (Sec. VI-A): N=192, M=320, ResTB counts (1,2,6,2), 4+4 JSCC
+    # ViT blocks. Meant for a GPU.
+    "paper": ModelConfig(name="paper", stage_channels=(192, 192, 192, 320),
+                         stage_blocks=(1, 2, 6, 2), block="restb", window=7,
+                         hyper_channels=192, jscc_dim=256, jscc_blocks=4, jscc_heads=8),
+    # Sized for a 2-core CPU: trains here, and encodes + decodes 768x512 in about 0.5 s.
+    "small": ModelConfig(name="small", stage_channels=(64, 80, 96, 128),
+                         stage_blocks=(0, 1, 1, 1), block="res", hyper_channels=96,
+                         jscc_dim=128, jscc_blocks=2, jscc_heads=4),
+    # Unit tests only: random weights, runs in milliseconds.
+    "tiny": ModelConfig(name="tiny", stage_channels=(8, 8, 12, 16), stage_blocks=(0, 0, 0, 1),
+                        block="restb", window=3, hyper_channels=8, jscc_dim=16, jscc_blocks=1,
+                        jscc_heads=2, jscc_window=3,
+                        rate_levels=(1, 2, 3, 4, 6, 8, 12, 16)),
+}
+
+
+def get_config(name: str) -> ModelConfig:
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise KeyError(f"unknown model config {name!r}; choose one of {sorted(CONFIGS)}") from None

@@ -1,0 +1,243 @@
+"""Variable-rate contextual JSCC codec and the response networks of compatible NTSCC+.
+
+Paper references: variable-rate JSCC (eq. 5), contextual JSCC (Sec. III, Fig. 5(c)), rate
+response (eq. 12-14) and SNR response (eq. 15-18).
+
+Shapes: every branch works on the full latent grid (B, C, H, W) and a checkerboard
+``branch`` mask selects where its output is meaningful; positions of the other branch are
+zero in the input and masked out of every attention key set, so nothing crosses branches
+except through the explicit anchor-context input of the non-anchor branch.
+
+A JSCC codeword at position i has ``max_symbols`` complex entries stored as 2*max_symbols
+real channels (real parts first, then imaginary parts); only the first k̄_i are active.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+from .layers import ChannelLayerNorm, NeighbourhoodAttention, PointwiseMLP
+
+
+class RateQuantizer(nn.Module):
+    """Q of eq. (5): k_i -> the largest level ≤ k_i on a fixed table (the smallest level at least).
+
+    Deterministic (no noise), so transmitter and receiver agree given the signalled index.
+    """
+
+    def __init__(self, levels: tuple[int, ...]):
+        super().__init__()
+        if list(levels) != sorted(set(levels)) or levels[0] < 1:
+            raise ValueError("rate levels must be strictly increasing positive integers")
+        self.register_buffer("levels", torch.tensor(levels, dtype=torch.float32))
+
+    @property
+    def index_bits(self) -> int:
+        return max(1, math.ceil(math.log2(len(self.levels))))
+
+    def index(self, k: torch.Tensor) -> torch.Tensor:
+        """Rate index (long) per position for continuous symbol demands k."""
+        idx = torch.bucketize(k.detach(), self.levels, right=True) - 1
+        return idx.clamp(0, len(self.levels) - 1)
+
+    def symbols(self, index: torch.Tensor) -> torch.Tensor:
+        return self.levels[index]
+
+
+def active_mask(k_bar: torch.Tensor, max_symbols: int) -> torch.Tensor:
+    """(B, 2*max_symbols, H, W) float mask: 1 for the first k̄_i complex symbols (re and im)."""
+    j = torch.arange(max_symbols, device=k_bar.device).view(1, -1, 1, 1)
+    m = (j < k_bar.unsqueeze(1)).float()
+    return torch.cat([m, m], 1)
+
+
+def normalize_power(v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Scale each image's active symbols to unit average complex power."""
+    n_complex = mask.sum(dim=(1, 2, 3)).clamp_min(1.0) / 2
+    power = (v * mask).pow(2).sum(dim=(1, 2, 3)) / n_complex
+    return v * mask / power.clamp_min(1e-12).sqrt().view(-1, 1, 1, 1)
+
+
+def exp_interpolate(table: torch.Tensor, grid: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """Exponential (log-linear) interpolation of positive knots ``exp(table)`` on ``grid``.
+
+    ``value`` (B,) is clamped to the grid's range. Returns (B,) positive scalars.
+    """
+    value = value.clamp(grid[0], grid[-1])
+    hi = torch.bucketize(value, grid).clamp(1, len(grid) - 1)
+    lo = hi - 1
+    t = (value - grid[lo]) / (grid[hi] - grid[lo])
+    return torch.exp(table[lo] * (1 - t) + table[hi] * t)
+
+
+class RateResponse(nn.Module):
+    """Rate response (eq. 12-14): q_rate = r_global,λ · r_a (anchors) or · r_na (non-anchors).
+
+    λ is interpolated exponentially between neighbouring knots of Λ in log-λ.
+    """
+
+    def __init__(self, lambdas: tuple[float, ...], channels: int):
+        super().__init__()
+        self.register_buffer("log_lambdas", torch.tensor(lambdas).log())
+        self.log_r_global = nn.Parameter(torch.zeros(len(lambdas)))
+        self.log_r_a = nn.Parameter(torch.zeros(channels))
+        self.log_r_na = nn.Parameter(torch.zeros(channels))
+
+    def scale(self, lam: torch.Tensor, anchor_mask: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) scaling q_rate for a batch of λ (B,) and a (1,1,H,W) anchor mask."""
+        g = exp_interpolate(self.log_r_global, self.log_lambdas, lam.log()).view(-1, 1, 1, 1)
+        r_a = self.log_r_a.exp().view(1, -1, 1, 1)
+        r_na = self.log_r_na.exp().view(1, -1, 1, 1)
+        return g * (anchor_mask * r_a + (1 - anchor_mask) * r_na)
+
+
+class SnrResponse(nn.Module):
+    """SNR response (eq. 15-18): q_SNR = c_global,ν · FCN(codeword), per branch.
+
+    FCN is two 1×1 layers with a ReLU; its output passes 2·sigmoid so it starts at 1 and stays
+    positive. One instance lives in the encoder (FCN on v̇) and one in the decoder (FCN on ŝ).
+    """
+
+    def __init__(self, snr_grid_db: tuple[float, ...], width: int, hidden: int = 64):
+        super().__init__()
+        self.register_buffer("grid", torch.tensor(snr_grid_db, dtype=torch.float32))
+        self.log_c_global = nn.Parameter(torch.zeros(len(snr_grid_db)))
+        self.fcn_a = self._fcn(width, hidden)
+        self.fcn_na = self._fcn(width, hidden)
+
+    @staticmethod
+    def _fcn(width: int, hidden: int) -> nn.Module:
+        net = nn.Sequential(nn.Conv2d(width, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, width, 1))
+        nn.init.zeros_(net[-1].weight)
+        nn.init.zeros_(net[-1].bias)
+        return net
+
+    def scale(self, codeword: torch.Tensor, snr_db: torch.Tensor, anchors: bool) -> torch.Tensor:
+        c = exp_interpolate(self.log_c_global, self.grid, snr_db).view(-1, 1, 1, 1)
+        fcn = self.fcn_a if anchors else self.fcn_na
+        return c * 2 * torch.sigmoid(fcn(codeword))
+
+
+class ContextualViTBlock(nn.Module):
+    """Self-attention within the branch, optional cross-attention to anchors, MLP (Fig. 5(c))."""
+
+    def __init__(self, dim: int, heads: int, window: int, context_dim: int | None):
+        super().__init__()
+        self.norm_self = ChannelLayerNorm(dim)
+        self.self_attn = NeighbourhoodAttention(dim, heads, window)
+        self.cross_attn = None
+        if context_dim is not None:
+            self.norm_cross = ChannelLayerNorm(dim)
+            self.cross_attn = NeighbourhoodAttention(dim, heads, window, source_dim=context_dim)
+        self.norm_mlp = ChannelLayerNorm(dim)
+        self.mlp = PointwiseMLP(dim, 2.0)
+
+    def forward(self, x: torch.Tensor, branch: torch.Tensor, context: torch.Tensor | None,
+                anchor_mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.self_attn(self.norm_self(x), key_mask=branch)
+        if self.cross_attn is not None:
+            x = x + self.cross_attn(self.norm_cross(x), context, key_mask=anchor_mask)
+        return x + self.mlp(self.norm_mlp(x))
+
+
+class JSCCBranch(nn.Module):
+    """One sub-encoder (f_e,a / f_e,na) or sub-decoder (f_d,a / f_d,na).
+
+    Input ``x`` (B, in_dim, H, W) and a rate index map (B, H, W) whose embedding ("rate
+    token") tells the network how many symbols the position has. Output (B, out_dim, H, W).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, cfg: ModelConfig, contextual: bool):
+        super().__init__()
+        d = cfg.jscc_dim
+        self.inp = nn.Conv2d(in_dim, d, 1)
+        self.rate_token = nn.Embedding(len(cfg.rate_levels), d)
+        ctx_dim = cfg.latent_channels if contextual else None
+        self.blocks = nn.ModuleList(
+            ContextualViTBlock(d, cfg.jscc_heads, cfg.jscc_window, ctx_dim)
+            for _ in range(cfg.jscc_blocks))
+        self.out = nn.Sequential(ChannelLayerNorm(d), nn.Conv2d(d, out_dim, 1))
+
+    def forward(self, x: torch.Tensor, rate_index: torch.Tensor, branch: torch.Tensor,
+                anchor_mask: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.inp(x) + self.rate_token(rate_index).permute(0, 3, 1, 2)
+        h = h * branch
+        for block in self.blocks:
+            h = block(h, branch, context, anchor_mask) * branch
+        return self.out(h) * branch
+
+
+class ContextualJSCC(nn.Module):
+    """The contextual JSCC encoder f_e* and decoder f_d* with their SNR response networks."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        m, width = cfg.latent_channels, 2 * cfg.max_symbols
+        self.cfg = cfg
+        self.enc_a = JSCCBranch(m, width, cfg, contextual=False)
+        self.enc_na = JSCCBranch(m, width, cfg, contextual=True)
+        self.dec_a = JSCCBranch(width, m, cfg, contextual=False)
+        self.dec_na = JSCCBranch(width, m, cfg, contextual=True)
+        self.snr_enc = SnrResponse(cfg.snr_grid_db, width)
+        self.snr_dec = SnrResponse(cfg.snr_grid_db, width)
+
+    def encode(self, y: torch.Tensor, rate_index: torch.Tensor, k_bar: torch.Tensor,
+               snr_db: torch.Tensor, anchors: bool, anchor_mask: torch.Tensor,
+               context: torch.Tensor | None = None) -> torch.Tensor:
+        """Latent branch -> power-normalised, rate-masked codeword s (B, 2K, H, W)."""
+        branch = anchor_mask if anchors else 1 - anchor_mask
+        enc = self.enc_a if anchors else self.enc_na
+        v_dot = enc(y * branch, rate_index, branch, anchor_mask, context)
+        v = v_dot / self.snr_enc.scale(v_dot, snr_db, anchors)  # eq. (17)
+        mask = active_mask(k_bar, self.cfg.max_symbols) * branch
+        return normalize_power(v, mask)
+
+    def decode(self, s_hat: torch.Tensor, rate_index: torch.Tensor, k_bar: torch.Tensor,
+               snr_db: torch.Tensor, anchors: bool, anchor_mask: torch.Tensor,
+               context: torch.Tensor | None = None) -> torch.Tensor:
+        """Received (masked) codeword -> latent branch estimate (B, M, H, W)."""
+        branch = anchor_mask if anchors else 1 - anchor_mask
+        s_hat = s_hat * active_mask(k_bar, self.cfg.max_symbols) * branch
+        v_hat = s_hat * self.snr_dec.scale(s_hat, snr_db, anchors)  # eq. (18)
+        dec = self.dec_a if anchors else self.dec_na
+        return dec(v_hat, rate_index, branch, anchor_mask, context)
+
+
+def awgn(s: torch.Tensor, mask: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
+    """Complex AWGN at ``snr_db`` (B,) on unit-power symbols; inactive entries stay zero.
+
+    Real and imaginary channels each get variance σ²/2 with σ² = 10^(-SNR/10).
+    """
+    sigma = torch.sqrt(10 ** (-snr_db / 10) / 2).view(-1, 1, 1, 1)
+    return (s + sigma * torch.randn_like(s)) * mask
+
+
+def pack_symbols(s: torch.Tensor, k_bar: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
+    """One image's codeword (1, 2K, H, W) -> flat complex vector of its active symbols.
+
+    Order: positions in raster order, each position's k̄_i symbols in order.
+    """
+    k = s.shape[1] // 2
+    mask = (active_mask(k_bar, k) * branch)[0, :k].permute(1, 2, 0).bool()  # (H, W, K)
+    re = s[0, :k].permute(1, 2, 0)[mask]
+    im = s[0, k:].permute(1, 2, 0)[mask]
+    return torch.complex(re, im)
+
+
+def unpack_symbols(flat: torch.Tensor, k_bar: torch.Tensor, branch: torch.Tensor,
+                   max_symbols: int) -> torch.Tensor:
+    """Inverse of :func:`pack_symbols`: flat complex vector -> (1, 2K, H, W) codeword."""
+    mask = (active_mask(k_bar, max_symbols) * branch)[0, :max_symbols].permute(1, 2, 0).bool()
+    n = int(mask.sum())
+    if flat.numel() != n:
+        raise ValueError(f"expected {n} symbols for this rate map, got {flat.numel()}")
+    h, w = mask.shape[:2]
+    re = torch.zeros(h, w, max_symbols, dtype=torch.float32, device=flat.device)
+    im = torch.zeros_like(re)
+    re[mask] = flat.real.float()
+    im[mask] = flat.imag.float()
+    return torch.cat([re.permute(2, 0, 1), im.permute(2, 0, 1)], 0).unsqueeze(0)

@@ -1,0 +1,39 @@
+"""Distortion metrics: PSNR on 8-bit RGB, WS-PSNR for ERP (cos-latitude weights)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def mse(a: np.ndarray, b: np.ndarray, weights: np.ndarray | None = None) -> float:
+    d = (a.astype(np.float64) - b.astype(np.float64)) ** 2
+    if weights is None:
+        return float(d.mean())
+    w = np.broadcast_to(weights.reshape(weights.shape + (1,) * (d.ndim - weights.ndim)), d.shape)
+    return float((d * w).sum() / w.sum())
+
+
+def psnr_from_mse(value: float, peak: float = 255.0) -> float:
+    return float("inf") if value <= 0 else float(10 * np.log10(peak ** 2 / value))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB between two uint8 (or 0-255 float) images."""
+    return psnr_from_mse(mse(a, b))
+
+
+def erp_weights(height: int, width: int) -> np.ndarray:
+    """WS-PSNR weights of an equirectangular image: cos(latitude) of each row's centre."""
+    rows = (np.arange(height) + 0.5 - height / 2) * np.pi / height
+    return np.repeat(np.cos(rows)[:, None], width, axis=1)
+
+
+def ws_psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Weighted-to-spherically-uniform PSNR of two ERP images (H, W, 3)."""
+    return psnr_from_mse(mse(a, b, erp_weights(*a.shape[:2])))
+
+
+def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """PSNR over the pixels where ``mask`` (H, W) is true (e.g. the ROI)."""
+    if not mask.any():
+        return float("nan")
+    return psnr_from_mse(mse(a[mask], b[mask]))

@@ -1,0 +1,221 @@
+"""``ntscc-xr train``: staged, resumable training of compatible NTSCC+ (paper Sec. VI-B).
+
+Stages (by global step):
+
+1. ``ntc``   — transforms + entropy model, the channel replaced by the uniform-noise proxy,
+               λ = λ0, η = 0.2;
+2. ``jscc``  — add the contextual JSCC over AWGN at 10 dB, λ = λ0, η = 0.2;
+3. ``compat``— compatible fine-tuning: λ uniform over Λ, η ~ U[0.15, 0.3], SNR ~ U[0, 14] dB.
+
+Loss (eq. 7): R + λ·D, with R the channel uses per pixel η·Σ_i -log2 p(y_i) / (H·W) (plus the
+hyperprior's η·bits_z/(H·W), which regularises z although z itself is not transmitted) and D
+the MSE on the 0-255 scale. Everything (model, optimiser, step, RNG) is checkpointed to
+``--out`` every ``--ckpt-every`` steps; rerunning the same command resumes.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import export_weights
+from .config import ModelConfig, get_config
+from .imageio import list_images, read_rgb
+from .model import NTSCCPlus
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "train"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default="small", help="model configuration: small (CPU), paper (GPU), tiny (tests)")
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="folder of training images (never Kodak)")
+    p.add_argument("--out", default="runs/train_small", help="run folder: checkpoints, log CSV, curves")
+    p.add_argument("--stage-steps", default="3000,2000,20000",
+                   help="steps of stages ntc,jscc,compat (cumulative schedule)")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--crop", type=int, default=128, help="random crop size (multiple of 64)")
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--lr-final", type=float, default=3e-5, help="learning rate over the last 10%% of steps")
+    p.add_argument("--ckpt-every", type=int, default=200)
+    p.add_argument("--export", default="weights/ntscc_plus_small.safetensors",
+                   help="where to export the float16 safetensors weights at each checkpoint")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    p.add_argument("--max-minutes", type=float, default=0, help="stop cleanly after this long (0 = no limit)")
+    p.add_argument("--seed", type=int, default=1)
+
+
+class CropSampler:
+    """Random crops (with flips) from a folder of photos held in memory as uint8."""
+
+    def __init__(self, folder: str, crop: int, seed: int):
+        files = list_images(folder)
+        if "kodak" in str(folder).lower():
+            raise ValueError("refusing to train on Kodak: it is the test set")
+        self.crop, self.rng = crop, np.random.default_rng(seed)
+        self.images = []
+        for f in files:
+            rgb = read_rgb(f)
+            # Halve large photos: fewer JPEG artefacts, more content per crop.
+            if min(rgb.shape[:2]) >= 4 * crop:
+                from PIL import Image
+                im = Image.fromarray(rgb)
+                rgb = np.asarray(im.resize((im.width // 2, im.height // 2), Image.BICUBIC))
+            if min(rgb.shape[:2]) >= crop:
+                self.images.append(torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1))
+        if not self.images:
+            raise ValueError(f"no training image in {folder} is at least {crop}px on its short side")
+
+    def batch(self, n: int) -> torch.Tensor:
+        out = []
+        for _ in range(n):
+            img = self.images[self.rng.integers(len(self.images))]
+            _, h, w = img.shape
+            top, left = self.rng.integers(h - self.crop + 1), self.rng.integers(w - self.crop + 1)
+            c = img[:, top:top + self.crop, left:left + self.crop]
+            if self.rng.random() < 0.5:
+                c = c.flip(-1)
+            out.append(c)
+        return torch.stack(out).float() / 255.0
+
+
+def stage_of(step: int, bounds: list[int]) -> str:
+    if step < bounds[0]:
+        return "ntc"
+    if step < bounds[0] + bounds[1]:
+        return "jscc"
+    return "compat"
+
+
+def sample_conditions(stage: str, cfg: ModelConfig, b: int, rng: random.Random):
+    if stage == "compat":
+        lam = torch.tensor([rng.choice(cfg.lambdas) for _ in range(b)])
+        eta = torch.tensor([rng.uniform(0.15, 0.3) for _ in range(b)])
+        snr = torch.tensor([rng.uniform(0.0, 14.0) for _ in range(b)])
+    else:
+        lam = torch.full((b,), cfg.lambda0)
+        eta = torch.full((b,), cfg.eta0)
+        snr = torch.full((b,), cfg.snr0_db)
+    return lam, eta, snr
+
+
+def rd_loss(out: dict, x: torch.Tensor, lam: torch.Tensor, eta: torch.Tensor):
+    """Per-image R + λ·D (eq. 7); returns (loss, mse255, channel uses per pixel)."""
+    pixels = x.shape[-1] * x.shape[-2]
+    mse255 = ((out["x_hat"] - x) * 255).pow(2).mean(dim=(1, 2, 3))
+    rate = out["k"].sum(dim=(1, 2)) / pixels
+    rate_z = eta * out["bits_z"] / pixels
+    return (rate + rate_z + lam * mse255).mean(), mse255, rate
+
+
+def lr_at(step: int, total: int, lr: float, lr_final: float) -> float:
+    return lr_final if step >= 0.9 * total else lr
+
+
+def plot_curves(log_path: Path, png_path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = list(csv.DictReader(open(log_path)))
+    if len(rows) < 2:
+        return
+    step = np.array([int(r["step"]) for r in rows])
+    fig, ax = plt.subplots(1, 3, figsize=(14, 3.6))
+    for i, (key, label) in enumerate([("loss", "loss R + λD"), ("psnr", "PSNR (dB)"), ("cbr", "CBR k/(3HW)")]):
+        v = np.array([float(r[key]) for r in rows])
+        win = max(1, len(v) // 50)
+        ax[i].plot(step, v, alpha=0.3)
+        ax[i].plot(step[win - 1:], np.convolve(v, np.ones(win) / win, "valid"))
+        ax[i].set_xlabel("step"); ax[i].set_title(label); ax[i].grid(alpha=0.3)
+    fig.tight_layout(); fig.savefig(png_path, dpi=90); plt.close(fig)
+
+
+def main(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
+                          else ("cpu" if args.device == "auto" else args.device))
+    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    (out / "train.pid").write_text(str(os.getpid()))
+    bounds = [int(s) for s in args.stage_steps.split(",")]
+    if len(bounds) != 3:
+        raise SystemExit("--stage-steps needs three comma-separated numbers: ntc,jscc,compat")
+    total = sum(bounds)
+    cfg = get_config(args.config)
+    model = NTSCCPlus(cfg).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    step, ckpt_path = 0, out / "last.pt"
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+        if ckpt["config"] != cfg.to_dict():
+            raise SystemExit(f"{ckpt_path} was trained with another config; use a new --out")
+        model.load_state_dict(ckpt["model"]); opt.load_state_dict(ckpt["opt"]); step = ckpt["step"]
+        print(f"resuming {ckpt_path} at step {step}", file=sys.stderr)
+    (out / "command.txt").write_text("ntscc-xr train " + " ".join(sys.argv[2:]) + "\n")
+    sampler = CropSampler(args.data, args.crop, args.seed + step)
+    rng = random.Random(args.seed + step)
+    torch.manual_seed(args.seed + step)
+    log_path = out / "log.csv"
+    new_log = not log_path.exists()
+    log = open(log_path, "a", newline="")
+    writer = csv.writer(log)
+    if new_log:
+        writer.writerow(["step", "stage", "loss", "psnr", "cbr", "lam", "eta", "snr", "sec_per_step", "time"])
+    t_start, t_last = time.time(), time.time()
+    bar = tqdm(total=total, initial=step, desc="train", file=sys.stderr, mininterval=5)
+    while step < total:
+        stage = stage_of(step, bounds)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, total, args.lr, args.lr_final)
+        x = sampler.batch(args.batch).to(device)
+        lam, eta, snr = (t.to(device) for t in sample_conditions(stage, cfg, args.batch, rng))
+        with torch.autocast(device.type, enabled=device.type == "cuda"):
+            out_d = model(x, lam, eta, snr, jscc=stage != "ntc")
+        loss, mse255, rate = rd_loss({k: v.float() for k, v in out_d.items()}, x, lam, eta)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        scaler.step(opt); scaler.update()
+        step += 1
+        now = time.time()
+        psnr = float((10 * torch.log10(255.0 ** 2 / mse255.detach().clamp_min(1e-6))).mean())
+        cbr = float((out_d["k_bar"].float().sum(dim=(1, 2)) / (3 * x.shape[-1] * x.shape[-2])).mean())
+        writer.writerow([step, stage, f"{loss.detach().item():.5f}", f"{psnr:.3f}", f"{cbr:.5f}",
+                         f"{lam.float().mean():.4f}", f"{eta.float().mean():.4f}",
+                         f"{snr.float().mean():.2f}", f"{now - t_last:.3f}", int(now)])
+        t_last = now
+        bar.update(1); bar.set_postfix(stage=stage, psnr=f"{psnr:.2f}", cbr=f"{cbr:.4f}")
+        stop = args.max_minutes and (now - t_start) > 60 * args.max_minutes
+        if step % args.ckpt_every == 0 or step == total or stop:
+            log.flush()
+            save_checkpoint(model, opt, step, cfg, out, args, stage)
+            plot_curves(log_path, out / "curves.png")
+        if stop:
+            print(f"stopping after {args.max_minutes} min at step {step}", file=sys.stderr)
+            break
+    bar.close(); log.close()
+    return 0
+
+
+def save_checkpoint(model, opt, step, cfg, out: Path, args, stage: str) -> None:
+    tmp = out / "last.pt.tmp"
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                "config": cfg.to_dict()}, tmp)
+    os.replace(tmp, out / "last.pt")  # atomic: a kill mid-save never corrupts the checkpoint
+    if args.export:
+        export_weights(model, args.export, {"step": step, "stage": stage, "config_name": cfg.name,
+                                            "trained_on": Path(args.data).name, "crop": args.crop,
+                                            "batch": args.batch})
