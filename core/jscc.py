@@ -207,13 +207,15 @@ class ContextualJSCC(nn.Module):
         return dec(v_hat, rate_index, branch, anchor_mask, context)
 
 
-def awgn(s: torch.Tensor, mask: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
+def awgn(s: torch.Tensor, mask: torch.Tensor, snr_db: torch.Tensor,
+         generator: torch.Generator | None = None) -> torch.Tensor:
     """Complex AWGN at ``snr_db`` (B,) on unit-power symbols; inactive entries stay zero.
 
     Real and imaginary channels each get variance σ²/2 with σ² = 10^(-SNR/10).
     """
     sigma = torch.sqrt(10 ** (-snr_db / 10) / 2).view(-1, 1, 1, 1)
-    return (s + sigma * torch.randn_like(s)) * mask
+    noise = torch.randn(s.shape, generator=generator, device=s.device, dtype=s.dtype)
+    return (s + sigma * noise) * mask
 
 
 def pack_symbols(s: torch.Tensor, k_bar: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ from .layers import checkerboard_mask
 from .transforms import AnalysisTransform, SynthesisTransform
 
 LATENT_STRIDE = 16
+TX_SIMULATION_SEED = 20240601
 
 
 def _batch(value, b: int, device) -> torch.Tensor:
@@ -88,12 +89,18 @@ class NTSCCPlus(nn.Module):
         idx = self.quantizer.index(eta_map * bits)
         return self.quantizer.symbols(idx), idx
 
-    def _anchor_estimate(self, s_a, idx, k_bar, snr, anchor, draws: int) -> torch.Tensor:
-        """y'_A: the transmitter's average of ``draws`` simulated receiver anchor decodes (eq. 10)."""
+    def _anchor_estimate(self, s_a, idx, k_bar, snr, anchor, draws: int,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+        """y'_A: the transmitter's average of ``draws`` simulated receiver anchor decodes (eq. 10).
+
+        At inference a fixed-seed generator makes the simulation — hence the non-anchor rate
+        map — a deterministic function of the image and (λ, η, ν).
+        """
         mask = active_mask(k_bar, self.cfg.max_symbols) * anchor
         est = 0
         for _ in range(draws):
-            est = est + self.jscc.decode(awgn(s_a, mask, snr), idx, k_bar, snr, True, anchor)
+            noisy = awgn(s_a, mask, snr, generator)
+            est = est + self.jscc.decode(noisy, idx, k_bar, snr, True, anchor)
         return est / draws
 
     # ------------------------------------------------------------------ training
@@ -161,7 +168,8 @@ class NTSCCPlus(nn.Module):
         bits_a = self.entropy.anchor_bits(y, hyper)
         k_a, idx_a = self._rates(bits_a, eta_t)
         s_a = self.jscc.encode(y, idx_a, k_a, snr, True, anchor)
-        y_ctx = self._anchor_estimate(s_a, idx_a, k_a, snr, anchor, draws=context_draws)
+        gen = torch.Generator(device=x.device).manual_seed(TX_SIMULATION_SEED)
+        y_ctx = self._anchor_estimate(s_a, idx_a, k_a, snr, anchor, context_draws, gen)
         bits_na = self.entropy.nonanchor_bits(y, hyper, y_ctx)
         k_na, idx_na = self._rates(bits_na, eta_t)
         s_na = self.jscc.encode(y, idx_na, k_na, snr, False, anchor, context=y_ctx)

@@ -1,0 +1,254 @@
+"""``ntscc-xr eval``: rate-distortion, SNR sweep and fading comparisons (paper Sec. VI, App. A).
+
+Schemes
+-------
+compatible     the shipped compatible NTSCC+ model, swept over SQI λ ∈ Λ and η (one model)
+ntscc+         the same model held at its fixed training point λ0 (SQI fixed), η swept
+<codec>+ldpc   classical chain: codec + 5G NR LDPC + QAM (Appendix-A policy: per image the
+               largest source rate within the CBR budget, MCS chosen for the best average)
+<codec>+capacity  the codec behind a capacity-achieving channel code
+
+The channel is complex AWGN at the stated SNR (the equivalent of the OFDM link with ideal
+equalisation); ``ntscc-xr link-test`` measures the real flowgraph separately.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .imageio import list_images, read_rgb
+from .metrics import psnr
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_KODAK = REPO_ROOT.parent / "shared" / "data" / "kodak"
+LEARNED = ("compatible", "ntscc+")
+DEFAULT_ETAS = (0.05, 0.08, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4)
+DEFAULT_CBRS = (0.01, 0.015, 0.02, 0.03, 0.04, 0.06, 0.08, 0.1)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="eval_kind", metavar="KIND", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--dataset", default=str(DEFAULT_KODAK), help="folder of test images (default: Kodak)")
+    common.add_argument("--limit", type=int, default=0, help="use only the first N images (0 = all)")
+    common.add_argument("--weights", default=None, help="model weights (default: the shipped checkpoint)")
+    common.add_argument("--device", default="auto")
+    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--json", default=None, help="write the result JSON here (also printed)")
+    common.add_argument("--plot", default=None, help="write a PNG plot here")
+    common.add_argument("--schemes", default="ntscc+,compatible",
+                        help="comma-separated: ntscc+, compatible, vvc+ldpc, hevc+ldpc, av1+ldpc, "
+                             "j2k+ldpc, jpeg+ldpc, <codec>+capacity")
+    rd = sub.add_parser("rd", parents=[common], help="rate-distortion curves and BD-rate at one SNR")
+    rd.add_argument("--channel", default="awgn", choices=["awgn"])
+    rd.add_argument("--snr", type=float, default=10.0)
+    rd.add_argument("--etas", default=",".join(map(str, DEFAULT_ETAS)))
+    rd.add_argument("--cbrs", default=",".join(map(str, DEFAULT_CBRS)), help="CBR budgets for classical schemes")
+    rd.add_argument("--anchor", default="vvc+ldpc")
+    rd.add_argument("--table", default=None, help="write a markdown table here")
+    sn = sub.add_parser("snr", parents=[common], help="PSNR against SNR at a fixed CBR (paper Fig. 7c)")
+    sn.add_argument("--cbr", type=float, default=0.04)
+    sn.add_argument("--snrs", default="0,2,4,6,8,10,12,14")
+    sn.add_argument("--etas", default=",".join(map(str, DEFAULT_ETAS)))
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
+def load_images(folder: str, limit: int) -> list[tuple[str, np.ndarray]]:
+    files = list_images(folder)
+    files = files[:limit] if limit else files
+    return [(f.stem, _crop64(read_rgb(f))) for f in files]
+
+
+def _crop64(rgb: np.ndarray) -> np.ndarray:
+    """Crop to multiples of 64 as in the paper's protocol (no padding for neural codecs)."""
+    h, w = (rgb.shape[0] // 64) * 64, (rgb.shape[1] // 64) * 64
+    return rgb[:h, :w]
+
+
+def learned_points(codec, images, scheme: str, lambdas, etas, snr_db: float, seed: int,
+                   progress: bool = True) -> dict[tuple[float, float], dict[str, list[float]]]:
+    """For every (λ, η): per-image (cbr, psnr) over AWGN at ``snr_db``."""
+    from tqdm import tqdm
+    lams = [codec.model.cfg.lambda0] if scheme == "ntscc+" else list(lambdas)
+    grid = [(lam, eta) for lam in lams for eta in etas]
+    out: dict = {}
+    bar = tqdm(total=len(grid) * len(images), desc=f"{scheme} @{snr_db:g}dB", file=sys.stderr,
+               disable=not progress, mininterval=2)
+    for lam, eta in grid:
+        rng = np.random.default_rng(seed)
+        res = {}
+        for name, rgb in images:
+            rec, enc = codec.transmit_awgn(rgb, lam, eta, snr_db, rng)
+            res[name] = [enc.cbr, psnr(rgb, rec)]
+            bar.update(1)
+        out[(lam, eta)] = res
+    bar.close()
+    return out
+
+
+def pareto_front(points: list[list[float]]) -> list[list[float]]:
+    """Upper-left front of (cbr, psnr) points: no other point has lower CBR and higher PSNR."""
+    front, best = [], -math.inf
+    for c, p in sorted(points):
+        if p > best:
+            front.append([round(c, 5), round(p, 3)])
+            best = p
+    return front
+
+
+def average_point(res: dict[str, list[float]]) -> list[float]:
+    arr = np.array(list(res.values()))
+    return [float(arr[:, 0].mean()), float(arr[:, 1].mean())]
+
+
+def classical_curve(scheme: str, images, cbrs, snr_db: float, seed: int) -> tuple[list, dict]:
+    """Average PSNR of a classical scheme at each CBR budget (Appendix-A policy)."""
+    from .baseline import chain as classical
+    codec, code = scheme.split("+")
+    per_image: dict[str, list] = {name: [] for name, _ in images}
+    curve = []
+    for budget in cbrs:
+        res = classical.evaluate_policy([rgb for _, rgb in images], codec, code, budget, snr_db, seed=seed)
+        for (name, _), r in zip(images, res["per_image"]):
+            per_image[name].append([r["cbr"], r["psnr"]])
+        curve.append([budget, res["mean_psnr"]])
+    return curve, per_image
+
+
+def bd_rates(curves: dict[str, list], anchor: str) -> dict[str, float]:
+    """BD-rate (CBR saving at equal PSNR, %, negative = better) of every scheme vs ``anchor``."""
+    import bjontegaard as bd
+    if anchor not in curves or len(curves[anchor]) < 4:
+        return {}
+    a = np.array(curves[anchor])
+    out = {}
+    for name, pts in curves.items():
+        t = np.array(pts)
+        if name == anchor or len(t) < 4:
+            continue
+        lo, hi = max(a[:, 1].min(), t[:, 1].min()), min(a[:, 1].max(), t[:, 1].max())
+        if hi <= lo:
+            out[name] = float("nan")  # no PSNR overlap: BD-rate undefined
+            continue
+        try:
+            out[name] = float(bd.bd_rate(a[:, 0], a[:, 1], t[:, 0], t[:, 1], method="pchip"))
+        except Exception as exc:  # degenerate curves: report, do not crash the evaluation
+            print(f"BD-rate of {name} failed: {exc}", file=sys.stderr)
+            out[name] = float("nan")
+    return out
+
+
+def run_rd(args) -> dict:
+    images = load_images(args.dataset, args.limit)
+    schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
+    curves, per_image, points = {}, {}, {}
+    codec = None
+    t0 = time.time()
+    for scheme in schemes:
+        if scheme in LEARNED:
+            if codec is None:
+                from .learned import LearnedCodec
+                codec = LearnedCodec(device=args.device, weights=args.weights)
+            pts = learned_points(codec, images, scheme, codec.model.cfg.lambdas,
+                                 _floats(args.etas), args.snr, args.seed)
+            avg = {f"{lam:g},{eta:g}": average_point(r) for (lam, eta), r in pts.items()}
+            points[scheme] = avg
+            curves[scheme] = pareto_front(list(avg.values()))
+            per_image[scheme] = {name: [r[name] for r in pts.values()] for name, _ in images}
+        else:
+            curves[scheme], per_image[scheme] = classical_curve(scheme, images, _floats(args.cbrs),
+                                                                args.snr, args.seed)
+    result = {"snr_db": args.snr, "channel": args.channel, "dataset": Path(args.dataset).name,
+              "n_images": len(images), "curves": curves, "points": points,
+              "per_image": per_image, "anchor": args.anchor,
+              "bd_rate": bd_rates(curves, args.anchor), "seconds": round(time.time() - t0, 1)}
+    if args.plot:
+        plot_curves(curves, f"RD over AWGN {args.snr:g} dB ({result['dataset']}, {len(images)} images)",
+                    "CBR ρ", args.plot)
+    if getattr(args, "table", None):
+        Path(args.table).write_text(markdown_table(result))
+    return result
+
+
+def _interp_at(curve: list[list[float]], x: float) -> float:
+    c = np.array(curve)
+    if len(c) == 0 or x < c[0, 0] or x > c[-1, 0]:
+        return float("nan")
+    return float(np.interp(x, c[:, 0], c[:, 1]))
+
+
+def markdown_table(result: dict) -> str:
+    lines = [f"RD at AWGN {result['snr_db']:g} dB on {result['dataset']} ({result['n_images']} images).",
+             "", "| scheme | PSNR @ CBR 0.02 | @ 0.04 | @ 0.08 | BD-rate vs " + result["anchor"] + " |",
+             "|---|---|---|---|---|"]
+    for name, curve in result["curves"].items():
+        vals = [_interp_at(curve, x) for x in (0.02, 0.04, 0.08)]
+        bd = result["bd_rate"].get(name)
+        lines.append(f"| {name} | " + " | ".join("—" if math.isnan(v) else f"{v:.2f}" for v in vals)
+                     + f" | {'anchor' if name == result['anchor'] else ('—' if bd is None or math.isnan(bd) else f'{bd:+.1f} %')} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_snr(args) -> dict:
+    """PSNR vs SNR at a CBR budget: per SNR, the best (λ, η) whose mean CBR fits the budget."""
+    images = load_images(args.dataset, args.limit)
+    schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
+    snrs = _floats(args.snrs)
+    curves: dict[str, list] = {}
+    codec = None
+    for scheme in schemes:
+        curve = []
+        for snr in snrs:
+            if scheme in LEARNED:
+                if codec is None:
+                    from .learned import LearnedCodec
+                    codec = LearnedCodec(device=args.device, weights=args.weights)
+                pts = learned_points(codec, images, scheme, codec.model.cfg.lambdas,
+                                     _floats(args.etas), snr, args.seed)
+                fit = [average_point(r) for r in pts.values() if average_point(r)[0] <= args.cbr]
+                curve.append([snr, max(p for _, p in fit) if fit else float("nan")])
+            else:
+                c, _ = classical_curve(scheme, images, [args.cbr], snr, args.seed)
+                curve.append([snr, c[0][1]])
+        curves[scheme] = curve
+    result = {"cbr": args.cbr, "channel": "awgn", "dataset": Path(args.dataset).name,
+              "n_images": len(images), "curves": curves}
+    if args.plot:
+        plot_curves(curves, f"PSNR vs SNR at CBR {args.cbr:g} ({result['dataset']})", "SNR (dB)", args.plot)
+    return result
+
+
+def plot_curves(curves: dict[str, list], title: str, xlabel: str, path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for name, pts in curves.items():
+        a = np.array(pts, dtype=float)
+        if a.size:
+            style = "-o" if name in LEARNED else "--s"
+            ax.plot(a[:, 0], a[:, 1], style, label=name, ms=4)
+    ax.set_xlabel(xlabel); ax.set_ylabel("PSNR (dB)"); ax.set_title(title)
+    ax.grid(alpha=0.3); ax.legend()
+    fig.tight_layout(); Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110); plt.close(fig)
+
+
+def main(args) -> int:
+    result = {"rd": run_rd, "snr": run_snr}[args.eval_kind](args)
+    text = json.dumps(result, indent=1)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text)
+    summary = {k: v for k, v in result.items() if k not in ("per_image", "points")}
+    print(json.dumps(summary, indent=1))
+    return 0

@@ -1,0 +1,101 @@
+"""The learned chain as the rest of the system sees it: RGB image in, channel symbols +
+side-information bytes out, and back.
+
+:class:`LearnedCodec` wraps a :class:`core.model.NTSCCPlus` with numpy in/out, device
+handling (``auto`` = CUDA when present, else CPU) and the side-information format, so TX, RX
+and the evaluation harness share one code path.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .checkpoint import load_model
+from .model import NTSCCPlus
+from .sideinfo import SideInfo, cbr
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda requested but no CUDA GPU is visible; use --device cpu")
+    return torch.device(name)
+
+
+@dataclass
+class EncodedImage:
+    symbols: np.ndarray  # complex64, anchors then non-anchors, unit average power
+    side: bytes
+    cbr: float
+    height: int
+    width: int
+
+    @property
+    def n_symbols(self) -> int:
+        return int(self.symbols.size)
+
+
+class LearnedCodec:
+    """Compatible NTSCC+ transmitter + receiver with numpy I/O.
+
+    Parameters
+    ----------
+    model : NTSCCPlus, optional
+        A loaded model; the shipped checkpoint is loaded when omitted.
+    device : str
+        ``auto`` (CUDA if present), ``cpu`` or ``cuda``.
+    """
+
+    def __init__(self, model: NTSCCPlus | None = None, device: str = "auto",
+                 weights: str | None = None):
+        self.device = pick_device(device)
+        self.model = (model or load_model(weights)).to(self.device).eval()
+
+    @property
+    def levels(self) -> tuple[int, ...]:
+        return self.model.cfg.rate_levels
+
+    def _tensor(self, rgb: np.ndarray) -> torch.Tensor:
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
+        return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div(255).to(self.device)
+
+    def encode(self, rgb: np.ndarray, lam: float, eta: float | np.ndarray, snr_db: float,
+               context_draws: int = 1) -> EncodedImage:
+        """Encode an RGB uint8 image. ``eta`` may be an (h, w) per-latent-position map (ROI)."""
+        eta_t = torch.as_tensor(eta, dtype=torch.float32, device=self.device)
+        tx = self.model.transmit(self._tensor(rgb), lam, eta_t, snr_db, context_draws)
+        side = SideInfo(tx.image_size, tx.rate_index[0].to(torch.uint8).cpu().numpy(), lam, snr_db)
+        side_bytes = side.to_bytes()
+        sym = tx.symbols.cpu().numpy().astype(np.complex64)
+        h, w = rgb.shape[:2]
+        return EncodedImage(sym, side_bytes, cbr(sym.size, len(side_bytes), h, w, snr_db), h, w)
+
+    def decode(self, symbols: np.ndarray, side: bytes | SideInfo, snr_db: float | None = None) -> np.ndarray:
+        """Decode received symbols. ``snr_db`` overrides the CQI in the side information
+        (the receiver's own estimate). Missing trailing symbols are decoded as erasures (0)."""
+        info = side if isinstance(side, SideInfo) else SideInfo.from_bytes(side)
+        idx = torch.from_numpy(info.rate_index.astype(np.int64))[None].to(self.device)
+        n_expected = int(np.asarray(self.levels)[info.rate_index].sum())
+        sym = np.zeros(n_expected, np.complex64)
+        got = np.nan_to_num(np.asarray(symbols, np.complex64).reshape(-1)[:n_expected])
+        sym[:got.size] = got
+        x = self.model.receive(torch.from_numpy(sym).to(self.device), idx, info.image_size,
+                               info.lam, info.snr_db if snr_db is None else snr_db)
+        return (x[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
+
+    def expected_symbols(self, side: bytes) -> int:
+        info = SideInfo.from_bytes(side)
+        return int(np.asarray(self.levels)[info.rate_index].sum())
+
+    def transmit_awgn(self, rgb: np.ndarray, lam: float, eta, snr_db: float,
+                      rng: np.random.Generator | None = None) -> tuple[np.ndarray, EncodedImage]:
+        """Encode, pass the symbols through complex AWGN at ``snr_db``, decode."""
+        rng = rng or np.random.default_rng()
+        enc = self.encode(rgb, lam, eta, snr_db)
+        sigma = np.sqrt(10 ** (-snr_db / 10) / 2)
+        noise = sigma * (rng.standard_normal(enc.n_symbols) + 1j * rng.standard_normal(enc.n_symbols))
+        return self.decode(enc.symbols + noise.astype(np.complex64), enc.side), enc

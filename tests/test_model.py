@@ -1,0 +1,178 @@
+"""Unit tests of the learned core on the tiny random-initialised configuration."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import norm
+
+from core.config import get_config
+from core.entropy import FactorizedDensity, MaskedConv2d, gaussian_likelihood
+from core.jscc import (RateQuantizer, active_mask, exp_interpolate, normalize_power,
+                       pack_symbols, unpack_symbols)
+from core.layers import checkerboard_mask
+from core.learned import LearnedCodec
+from core.model import NTSCCPlus
+from core.sideinfo import SideInfo, cbr, side_channel_uses
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return NTSCCPlus(get_config("tiny")).eval()
+
+
+def test_forward_shapes_both_stages(tiny):
+    x = torch.rand(2, 3, 64, 96)
+    tiny.train()
+    for jscc in (False, True):
+        out = tiny(x, torch.tensor([0.013, 0.72]), 0.2, torch.tensor([0.0, 14.0]), jscc=jscc)
+        assert out["x_hat"].shape == x.shape
+        assert out["bits"].shape == out["k_bar"].shape == (2, 4, 6)
+        assert out["bits_z"].shape == (2,)
+        assert torch.isfinite(out["x_hat"]).all()
+    tiny.eval()
+
+
+def test_gaussian_likelihood_matches_formula():
+    y = torch.tensor([-3.0, -0.2, 0.0, 0.7, 5.0])
+    mu = torch.tensor([0.0, 0.1, -0.5, 0.3, 1.0])
+    sigma = torch.tensor([1.0, 0.5, 2.0, 0.3, 3.0])
+    expected = norm.cdf((y + 0.5 - mu) / sigma) - norm.cdf((y - 0.5 - mu) / sigma)
+    assert np.allclose(gaussian_likelihood(y, mu, sigma).numpy(), expected, atol=1e-6)
+
+
+def test_factorized_density_is_a_distribution_over_integers():
+    torch.manual_seed(1)
+    dens = FactorizedDensity(3)
+    z = torch.arange(-400, 401, dtype=torch.float32).view(1, 1, 1, -1).expand(1, 3, 1, 801)
+    p = dens.likelihood(z.contiguous())
+    assert p.shape == z.shape
+    assert torch.allclose(p.sum(-1), torch.ones(1, 3, 1), atol=1e-3)
+    # eq. (3): probability = c(z + 1/2) - c(z - 1/2) with c the learned cumulative
+    flat = z[0].reshape(3, 1, -1)
+    cdf = lambda v: torch.sigmoid(dens._logits_cumulative(v))
+    direct = (cdf(flat + 0.5) - cdf(flat - 0.5)).reshape(p.shape)
+    assert torch.allclose(p, direct.clamp_min(1e-9), atol=1e-6)
+
+
+def test_rate_quantizer_is_deterministic_floor_on_levels():
+    q = RateQuantizer((1, 2, 4, 8))
+    k = torch.tensor([0.0, 1.9, 2.0, 3.99, 7.5, 100.0])
+    assert q.symbols(q.index(k)).tolist() == [1, 1, 2, 2, 4, 8]
+    assert q.index_bits == 2
+
+
+def test_exp_interpolation_hits_knots_and_is_geometric_between():
+    table = torch.log(torch.tensor([1.0, 4.0]))
+    grid = torch.tensor([0.0, 10.0])
+    v = exp_interpolate(table, grid, torch.tensor([0.0, 5.0, 10.0, 20.0]))
+    assert torch.allclose(v, torch.tensor([1.0, 2.0, 4.0, 4.0]))
+
+
+def test_power_normalisation_unit_average_power():
+    torch.manual_seed(2)
+    v = torch.randn(3, 8, 4, 4) * 7
+    k_bar = torch.randint(1, 5, (3, 4, 4)).float()
+    mask = active_mask(k_bar, 4)
+    s = normalize_power(v, mask)
+    n_complex = mask.sum(dim=(1, 2, 3)) / 2
+    power = s.pow(2).sum(dim=(1, 2, 3)) / n_complex
+    assert torch.allclose(power, torch.ones(3), atol=1e-5)
+    assert (s[mask == 0] == 0).all()
+
+
+def test_pack_unpack_round_trip():
+    torch.manual_seed(3)
+    k = 6
+    k_bar = torch.randint(1, k + 1, (1, 5, 7)).float()
+    branch = checkerboard_mask(5, 7, anchors=False)
+    s = normalize_power(torch.randn(1, 2 * k, 5, 7), active_mask(k_bar, k) * branch)
+    flat = pack_symbols(s, k_bar, branch)
+    assert flat.numel() == int((k_bar * branch[0]).sum())
+    back = unpack_symbols(flat, k_bar, branch, k)
+    assert torch.equal(back, s)
+    with pytest.raises(ValueError):
+        unpack_symbols(flat[:-1], k_bar, branch, k)
+
+
+def test_masked_context_sees_only_anchors():
+    torch.manual_seed(4)
+    conv = MaskedConv2d(2, 3, 5)
+    y = torch.randn(1, 2, 8, 8)
+    anchors = checkerboard_mask(8, 8, True)
+    base = conv(y * anchors)
+    y2 = y + (1 - anchors) * torch.randn_like(y) * 10  # change only non-anchor values
+    assert torch.allclose(conv(y2 * anchors), base)
+    # and at non-anchor output positions the taps reach anchors only, even unmasked input
+    out_unmasked = conv(y2)
+    out_masked = conv(y2 * anchors)
+    nonanchor = (1 - anchors).bool().expand_as(out_masked)
+    assert torch.allclose(out_unmasked[nonanchor], out_masked[nonanchor], atol=1e-6)
+
+
+def test_receiver_anchor_decode_ignores_nonanchor_symbols(tiny):
+    """Checkerboard causality at the receiver: anchors decode without non-anchor symbols,
+    and non-anchor symbols cannot change the decoded anchors."""
+    torch.manual_seed(5)
+    x = torch.rand(1, 3, 64, 64)
+    tx = tiny.transmit(x, 0.18, 0.2, 10.0)
+    cfg = tiny.cfg
+    anchor = checkerboard_mask(4, 4, True)
+    k_bar = tiny.quantizer.symbols(tx.rate_index)
+    s_a = unpack_symbols(tx.symbols[:tx.n_anchor_symbols], k_bar, anchor, cfg.max_symbols)
+    snr = torch.tensor([10.0])
+    y_a = tiny.jscc.decode(s_a, tx.rate_index, k_bar, snr, True, anchor)
+    noise = torch.randn_like(s_a) * 5
+    y_a2 = tiny.jscc.decode(s_a + noise * (1 - anchor), tx.rate_index, k_bar, snr, True, anchor)
+    assert torch.allclose(y_a * anchor, y_a2 * anchor, atol=1e-5)
+
+
+def test_transmit_rate_map_is_deterministic(tiny):
+    x = torch.rand(1, 3, 64, 64)
+    a = tiny.transmit(x, 0.18, 0.2, 7.0)
+    b = tiny.transmit(x, 0.18, 0.2, 7.0)
+    assert torch.equal(a.rate_index, b.rate_index)
+    assert torch.equal(a.symbols, b.symbols)
+
+
+def test_cbr_count_includes_side_information(tiny):
+    codec = LearnedCodec(tiny, device="cpu")
+    rgb = (np.random.default_rng(0).random((48, 80, 3)) * 255).astype(np.uint8)  # not /16: padded
+    enc = codec.encode(rgb, 0.18, 0.2, 10.0)
+    info = SideInfo.from_bytes(enc.side)
+    levels = np.asarray(tiny.cfg.rate_levels)
+    assert info.rate_index.shape == (3, 5)
+    assert enc.n_symbols == int(levels[info.rate_index].sum())
+    k_side = side_channel_uses(len(enc.side), 10.0)
+    assert k_side == math.ceil(8 * len(enc.side) / 2.5)  # 2.5 bit/use at 10 dB (documented rule)
+    assert enc.cbr == pytest.approx((enc.n_symbols + k_side) / (3 * 48 * 80))
+    assert enc.cbr == pytest.approx(cbr(enc.n_symbols, len(enc.side), 48, 80, 10.0))
+    out = codec.decode(enc.symbols, enc.side)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    # missing trailing symbols decode as erasures instead of failing
+    assert codec.decode(enc.symbols[: enc.n_symbols // 2], enc.side).shape == rgb.shape
+
+
+def test_side_info_round_trip_and_rejects_garbage():
+    idx = np.random.default_rng(1).integers(0, 16, (7, 9)).astype(np.uint8)
+    info = SideInfo((100, 140), idx, 0.0483, 6.5)
+    back = SideInfo.from_bytes(info.to_bytes())
+    assert np.array_equal(back.rate_index, idx) and back.image_size == (100, 140)
+    assert back.lam == pytest.approx(0.0483, rel=1e-3) and back.snr_db == pytest.approx(6.5, abs=0.01)
+    for bad in (b"", b"\x00" * 5, info.to_bytes()[:-3], info.to_bytes()[:12] + b"garbage"):
+        with pytest.raises(ValueError):
+            SideInfo.from_bytes(bad)
+
+
+def test_roi_eta_map_changes_rate_where_it_says(tiny):
+    x = torch.rand(1, 3, 64, 64)
+    eta = torch.full((4, 4), 0.05)
+    eta[:, :2] = 0.5
+    tx = tiny.transmit(x, 0.18, eta, 10.0)
+    k = tiny.quantizer.symbols(tx.rate_index)[0]
+    bits = tx.bits_per_position[0]
+    # where η is 10x larger, the allocated symbols per bit are larger
+    assert (k[:, :2] / bits[:, :2]).mean() > (k[:, 2:] / bits[:, 2:]).mean()
