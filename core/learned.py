@@ -64,10 +64,20 @@ class LearnedCodec:
         return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div(255).to(self.device)
 
     def encode(self, rgb: np.ndarray, lam: float, eta: float | np.ndarray, snr_db: float,
-               context_draws: int = 1) -> EncodedImage:
-        """Encode an RGB uint8 image. ``eta`` may be an (h, w) per-latent-position map (ROI)."""
+               context_draws: int = 1, edit_steps: int = 0,
+               quality: np.ndarray | None = None) -> EncodedImage:
+        """Encode an RGB uint8 image.
+
+        ``eta`` may be an (h, w) per-latent-position map (ROI). ``edit_steps`` > 0 runs NTSCC++
+        online editing (T steps) first, with the optional per-pixel ROI ``quality`` map m.
+        """
         eta_t = torch.as_tensor(eta, dtype=torch.float32, device=self.device)
-        tx = self.model.transmit(self._tensor(rgb), lam, eta_t, snr_db, context_draws)
+        if edit_steps > 0:
+            from .online import edit_and_transmit
+            q = None if quality is None else torch.from_numpy(quality).to(self.device)
+            tx, _ = edit_and_transmit(self.model, self._tensor(rgb), lam, eta_t, snr_db, edit_steps, q)
+        else:
+            tx = self.model.transmit(self._tensor(rgb), lam, eta_t, snr_db, context_draws)
         side = SideInfo(tx.image_size, tx.rate_index[0].to(torch.uint8).cpu().numpy(), lam, snr_db)
         side_bytes = side.to_bytes()
         sym = tx.symbols.cpu().numpy().astype(np.complex64)
@@ -92,10 +102,11 @@ class LearnedCodec:
         return int(np.asarray(self.levels)[info.rate_index].sum())
 
     def transmit_awgn(self, rgb: np.ndarray, lam: float, eta, snr_db: float,
-                      rng: np.random.Generator | None = None) -> tuple[np.ndarray, EncodedImage]:
+                      rng: np.random.Generator | None = None, edit_steps: int = 0,
+                      quality: np.ndarray | None = None) -> tuple[np.ndarray, EncodedImage]:
         """Encode, pass the symbols through complex AWGN at ``snr_db``, decode."""
         rng = rng or np.random.default_rng()
-        enc = self.encode(rgb, lam, eta, snr_db)
+        enc = self.encode(rgb, lam, eta, snr_db, edit_steps=edit_steps, quality=quality)
         sigma = np.sqrt(10 ** (-snr_db / 10) / 2)
         noise = sigma * (rng.standard_normal(enc.n_symbols) + 1j * rng.standard_normal(enc.n_symbols))
         return self.decode(enc.symbols + noise.astype(np.complex64), enc.side), enc

@@ -113,10 +113,16 @@ class NTSCCPlus(nn.Module):
         Returns x_hat, per-position bits (B, h, w), bits_z (B,), k_bar (B, h, w) and the
         continuous symbol demand k (B, h, w) used by the rate loss.
         """
-        b = x.shape[0]
-        lam, eta, snr = (_batch(v, b, x.device) for v in (lam, eta, snr_db))
+        lam_t = _batch(lam, x.shape[0], x.device)
+        y, anchor = self.analysis(x, lam_t)
+        return self.forward_latent(y, anchor, lam_t, eta, snr_db, jscc, eta_map)
+
+    def forward_latent(self, y: torch.Tensor, anchor: torch.Tensor, lam, eta, snr_db,
+                       jscc: bool = True, eta_map: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """:meth:`forward` from the latent y onwards (used by NTSCC++ online editing)."""
+        b = y.shape[0]
+        lam, eta, snr = (_batch(v, b, y.device) for v in (lam, eta, snr_db))
         eta_eff = eta if eta_map is None else eta_map
-        y, anchor = self.analysis(x, lam)
         hyper, bits_z = self.entropy.hyper(y)
         bits_a = self.entropy.anchor_bits(y, hyper)
         if not jscc:
@@ -158,12 +164,18 @@ class NTSCCPlus(nn.Module):
         """
         if x.shape[0] != 1:
             raise ValueError("transmit() takes one image at a time")
-        h0, w0 = x.shape[-2:]
-        x = pad_to_multiple(x)
-        lam_t, snr = _batch(lam, 1, x.device), _batch(snr_db, 1, x.device)
+        y, anchor = self.analysis(pad_to_multiple(x), _batch(lam, 1, x.device))
+        return self.transmit_latent(y, anchor, tuple(x.shape[-2:]), lam, eta, snr_db, context_draws)
+
+    @torch.no_grad()
+    def transmit_latent(self, y: torch.Tensor, anchor: torch.Tensor, image_size: tuple[int, int],
+                        lam: float, eta, snr_db: float, context_draws: int = 1) -> Transmission:
+        """:meth:`transmit` from the latent y onwards (the NTSCC++ edited latent, say)."""
+        x = y  # device/dtype reference
+        h0, w0 = image_size
+        snr = _batch(snr_db, 1, x.device)
         eta_t = torch.as_tensor(eta, dtype=torch.float32, device=x.device)
         eta_t = eta_t.view(1) if eta_t.dim() == 0 else eta_t.view(1, *eta_t.shape[-2:])
-        y, anchor = self.analysis(x, lam_t)
         hyper, _ = self.entropy.hyper(y)
         bits_a = self.entropy.anchor_bits(y, hyper)
         k_a, idx_a = self._rates(bits_a, eta_t)
