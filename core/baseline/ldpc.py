@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import math
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -58,95 +60,110 @@ CRC24B_POLY = 0x800063  # D^24+D^23+D^6+D^5+D+1
 # numba kernels: layered min-sum over the quasi-cyclic graph
 # ----------------------------------------------------------------------------------------------
 
+# The inner loops take array *slices* (never ``a[offset + j]``): numba then knows the index
+# is non-negative and contiguous, skips its negative-index wrap-around select and LLVM emits
+# SIMD loads instead of gathers (3-5x faster, measured).
+
+@numba.njit(cache=True, fastmath=True, nogil=True)
+def _lanes_min(post, msg, q, min1, min2, sgn):
+    """v2c messages of one edge for a run of lanes + running min1/min2/sign product."""
+    zero = np.float32(0.0)
+    for j in range(post.shape[0]):
+        v = post[j] - msg[j]
+        q[j] = v
+        a = abs(v)
+        m1 = min1[j]
+        min2[j] = min(min2[j], max(a, m1))
+        min1[j] = min(m1, a)
+        sgn[j] = -sgn[j] if v < zero else sgn[j]
+
+
+@numba.njit(cache=True, fastmath=True, nogil=True)
+def _lanes_update(post, msg, q, min1, s1, s2):
+    """New c2v messages (s1/s2: scaled, signed min1/min2) and posteriors for a run of lanes.
+    A lane whose |q| equals min1 gets min2 (ties are harmless: then min2 == min1)."""
+    zero = np.float32(0.0)
+    for j in range(post.shape[0]):
+        v = q[j]
+        m = s2[j] if abs(v) == min1[j] else s1[j]
+        rn = -m if v < zero else m
+        msg[j] = rn
+        post[j] = v + rn
+
+
+@numba.njit(cache=True, fastmath=True, nogil=True)
+def _lanes_parity(post, par):
+    zero = np.float32(0.0)
+    for j in range(post.shape[0]):
+        par[j] ^= 1 if post[j] < zero else 0
+
+
 @numba.njit(cache=True, fastmath=True, nogil=True)
 def _decode_codeword(llr_in, row_ptr, ecol, eshift, z, nrows, max_iter, alpha, beta,
                      k_out, bits_out):
-    """Decode one codeword in place; returns the number of iterations run (negative if the
-    syndrome never became zero).
+    """Decode one codeword; returns the number of iterations run (negative if the syndrome
+    never became zero).
 
-    ``llr_in`` are full-length (n_ldpc) channel LLRs, log p0/p1.  Layers are the base-graph
-    rows; a row's Z checks touch Z distinct variables per edge, so the Z lanes of a layer are
-    independent and every inner loop below runs over contiguous memory (SIMD).  The cyclic
-    shift is handled by splitting each lane loop at the wrap-around point.
-    Check update: m = max(alpha * min - beta, 0) (normalised and/or offset min-sum).
+    ``llr_in``: full-length (n_ldpc) channel LLRs, log p0/p1.  Layers are the base-graph rows;
+    the Z checks of a layer touch Z distinct variables per edge, so the Z lanes are independent
+    and each lane loop runs over contiguous memory.  The cyclic shift s of an edge maps lane j
+    to variable (j + s) mod Z: split into the runs [s, Z) and [0, s).
+    Check update: |r| = max(alpha * min - beta, 0) (normalised and/or offset min-sum).
     """
-    n = llr_in.shape[0]
-    post = np.empty(n, np.float32)
-    for i in range(n):
-        post[i] = llr_in[i]
+    post = llr_in.copy()
     nedges = row_ptr[nrows]
     maxdeg = 0
     for r in range(nrows):
-        d = row_ptr[r + 1] - row_ptr[r]
-        if d > maxdeg:
-            maxdeg = d
-    msg = np.zeros(nedges * z, np.float32)      # check-to-variable messages
+        maxdeg = max(maxdeg, row_ptr[r + 1] - row_ptr[r])
+    msg = np.zeros(nedges * z, np.float32)      # check-to-variable messages, per edge x lane
     q = np.empty(maxdeg * z, np.float32)        # variable-to-check messages of the layer
     min1 = np.empty(z, np.float32)
     min2 = np.empty(z, np.float32)
-    imin = np.empty(z, np.int32)
-    sgn = np.empty(z, np.int32)
+    sgn = np.empty(z, np.float32)
+    s1 = np.empty(z, np.float32)
+    s2 = np.empty(z, np.float32)
     par = np.empty(z, np.int32)
+    zero = np.float32(0.0)
     iters = -max_iter
     for it in range(max_iter):
         for r in range(nrows):
             e0 = row_ptr[r]
             e1 = row_ptr[r + 1]
-            for j in range(z):
-                min1[j] = _BIG
-                min2[j] = _BIG
-                imin[j] = 0
-                sgn[j] = 0
+            min1[:] = _BIG
+            min2[:] = _BIG
+            sgn[:] = 1.0
             for e in range(e0, e1):
                 base = ecol[e] * z
                 s = eshift[e]
+                zs = z - s
                 mo = e * z
                 qo = (e - e0) * z
-                for j in range(z - s):
-                    q[qo + j] = post[base + s + j] - msg[mo + j]
-                for j in range(z - s, z):
-                    q[qo + j] = post[base + s + j - z] - msg[mo + j]
-                le = e - e0
-                for j in range(z):
-                    v = q[qo + j]
-                    a = abs(v)
-                    m1 = min1[j]
-                    min2[j] = min(min2[j], max(a, m1))
-                    imin[j] = le if a < m1 else imin[j]
-                    min1[j] = min(m1, a)
-                    sgn[j] ^= 1 if v < 0 else 0
+                _lanes_min(post[base + s:base + z], msg[mo:mo + zs], q[qo:qo + zs],
+                           min1[:zs], min2[:zs], sgn[:zs])
+                _lanes_min(post[base:base + s], msg[mo + zs:mo + z], q[qo + zs:qo + z],
+                           min1[zs:], min2[zs:], sgn[zs:])
             for j in range(z):
-                min1[j] = max(alpha * min1[j] - beta, np.float32(0.0))
-                min2[j] = max(alpha * min2[j] - beta, np.float32(0.0))
+                s1[j] = max(alpha * min1[j] - beta, zero) * sgn[j]
+                s2[j] = max(alpha * min2[j] - beta, zero) * sgn[j]
             for e in range(e0, e1):
                 base = ecol[e] * z
                 s = eshift[e]
+                zs = z - s
                 mo = e * z
                 qo = (e - e0) * z
-                le = e - e0
-                for j in range(z):
-                    v = q[qo + j]
-                    m = min2[j] if imin[j] == le else min1[j]
-                    neg = sgn[j] ^ (1 if v < 0 else 0)
-                    rn = -m if neg else m
-                    msg[mo + j] = rn
-                    q[qo + j] = v + rn
-                for j in range(z - s):
-                    post[base + s + j] = q[qo + j]
-                for j in range(z - s, z):
-                    post[base + s + j - z] = q[qo + j]
+                _lanes_update(post[base + s:base + z], msg[mo:mo + zs], q[qo:qo + zs],
+                              min1[:zs], s1[:zs], s2[:zs])
+                _lanes_update(post[base:base + s], msg[mo + zs:mo + z], q[qo + zs:qo + z],
+                              min1[zs:], s1[zs:], s2[zs:])
         # early stopping: syndrome of the hard decisions over the active rows
         ok = True
         for r in range(nrows):
-            for j in range(z):
-                par[j] = 0
+            par[:] = 0
             for e in range(row_ptr[r], row_ptr[r + 1]):
                 base = ecol[e] * z
                 s = eshift[e]
-                for j in range(z - s):
-                    par[j] ^= 1 if post[base + s + j] < 0 else 0
-                for j in range(z - s, z):
-                    par[j] ^= 1 if post[base + s + j - z] < 0 else 0
+                _lanes_parity(post[base + s:base + z], par[:z - s])
+                _lanes_parity(post[base:base + s], par[z - s:])
             acc = 0
             for j in range(z):
                 acc |= par[j]
@@ -157,14 +174,17 @@ def _decode_codeword(llr_in, row_ptr, ecol, eshift, z, nrows, max_iter, alpha, b
             iters = it + 1
             break
     for i in range(k_out):
-        bits_out[i] = 1 if post[i] < 0 else 0
+        bits_out[i] = 1 if post[i] < zero else 0
     return iters
 
 
-@numba.njit(cache=True, parallel=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def _decode_batch(llr, row_ptr, ecol, eshift, z, nrows, max_iter, alpha, beta, k_out,
                   bits_out, iters_out):
-    for b in numba.prange(llr.shape[0]):
+    # Serial over code blocks and released GIL: callers split a batch over Python threads.
+    # (numba's prange was measured 5x slower here: the OpenMP layer's spinning workers fight
+    # with other processes for 2 cores.)
+    for b in range(llr.shape[0]):
         iters_out[b] = _decode_codeword(llr[b], row_ptr, ecol, eshift, z, nrows, max_iter,
                                         alpha, beta, k_out, bits_out[b])
 
@@ -249,10 +269,24 @@ class LDPCDecodeResult:
 
 
 def _default_threads() -> int:
+    """Decoder threads: $NTSCC_XR_LDPC_THREADS, else the number of CPUs (at most 8)."""
     env = os.environ.get("NTSCC_XR_LDPC_THREADS")
     if env:
         return max(1, int(env))
-    return numba.config.NUMBA_NUM_THREADS
+    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else (os.cpu_count() or 1)))
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < n:
+            _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="ldpc")
+        return _POOL
 
 
 class LDPC5GCode:
@@ -378,15 +412,17 @@ class LDPC5GCode:
         nb = full.shape[0]
         bits = np.empty((nb, self.k), np.uint8)
         iters = np.empty(nb, np.int32)
-        nt = threads or _default_threads()
-        old = numba.get_num_threads()
-        numba.set_num_threads(max(1, min(nt, numba.config.NUMBA_NUM_THREADS)))
-        try:
-            _decode_batch(full, self._row_ptr, self._ecol, self._eshift, self.z,
-                          self.num_active_rows, int(max_iter), np.float32(alpha),
-                          np.float32(beta), self.k, bits, iters)
-        finally:
-            numba.set_num_threads(old)
+        nt = max(1, min(int(threads or _default_threads()), nb))
+        args = (self._row_ptr, self._ecol, self._eshift, self.z, self.num_active_rows,
+                int(max_iter), np.float32(alpha), np.float32(beta), self.k)
+        if nt == 1:
+            _decode_batch(full, *args, bits, iters)
+        else:
+            edges = np.linspace(0, nb, nt + 1).astype(int)
+            futs = [_pool(nt).submit(_decode_batch, full[a:b], *args, bits[a:b], iters[a:b])
+                    for a, b in zip(edges[:-1], edges[1:]) if b > a]
+            for f in futs:
+                f.result()
         return LDPCDecodeResult(bits=bits.reshape(lead + (self.k,)),
                                 converged=(iters > 0).reshape(lead),
                                 iterations=np.abs(iters).reshape(lead))

@@ -1,0 +1,276 @@
+"""``ntscc-xr rx``: the receiver process.
+
+Joins two inputs by (stream, frame id): side messages from the TX (side information, the
+reference frame for metrics, viewport) and PHY frames from the flowgraph (equalised symbols,
+CQI). A frame whose PHY part does not arrive in time — lost preamble, failed header, dead
+flowgraph — is decoded from erasures (zeros) so the picture degrades and the stream goes on.
+Every frame yields metrics (CSV + a PUB socket for the viewer) and the receiver feeds the
+CQI (smoothed pilot SNR) and acknowledgements back to the TX.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+from core.endpoints import Endpoints
+from core.frame import STREAM_CLASSICAL, STREAM_LEARNED, FrameError, RxFrame
+from core.geometry import Viewport, pixel_mask, render_viewport
+from core.metrics import masked_psnr, psnr, ws_psnr
+from core.security import CurveKeys, bind, connect
+from tx.app import add_link_arguments, endpoints_from
+
+MAX_PENDING = 32  # bounded join buffer: older unmatched frames are declared lost
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="runs/rx", help="folder for metrics.csv and decoded viewports")
+    p.add_argument("--loss-timeout", type=float, default=1.5,
+                   help="seconds to wait for a PHY frame after its side info before decoding it as lost")
+    p.add_argument("--idle-exit", type=float, default=0.0,
+                   help="exit after this many seconds without any input (0 = never)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--weights", default=None)
+    p.add_argument("--save-every", type=int, default=10, help="save a viewport contact image every N frames (0 = never)")
+    add_link_arguments(p)
+
+
+METRIC_FIELDS = ["frame_id", "stream", "status", "psnr", "ws_psnr", "viewport_psnr", "roi_psnr",
+                 "cbr", "snr_true_db", "cqi_db", "encode_ms", "air_ms", "decode_ms", "lam",
+                 "eta_scale", "roi", "mcs", "qp", "codec", "yaw", "pitch", "t_wall"]
+
+
+@dataclass
+class Pending:
+    meta: dict
+    side: bytes
+    t_arrival: float
+    phy: RxFrame | None = None
+
+
+@dataclass
+class Counters:
+    decoded: int = 0
+    lost: int = 0
+    malformed: int = 0
+    duplicates: int = 0
+    late: int = 0
+    dropped_pending: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class Receiver:
+    def __init__(self, args):
+        from core.learned import LearnedCodec
+        self.args = args
+        self.ep: Endpoints = endpoints_from(args)
+        keys = CurveKeys(Path(args.curve_keys)) if args.curve_keys else None
+        self.codec = LearnedCodec(device=args.device, weights=args.weights)
+        self.classical = None
+        ctx = zmq.Context.instance()
+        self.phy = connect(ctx.socket(zmq.PULL), self.ep.fg_out, keys)
+        self.phy.setsockopt(zmq.RCVHWM, 16)
+        self.side = bind(ctx.socket(zmq.PULL), self.ep.side, args.allow_remote, keys)
+        self.side.setsockopt(zmq.RCVHWM, 16)
+        self.feedback = bind(ctx.socket(zmq.PUB), self.ep.feedback, args.allow_remote, keys)
+        self.metrics_pub = bind(ctx.socket(zmq.PUB), self.ep.metrics, args.allow_remote, keys)
+        self.metrics_pub.setsockopt(zmq.SNDHWM, 4)
+        self.pending: OrderedDict[tuple[int, int], Pending] = OrderedDict()
+        self.refs: OrderedDict[int, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
+        self.done_ids: OrderedDict[tuple[int, int], None] = OrderedDict()
+        self.counters = Counters()
+        self.cqi_ewma = float("nan")
+        self.last_input = time.time()
+        self.expected_frames: int | None = None
+        out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+        self.out = out
+        self.csv_file = open(out / "metrics.csv", "w", newline="")
+        self.csv = csv.DictWriter(self.csv_file, METRIC_FIELDS, extrasaction="ignore")
+        self.csv.writeheader()
+
+    # ------------------------------------------------------------------ inputs
+    def _on_side(self, parts: list[bytes]) -> None:
+        if parts[0] == b"E":
+            self.expected_frames = int(json.loads(parts[1]).get("frames", 0))
+            return
+        if parts[0] != b"S" or len(parts) != 5:
+            raise FrameError("malformed side message")
+        meta = json.loads(parts[1])
+        key = (int(meta["stream"]), int(meta["frame_id"]))
+        if key in self.pending or key in self.done_ids:
+            self.counters.duplicates += 1
+            return
+        if meta["stream"] == STREAM_LEARNED:
+            h, w = int(meta["height"]), int(meta["width"])
+            if not (0 < h <= 4096 and 0 < w <= 8192) or len(parts[3]) != h * w * 3:
+                raise FrameError("side message: reference frame size mismatch")
+            ref = np.frombuffer(parts[3], np.uint8).reshape(h, w, 3)
+            roi = None
+            if parts[4]:
+                gh, gw = math.ceil(h / 16), math.ceil(w / 16)
+                bits = np.unpackbits(np.frombuffer(parts[4], np.uint8))[: gh * gw]
+                if bits.size == gh * gw:
+                    roi = pixel_mask(bits.reshape(gh, gw).astype(bool), (h, w))
+            self.refs[key[1]] = (ref, roi)
+            while len(self.refs) > MAX_PENDING:
+                self.refs.popitem(last=False)
+        self.pending[key] = Pending(meta, parts[2], time.time())
+        while len(self.pending) > MAX_PENDING:
+            old_key, old = self.pending.popitem(last=False)
+            self.counters.dropped_pending += 1
+            self._finish(old_key, old)
+
+    def _on_phy(self, msg: bytes) -> None:
+        frame = RxFrame.from_bytes(msg)
+        if math.isfinite(frame.cqi_db):
+            a = 0.5
+            self.cqi_ewma = frame.cqi_db if not math.isfinite(self.cqi_ewma) else (
+                a * frame.cqi_db + (1 - a) * self.cqi_ewma)
+        key = (frame.stream, frame.frame_id)
+        if key in self.done_ids:
+            self.counters.late += 1
+            return
+        p = self.pending.get(key)
+        if p is None:
+            self.counters.extra["phy_without_side"] = self.counters.extra.get("phy_without_side", 0) + 1
+            return
+        if p.phy is None:
+            p.phy = frame
+        self._finish(key, self.pending.pop(key))
+
+    # ------------------------------------------------------------------ decoding
+    def _finish(self, key: tuple[int, int], p: Pending) -> None:
+        self.done_ids[key] = None
+        while len(self.done_ids) > 4 * MAX_PENDING:
+            self.done_ids.popitem(last=False)
+        stream, frame_id = key
+        ref_roi = self.refs.get(frame_id)
+        t0 = time.perf_counter()
+        status = "ok" if p.phy is not None else "lost"
+        symbols = p.phy.symbols if p.phy is not None else np.zeros(0, np.complex64)
+        cqi = p.phy.cqi_db if p.phy is not None else float("nan")
+        try:
+            if stream == STREAM_LEARNED:
+                nu = cqi if math.isfinite(cqi) else p.meta.get("cqi_used", 10.0)
+                rec = self.codec.decode(symbols, p.side, snr_db=float(np.clip(nu, 0.0, 14.0)))
+                extra = {}
+            elif stream == STREAM_CLASSICAL:
+                rec, extra = self._decode_classical(symbols, p, cqi)
+                status = status if extra.get("ok", False) or status == "lost" else "cliff"
+            else:
+                return
+        except (ValueError, RuntimeError) as exc:
+            self.counters.malformed += 1
+            print(f"rx: frame {key} undecodable: {exc}", file=sys.stderr)
+            return
+        t_dec = time.perf_counter() - t0
+        self.counters.decoded += status == "ok"
+        self.counters.lost += status == "lost"
+        row = self._metrics(stream, frame_id, rec, ref_roi, p, status, cqi, t_dec, extra)
+        self.csv.writerow(row)
+        self.csv_file.flush()
+        self._publish(row, rec, symbols, p.phy)
+        self._send_feedback(frame_id)
+
+    def _decode_classical(self, symbols, p: Pending, cqi: float):
+        if self.classical is None:
+            from .classical import ClassicalReceiver
+            self.classical = ClassicalReceiver()
+        return self.classical.decode(symbols, p.meta, p.side, cqi)
+
+    def _metrics(self, stream, frame_id, rec, ref_roi, p: Pending, status, cqi, t_dec, extra) -> dict:
+        vp = Viewport(**p.meta["viewport"]) if "viewport" in p.meta else Viewport()
+        row = {"frame_id": frame_id, "stream": "learned" if stream == STREAM_LEARNED else "classical",
+               "status": status, "cbr": p.meta.get("cbr"), "cqi_db": cqi,
+               "snr_true_db": p.phy.snr_true_db if p.phy is not None else float("nan"),
+               "encode_ms": p.meta.get("encode_ms"), "decode_ms": 1e3 * t_dec,
+               "air_ms": (time.time_ns() - p.meta.get("t_sent_ns", time.time_ns())) / 1e6 - 1e3 * t_dec,
+               "lam": p.meta.get("lam"), "eta_scale": p.meta.get("eta_scale"), "roi": p.meta.get("roi"),
+               "mcs": extra.get("mcs", p.meta.get("mcs")), "qp": p.meta.get("qp"),
+               "codec": p.meta.get("codec"), "yaw": vp.yaw, "pitch": vp.pitch, "t_wall": time.time()}
+        if ref_roi is not None and rec is not None and rec.shape == ref_roi[0].shape:
+            ref, roi = ref_roi
+            row.update(psnr=psnr(ref, rec), ws_psnr=ws_psnr(ref, rec),
+                       viewport_psnr=psnr(render_viewport(ref, vp), render_viewport(rec, vp)),
+                       roi_psnr=masked_psnr(ref, rec, roi) if roi is not None else float("nan"))
+            if self.args.save_every and frame_id % self.args.save_every == 0:
+                from core.imageio import write_rgb
+                write_rgb(self.out / "frames" / f"{row['stream']}_{frame_id:05d}.jpg", rec)
+                if stream == STREAM_LEARNED:
+                    write_rgb(self.out / "frames" / f"reference_{frame_id:05d}.jpg", ref)
+        return row
+
+    def _publish(self, row: dict, rec, symbols, phy) -> None:
+        """Metrics + a small preview for the viewer; dropped when nobody keeps up (HWM)."""
+        constellation = np.asarray(symbols[:512], np.complex64).tobytes()
+        sc = phy.subcarrier_snr_db.astype(np.float32).tobytes() if phy is not None else b""
+        preview = b"" if rec is None else np.ascontiguousarray(rec).tobytes()
+        shape = json.dumps(list(rec.shape) if rec is not None else []).encode()
+        try:
+            self.metrics_pub.send_multipart([b"M", json.dumps(row, default=float).encode(), shape,
+                                             preview, constellation, sc], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
+    def _send_feedback(self, frame_id: int) -> None:
+        msg = {"cqi_db": self.cqi_ewma, "ack": frame_id, "lost": self.counters.lost,
+               "decoded": self.counters.decoded}
+        self.feedback.send(json.dumps(msg).encode())
+
+    # ------------------------------------------------------------------ loop
+    def _expire(self) -> None:
+        now = time.time()
+        for key in [k for k, p in self.pending.items() if now - p.t_arrival > self.args.loss_timeout]:
+            self._finish(key, self.pending.pop(key))
+
+    def run(self) -> int:
+        poller = zmq.Poller()
+        poller.register(self.phy, zmq.POLLIN)
+        poller.register(self.side, zmq.POLLIN)
+        while True:
+            events = dict(poller.poll(100))
+            if self.side in events:
+                self.last_input = time.time()
+                try:
+                    self._on_side(self.side.recv_multipart(zmq.NOBLOCK))
+                except (FrameError, ValueError, KeyError, TypeError, zmq.Again) as exc:
+                    self.counters.malformed += 1
+                    print(f"rx: dropped side message: {exc}", file=sys.stderr)
+            if self.phy in events:
+                self.last_input = time.time()
+                try:
+                    self._on_phy(self.phy.recv(zmq.NOBLOCK))
+                except (FrameError, zmq.Again) as exc:
+                    self.counters.malformed += 1
+                    print(f"rx: dropped PHY message: {exc}", file=sys.stderr)
+            self._expire()
+            if self.expected_frames is not None and not self.pending:
+                break
+            if self.args.idle_exit and time.time() - self.last_input > self.args.idle_exit:
+                break
+        (self.out / "rx_counters.json").write_text(json.dumps(vars(self.counters), indent=1))
+        return 0
+
+    def close(self) -> None:
+        self.csv_file.close()
+        for s in (self.phy, self.side, self.feedback, self.metrics_pub):
+            s.close(linger=0)
+
+
+def main(args) -> int:
+    rx = Receiver(args)
+    try:
+        return rx.run()
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        rx.close()

@@ -1,0 +1,196 @@
+"""``ntscc-xr tx``: the transmitter process.
+
+Per frame: read the ERP frame, take the viewport pose (viewer control socket or a scripted
+head trajectory), derive the ROI and its η map, read the latest CQI from the receiver's
+feedback, encode with compatible NTSCC+ (optionally NTSCC++ editing), send the symbols to the
+flowgraph and the side information to the receiver. The classical chain (codec + 5G LDPC)
+encodes the same frame for the same budget and CQI and rides the same PHY as a second stream.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+
+import numpy as np
+import zmq
+
+from core.endpoints import Endpoints
+from core.frame import STREAM_CLASSICAL, STREAM_LEARNED, TxFrame
+from core.geometry import (ETA_BACKGROUND, ETA_ROI, QUALITY_BACKGROUND, QUALITY_ROI, Viewport,
+                           eta_map, head_trajectory, roi_grid_mask)
+from core.security import CurveKeys, bind, connect
+
+from .adaptation import CqiTracker, LearnedRateController
+from .source import FrameSource, parse_resolution
+
+SIDE_QUEUE = 8  # bounded: a stalled receiver makes the TX drop side messages, not grow memory
+
+
+def add_link_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("link endpoints (ZeroMQ)")
+    g.add_argument("--base-port", type=int, default=5600, help="ports base+0..13 on 127.0.0.1")
+    g.add_argument("--allow-remote", action="store_true",
+                   help="allow binding non-loopback addresses (use with --curve-keys)")
+    g.add_argument("--curve-keys", default=None, help="folder made by 'ntscc-xr keys': CURVE-authenticate every socket")
+
+
+def endpoints_from(args) -> Endpoints:
+    return Endpoints.from_base(args.base_port)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", default=None, help="ERP video, image folder or panorama (default: shipped sample video)")
+    p.add_argument("--resolution", default="512x256", help="ERP resolution WxH (2:1, multiples of 16)")
+    p.add_argument("--frames", type=int, default=60, help="frames to send (0 = forever)")
+    p.add_argument("--fps", type=float, default=0.0, help="pace the stream (0 = as fast as it encodes)")
+    p.add_argument("--cbr", type=float, default=0.04, help="per-frame CBR budget (channel uses / (3HW))")
+    p.add_argument("--lam", type=float, default=0.18, help="SQI λ of the compatible model")
+    p.add_argument("--roi", action=argparse.BooleanOptionalAction, default=True, help="viewport ROI transmission")
+    p.add_argument("--edit-steps", type=int, default=0, help="NTSCC++ online editing steps T (0 = real time)")
+    p.add_argument("--cqi-init", type=float, default=10.0, help="CQI assumed before the first feedback")
+    p.add_argument("--classical", action=argparse.BooleanOptionalAction, default=True,
+                   help="also stream the classical chain (codec + 5G LDPC) on the same link")
+    p.add_argument("--classical-codec", default="hevc", help="classical source codec for the live chain")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present) | cpu | cuda")
+    p.add_argument("--weights", default=None)
+    p.add_argument("--trajectory", choices=["scripted", "static"], default="scripted",
+                   help="head motion when no viewer sends poses")
+    add_link_arguments(p)
+
+
+class Transmitter:
+    def __init__(self, args):
+        from core.learned import LearnedCodec
+        self.args = args
+        self.ep = endpoints_from(args)
+        self.keys = CurveKeys(__import__("pathlib").Path(args.curve_keys)) if args.curve_keys else None
+        self.codec = LearnedCodec(device=args.device, weights=args.weights)
+        self.source = FrameSource(args.source, parse_resolution(args.resolution))
+        self.rate = LearnedRateController(budget=args.cbr)
+        self.cqi = CqiTracker(args.cqi_init)
+        self.roi_enabled = args.roi
+        self.edit_steps = args.edit_steps
+        self.pose: Viewport | None = None
+        self.classical = None
+        if args.classical:
+            from .classical import ClassicalTransmitter
+            self.classical = ClassicalTransmitter(args.classical_codec)
+        ctx = zmq.Context.instance()
+        self.to_fg = connect(ctx.socket(zmq.PUSH), self.ep.fg_in, self.keys)
+        self.to_fg.setsockopt(zmq.SNDHWM, 4)
+        self.side = connect(ctx.socket(zmq.PUSH), self.ep.side, self.keys)
+        self.side.setsockopt(zmq.SNDHWM, SIDE_QUEUE)
+        self.feedback = connect(ctx.socket(zmq.SUB), self.ep.feedback, self.keys)
+        self.feedback.setsockopt(zmq.SUBSCRIBE, b"")
+        self.control = bind(ctx.socket(zmq.PULL), self.ep.control, args.allow_remote, self.keys)
+        for s in (self.to_fg, self.side):
+            s.setsockopt(zmq.LINGER, 500)
+
+    # ------------------------------------------------------------------ inputs
+    def _poll_inputs(self) -> None:
+        """Drain feedback (CQI) and viewer control without blocking."""
+        while self.feedback.poll(0):
+            try:
+                msg = json.loads(self.feedback.recv())
+                self.cqi.update(float(msg.get("cqi_db", float("nan"))))
+            except (ValueError, TypeError, zmq.ZMQError):
+                continue  # malformed feedback is ignored, never fatal
+        while self.control.poll(0):
+            try:
+                self._apply_control(json.loads(self.control.recv()))
+            except (ValueError, TypeError, KeyError):
+                continue
+
+    def _apply_control(self, msg: dict) -> None:
+        if "yaw" in msg:
+            self.pose = Viewport(float(msg["yaw"]), float(msg.get("pitch", 0.0)),
+                                 float(msg.get("fov", 90.0))).clamped()
+        if "roi" in msg:
+            self.roi_enabled = bool(msg["roi"])
+        if "cbr" in msg:
+            self.rate.budget = float(np.clip(float(msg["cbr"]), 0.002, 0.5))
+        if "lam" in msg:
+            self.args.lam = float(np.clip(float(msg["lam"]), 0.013, 0.72))
+        if "edit_steps" in msg:
+            self.edit_steps = int(np.clip(int(msg["edit_steps"]), 0, 100))
+
+    # ------------------------------------------------------------------ one frame
+    def send_frame(self, frame_id: int, rgb: np.ndarray, pose: Viewport) -> dict:
+        h, w = rgb.shape[:2]
+        roi = roi_grid_mask((h, w), [pose])
+        scale = self.rate.next_eta()
+        if self.roi_enabled:
+            # keep the paper's in/out ratio η1/η2 = 0.25/0.05, scaled by the controller
+            eta = eta_map(roi, ETA_ROI * scale / 0.2, ETA_BACKGROUND * scale / 0.2)
+            quality = np.where(np.repeat(np.repeat(roi, 16, 0), 16, 1)[:h, :w], QUALITY_ROI,
+                               QUALITY_BACKGROUND).astype(np.float32)
+        else:
+            eta, quality = scale, None
+        nu = self.cqi.for_model
+        t0 = time.perf_counter()
+        enc = self.codec.encode(rgb, self.args.lam, eta, nu, edit_steps=self.edit_steps,
+                                quality=quality if self.edit_steps else None)
+        t_enc = time.perf_counter() - t0
+        self.rate.observe(scale, enc.cbr)
+        meta = {"stream": STREAM_LEARNED, "frame_id": frame_id, "lam": self.args.lam,
+                "eta_scale": scale, "roi": self.roi_enabled, "cqi_used": nu,
+                "cbr": enc.cbr, "budget": self.rate.budget, "n_symbols": enc.n_symbols,
+                "encode_ms": 1e3 * t_enc, "viewport": asdict(pose), "edit_steps": self.edit_steps,
+                "t_sent_ns": time.time_ns(), "height": h, "width": w}
+        self._send_side(meta, enc.side, rgb, roi)
+        self.to_fg.send(TxFrame(frame_id, enc.symbols, STREAM_LEARNED).to_bytes())
+        if self.classical is not None:
+            cmeta, symbols = self.classical.encode(rgb, self.cqi.value_db, self.rate.budget)
+            cmeta.update(stream=STREAM_CLASSICAL, frame_id=frame_id, t_sent_ns=time.time_ns(),
+                         viewport=asdict(pose), height=h, width=w)
+            self._send_side(cmeta, cmeta.pop("payload", b""), None, None)
+            self.to_fg.send(TxFrame(frame_id, symbols, STREAM_CLASSICAL).to_bytes())
+        return meta
+
+    def _send_side(self, meta: dict, side: bytes, rgb, roi) -> None:
+        parts = [b"S", json.dumps(meta).encode(), side,
+                 b"" if rgb is None else np.ascontiguousarray(rgb).tobytes(),
+                 b"" if roi is None else np.packbits(roi).tobytes()]
+        try:
+            self.side.send_multipart(parts, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # receiver not keeping up: this frame's side info is dropped (it decodes as lost)
+
+    def run(self) -> int:
+        n = self.args.frames
+        trajectory = head_trajectory(max(n, 600))
+        period = 1.0 / self.args.fps if self.args.fps > 0 else 0.0
+        frames = self.source.frames()
+        t_next = time.perf_counter()
+        frame_id = 0
+        while n == 0 or frame_id < n:
+            self._poll_inputs()
+            rgb = next(frames)
+            pose = self.pose or (trajectory[frame_id % len(trajectory)]
+                                 if self.args.trajectory == "scripted" else Viewport())
+            meta = self.send_frame(frame_id, rgb, pose)
+            print(json.dumps({k: meta[k] for k in ("frame_id", "cbr", "cqi_used", "encode_ms")}),
+                  file=sys.stderr, flush=True)
+            frame_id += 1
+            if period:
+                t_next += period
+                time.sleep(max(0.0, t_next - time.perf_counter()))
+        self.side.send_multipart([b"E", json.dumps({"frames": frame_id}).encode()])
+        return 0
+
+    def close(self) -> None:
+        for s in (self.to_fg, self.side, self.feedback, self.control):
+            s.close(linger=500)
+
+
+def main(args) -> int:
+    tx = Transmitter(args)
+    try:
+        return tx.run()
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        tx.close()

@@ -1,0 +1,185 @@
+"""``ntscc-xr demo``: the lab demo. Opens the viewer when a display exists; ``--headless``
+(or no display) runs flowgraph + RX + TX as processes and writes a report:
+``metrics.csv``, ``summary.json``, ``plots.png`` and ``viewports.jpg`` (contact sheet).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .session import Session, SessionConfig
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--headless", action="store_true", help="no window: run and write the report")
+    p.add_argument("--frames", type=int, default=60)
+    p.add_argument("--out", default="runs/demo", help="report folder")
+    p.add_argument("--resolution", default="512x256", help="ERP WxH (2:1)")
+    p.add_argument("--source", default=None, help="ERP video / image folder / panorama (default: shipped sample)")
+    p.add_argument("--channel", default="awgn", choices=["awgn", "rayleigh", "multipath", "trace"])
+    p.add_argument("--snr", type=float, default=10.0, help="channel SNR in dB (mean SNR for fading)")
+    p.add_argument("--doppler", type=float, default=0.0, help="Doppler (Hz) for --channel rayleigh")
+    p.add_argument("--trace", default=None, help="SNR trace CSV for --channel trace (default: shipped COST2100-like trace)")
+    p.add_argument("--cbr", type=float, default=0.04, help="per-frame CBR budget")
+    p.add_argument("--lam", type=float, default=0.18, help="SQI λ")
+    p.add_argument("--roi", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--edit-steps", type=int, default=0, help="NTSCC++ steps T")
+    p.add_argument("--classical", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--classical-codec", default="hevc")
+    p.add_argument("--fps", type=float, default=0.0, help="pace the TX (0 = as fast as possible)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--base-port", type=int, default=5600)
+    p.add_argument("--timeout", type=float, default=1800, help="give up after this many seconds")
+
+
+def config_from(args) -> SessionConfig:
+    return SessionConfig(out=Path(args.out), frames=args.frames, resolution=args.resolution,
+                         source=args.source, channel=args.channel, snr_db=args.snr,
+                         doppler_hz=args.doppler, trace=args.trace, cbr=args.cbr, lam=args.lam,
+                         roi=args.roi, edit_steps=args.edit_steps, classical=args.classical,
+                         classical_codec=args.classical_codec, fps=args.fps, device=args.device,
+                         base_port=args.base_port)
+
+
+def has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def run_headless(cfg: SessionConfig, timeout: float) -> dict:
+    session = Session(cfg)
+    t0 = time.time()
+    try:
+        session.start()
+        if not session.wait_tx(timeout):
+            raise RuntimeError(f"the transmitter did not finish within {timeout:.0f} s")
+        tx_code = session.procs["tx"].returncode
+        if tx_code != 0:
+            tail = (cfg.out / "tx.log").read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"the transmitter failed (exit {tx_code}):\n{tail}")
+        session.wait_rx(60)
+    finally:
+        session.stop()
+    wall = time.time() - t0
+    summary = summarize(cfg, wall, session)
+    (cfg.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    plot_report(cfg.out)
+    contact_sheet(cfg.out)
+    return summary
+
+
+def _read_rows(path: Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def _num(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def summarize(cfg: SessionConfig, wall: float, session: Session) -> dict:
+    rows = _read_rows(cfg.out / "metrics.csv")
+    out = {"frames_requested": cfg.frames, "wall_s": round(wall, 2), "resolution": cfg.resolution,
+           "channel": cfg.channel, "snr_db": cfg.snr_db, "cbr_budget": cfg.cbr, "roi": cfg.roi,
+           "edit_steps": cfg.edit_steps, "flowgraph_restarts": session.restarts, "streams": {}}
+    for stream in ("learned", "classical"):
+        rs = [r for r in rows if r["stream"] == stream]
+        if not rs:
+            continue
+        def mean(key):
+            v = np.array([_num(r[key]) for r in rs])
+            v = v[np.isfinite(v)]
+            return round(float(v.mean()), 3) if v.size else None
+        t = np.array([_num(r["t_wall"]) for r in rs])
+        span = float(t.max() - t.min()) if len(t) > 1 else float("nan")
+        enc = mean("encode_ms")
+        out["streams"][stream] = {
+            "frames": len(rs), "ok": sum(r["status"] == "ok" for r in rs),
+            "lost": sum(r["status"] == "lost" for r in rs),
+            "cliff": sum(r["status"] == "cliff" for r in rs),
+            "psnr": mean("psnr"), "ws_psnr": mean("ws_psnr"), "viewport_psnr": mean("viewport_psnr"),
+            "roi_psnr": mean("roi_psnr"), "cbr": mean("cbr"), "cqi_db": mean("cqi_db"),
+            "snr_true_db": mean("snr_true_db"), "encode_ms": enc, "decode_ms": mean("decode_ms"),
+            "air_ms": mean("air_ms"),
+            "fps_end_to_end": round((len(rs) - 1) / span, 2) if len(rs) > 1 and span > 0 else None,
+            "fps_codec": round(1000.0 / (enc + mean("decode_ms")), 2) if enc else None}
+    counters = cfg.out / "rx_counters.json"
+    if counters.exists():
+        out["rx_counters"] = json.loads(counters.read_text())
+    return out
+
+
+def plot_report(out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = _read_rows(out / "metrics.csv")
+    fig, ax = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
+    for stream, style in (("learned", "-o"), ("classical", "--s")):
+        rs = [r for r in rows if r["stream"] == stream]
+        if not rs:
+            continue
+        f = [int(r["frame_id"]) for r in rs]
+        ax[0].plot(f, [_num(r["viewport_psnr"]) for r in rs], style, ms=3, label=f"{stream} viewport PSNR")
+        ax[0].plot(f, [_num(r["psnr"]) for r in rs], style, ms=2, alpha=0.4, label=f"{stream} ERP PSNR")
+        ax[2].plot(f, [_num(r["cbr"]) for r in rs], style, ms=3, label=f"{stream} CBR")
+        if stream == "learned":
+            ax[1].plot(f, [_num(r["snr_true_db"]) for r in rs], "-", label="channel SNR (set)")
+            ax[1].plot(f, [_num(r["cqi_db"]) for r in rs], ".", label="CQI (estimated)")
+    ax[0].set_ylabel("PSNR (dB)"); ax[1].set_ylabel("SNR (dB)"); ax[2].set_ylabel("CBR")
+    ax[2].set_xlabel("frame")
+    for a in ax:
+        a.grid(alpha=0.3); a.legend(fontsize=7)
+    fig.tight_layout(); fig.savefig(out / "plots.png", dpi=100); plt.close(fig)
+
+
+def contact_sheet(out: Path, max_rows: int = 6) -> None:
+    """Rows of [original viewport | learned | classical] for the frames the RX saved."""
+    from core.geometry import Viewport, render_viewport
+    from core.imageio import read_rgb, write_rgb
+    frames = out / "frames"
+    if not frames.is_dir():
+        return
+    rows = {(r["stream"], int(r["frame_id"])): r for r in _read_rows(out / "metrics.csv")}
+    tiles = []
+    for ref_path in sorted(frames.glob("reference_*.jpg"))[:max_rows]:
+        fid = int(ref_path.stem.split("_")[1])
+        r = rows.get(("learned", fid))
+        if r is None:
+            continue
+        vp = Viewport(_num(r["yaw"]), _num(r["pitch"]), 90.0, (160, 160))
+        row = [render_viewport(read_rgb(ref_path), vp)]
+        for stream in ("learned", "classical"):
+            p = frames / f"{stream}_{fid:05d}.jpg"
+            row.append(render_viewport(read_rgb(p), vp) if p.exists() else np.zeros_like(row[0]))
+        tiles.append(np.concatenate(row, 1))
+    if tiles:
+        write_rgb(out / "viewports.jpg", np.concatenate(tiles, 0))
+
+
+def main(args) -> int:
+    cfg = config_from(args)
+    if not args.headless and has_display():
+        from gui.viewer import run_viewer
+        return run_viewer(cfg)
+    if not args.headless:
+        print("no display found: running the headless demo", file=sys.stderr)
+    try:
+        summary = run_headless(cfg, args.timeout)
+    except RuntimeError as exc:
+        print(f"demo failed: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=1))
+    print(f"report written to {cfg.out}/ (summary.json, metrics.csv, plots.png, viewports.jpg)",
+          file=sys.stderr)
+    return 0

@@ -1,0 +1,209 @@
+"""A streaming session: the flowgraph, the receiver and the transmitter as three processes.
+
+:class:`Session` starts them (each as its own ``ntscc-xr`` subcommand, exactly as a lab would
+start them on three hosts), supervises them — a crashed flowgraph is restarted and the
+restart is reported — and stops them cleanly. The headless demo and the viewer both drive a
+Session.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import zmq
+
+from core.endpoints import Endpoints
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class SessionConfig:
+    out: Path = Path("runs/demo")
+    frames: int = 60
+    resolution: str = "512x256"
+    source: str | None = None
+    channel: str = "awgn"
+    snr_db: float = 10.0
+    doppler_hz: float = 0.0
+    trace: str | None = None
+    cbr: float = 0.04
+    lam: float = 0.18
+    roi: bool = True
+    edit_steps: int = 0
+    classical: bool = True
+    classical_codec: str = "hevc"
+    fps: float = 0.0
+    device: str = "auto"
+    base_port: int = 5600
+    trajectory: str = "scripted"
+    extra_fg_args: list[str] = field(default_factory=list)
+
+    @property
+    def endpoints(self) -> Endpoints:
+        return Endpoints.from_base(self.base_port)
+
+
+def _cli() -> list[str]:
+    return [sys.executable, "-m", "core.cli"]
+
+
+class Session:
+    """Starts and supervises flowgraph, RX and TX for one streaming run."""
+
+    def __init__(self, cfg: SessionConfig, log=None):
+        self.cfg = cfg
+        self.log = log or (lambda msg: print(f"[session] {msg}", file=sys.stderr, flush=True))
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.restarts = 0
+        self.events: list[dict] = []
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        self._ctx = zmq.Context.instance()
+        self._control = None
+
+    # ------------------------------------------------------------------ commands
+    def flowgraph_command(self) -> list[str]:
+        c = self.cfg
+        cmd = _cli() + ["flowgraph", "--base-port", str(c.base_port), "--channel", c.channel,
+                        "--snr", str(c.snr_db)]
+        if c.channel == "rayleigh" and c.doppler_hz:
+            cmd += ["--doppler", str(c.doppler_hz)]
+        if c.trace:
+            cmd += ["--trace", c.trace]
+        return cmd + list(c.extra_fg_args)
+
+    def rx_command(self) -> list[str]:
+        c = self.cfg
+        return _cli() + ["rx", "--out", str(c.out), "--base-port", str(c.base_port),
+                         "--device", c.device, "--idle-exit", "600"]
+
+    def tx_command(self) -> list[str]:
+        c = self.cfg
+        cmd = _cli() + ["tx", "--frames", str(c.frames), "--resolution", c.resolution,
+                        "--cbr", str(c.cbr), "--lam", str(c.lam), "--edit-steps", str(c.edit_steps),
+                        "--base-port", str(c.base_port), "--device", c.device,
+                        "--fps", str(c.fps), "--classical-codec", c.classical_codec,
+                        "--trajectory", c.trajectory, "--cqi-init", str(c.snr_db)]
+        cmd.append("--roi" if c.roi else "--no-roi")
+        cmd.append("--classical" if c.classical else "--no-classical")
+        if c.source:
+            cmd += ["--source", c.source]
+        return cmd
+
+    # ------------------------------------------------------------------ processes
+    def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen:
+        log_file = open(self.cfg.out / f"{name}.log", "ab")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
+                                env=env, start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def start(self, with_tx: bool = True) -> None:
+        self.log(f"starting flowgraph ({self.cfg.channel}, {self.cfg.snr_db:g} dB)")
+        self._spawn("flowgraph", self.flowgraph_command())
+        self.wait_flowgraph_ready()
+        self._spawn("rx", self.rx_command())
+        time.sleep(0.5)
+        if with_tx:
+            self._spawn("tx", self.tx_command())
+
+    def wait_flowgraph_ready(self, timeout: float = 60.0) -> None:
+        """Wait until the flowgraph answers on its control socket."""
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            if self.procs["flowgraph"].poll() is not None:
+                tail = (self.cfg.out / "flowgraph.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"the flowgraph exited at start (code {self.procs['flowgraph'].returncode}):\n{tail}")
+            if self.flowgraph_control({"cmd": "ping"}, timeout_ms=500) is not None:
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"the flowgraph did not answer within {timeout:.0f} s; see {self.cfg.out / 'flowgraph.log'}")
+
+    def flowgraph_control(self, msg: dict, timeout_ms: int = 2000) -> dict | None:
+        """Send one JSON command to the flowgraph's control socket; None when it does not answer."""
+        sock = self._ctx.socket(zmq.REQ)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.cfg.endpoints.fg_ctrl)
+        try:
+            sock.send(json.dumps(msg).encode())
+            if sock.poll(timeout_ms):
+                return json.loads(sock.recv())
+            return None
+        except (zmq.ZMQError, ValueError):
+            return None
+        finally:
+            sock.close()
+
+    def set_channel(self, **params) -> dict | None:
+        return self.flowgraph_control(params)
+
+    def send_control(self, msg: dict) -> None:
+        """Viewer -> TX control (pose, ROI, budget, λ, editing steps); never blocks."""
+        if self._control is None:
+            self._control = self._ctx.socket(zmq.PUSH)
+            self._control.setsockopt(zmq.SNDHWM, 8)
+            self._control.setsockopt(zmq.LINGER, 0)
+            self._control.connect(self.cfg.endpoints.control)
+        try:
+            self._control.send(json.dumps(msg).encode(), zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
+    def supervise(self) -> None:
+        """Restart a flowgraph that died (the TX/RX reconnect by themselves)."""
+        fg = self.procs.get("flowgraph")
+        if fg is not None and fg.poll() is not None:
+            self.restarts += 1
+            t0 = time.time()
+            self.log(f"flowgraph exited (code {fg.returncode}); restarting (restart #{self.restarts})")
+            self._spawn("flowgraph", self.flowgraph_command())
+            try:
+                self.wait_flowgraph_ready()
+                self.events.append({"event": "flowgraph_restart", "t": t0, "seconds": time.time() - t0})
+                self.log(f"flowgraph back after {time.time() - t0:.1f} s")
+            except RuntimeError as exc:
+                self.log(str(exc))
+
+    def kill(self, name: str) -> None:
+        """Fault injection: kill one process hard."""
+        proc = self.procs.get(name)
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def wait_tx(self, timeout: float) -> bool:
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            if self.procs["tx"].poll() is not None:
+                return True
+            self.supervise()
+            time.sleep(0.2)
+        return False
+
+    def wait_rx(self, timeout: float) -> bool:
+        try:
+            self.procs["rx"].wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def stop(self) -> None:
+        for name in ("tx", "rx", "flowgraph"):
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGINT)
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+        if self._control is not None:
+            self._control.close(0)
+            self._control = None
