@@ -1,0 +1,79 @@
+"""``ntscc-xr bench``: encode / decode latency per scheme (paper Table II analogue).
+
+Learned schemes are timed on the CPU and, when a GPU is visible, on CUDA (synchronised).
+Classical schemes time the codec encode/decode plus LDPC encode/decode at a mid MCS.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .evaluate import DEFAULT_KODAK, load_images
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default=str(DEFAULT_KODAK))
+    p.add_argument("--limit", type=int, default=4, help="images to time (first N)")
+    p.add_argument("--repeat", type=int, default=3, help="timed runs per image (after one warm-up)")
+    p.add_argument("--schemes", default="compatible", help="comma list: compatible, <codec>+ldpc")
+    p.add_argument("--devices", default="auto", help="auto = cpu (+ cuda when present), or a comma list")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    p.add_argument("--json", default=None)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_learned(images, device: str, repeat: int) -> dict:
+    from .learned import LearnedCodec
+    codec = LearnedCodec(device=device)
+    dev = codec.device
+    enc_t, dec_t = [], []
+    for _, rgb in images:
+        enc = codec.encode(rgb, 0.18, 0.2, 10.0)  # warm-up
+        codec.decode(enc.symbols, enc.side)
+        for _ in range(repeat):
+            _sync(dev); t0 = time.perf_counter()
+            enc = codec.encode(rgb, 0.18, 0.2, 10.0)
+            _sync(dev); t1 = time.perf_counter()
+            codec.decode(enc.symbols, enc.side)
+            _sync(dev); t2 = time.perf_counter()
+            enc_t.append(t1 - t0); dec_t.append(t2 - t1)
+    return {"device": str(dev), "encode_ms": round(1e3 * float(np.median(enc_t)), 1),
+            "decode_ms": round(1e3 * float(np.median(dec_t)), 1),
+            "params_M": round(sum(p.numel() for p in codec.model.parameters()) / 1e6, 2)}
+
+
+def time_classical(scheme: str, images, repeat: int) -> dict:
+    from .baseline import chain
+    return chain.benchmark(scheme, [rgb for _, rgb in images], repeat)
+
+
+def main(args) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    images = load_images(args.dataset, args.limit)
+    devices = (["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+               if args.devices == "auto" else args.devices.split(","))
+    result = {"images": [n for n, _ in images], "resolution": list(images[0][1].shape[:2]),
+              "torch_threads": torch.get_num_threads(), "schemes": {}}
+    for scheme in [s.strip() for s in args.schemes.split(",") if s.strip()]:
+        if scheme in ("compatible", "ntscc+"):
+            result["schemes"][scheme] = [time_learned(images, d, args.repeat) for d in devices]
+        else:
+            result["schemes"][scheme] = time_classical(scheme, images, args.repeat)
+        print(f"{scheme}: {result['schemes'][scheme]}", file=sys.stderr)
+    text = json.dumps(result, indent=1)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text)
+    print(text)
+    return 0
