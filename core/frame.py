@@ -170,3 +170,24 @@ class RxFrame:
             cqi = float("nan")
         return cls(frame_id=frame_id, symbols=sym, cqi_db=cqi, subcarrier_snr_db=sc,
                    snr_true_db=snr_true, stream=stream, flags=flags, t_tx_ns=t_tx)
+
+
+# ---------------------------------------------------------------------- send-time metadata
+#: ``TxFrame.meta`` convention for latency measurement: b"T1" + uint64 send time (ns since the
+#: epoch, ``time.time_ns()``). The flowgraph copies it into ``RxFrame.t_tx_ns``; without it the
+#: flowgraph uses the time the frame reached it.
+_META_TIME = struct.Struct("<2sQ")
+_META_TIME_TAG = b"T1"
+
+
+def time_meta(t_ns: int | None = None) -> bytes:
+    """Meta bytes carrying a send timestamp (now by default)."""
+    import time as _time
+    return _META_TIME.pack(_META_TIME_TAG, int(_time.time_ns() if t_ns is None else t_ns) & (2**64 - 1))
+
+
+def meta_time_ns(meta: bytes) -> int | None:
+    """The timestamp of :func:`time_meta` bytes (a prefix of ``meta``), or None."""
+    if len(meta) >= _META_TIME.size and meta[:2] == _META_TIME_TAG:
+        return _META_TIME.unpack_from(meta)[1]
+    return None
