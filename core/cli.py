@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("tx.demo", "the live 360-degree demo: viewer window, or --headless report"),
     "tx": ("tx.app", "transmitter process alone"),
     "rx": ("rx.app", "receiver process alone"),
+    "keys": ("core.security", "create CurveZMQ key pairs for --curve-keys (needed with --allow-remote)"),
 }
 
 

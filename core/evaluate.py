@@ -56,6 +56,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sn.add_argument("--cbr", type=float, default=0.04)
     sn.add_argument("--snrs", default="0,2,4,6,8,10,12,14")
     sn.add_argument("--etas", default=",".join(map(str, DEFAULT_ETAS)))
+    roi = sub.add_parser("roi", parents=[common], help="viewport ROI vs uniform transmission on 360° panoramas (paper Fig. 8)")
+    roi.add_argument("--snr", type=float, default=10.0)
+    roi.add_argument("--resolution", default="1024x512")
+    roi.add_argument("--yaws", default="0,90,180,270", help="viewport yaws per panorama (deg)")
+    roi.add_argument("--scales", default="0.1,0.15,0.2,0.3,0.4,0.6",
+                     help="η scales: uniform η = s; ROI η = s/0.2 · (0.25 in, 0.05 out)")
+    roi.add_argument("--edit-steps", type=int, default=0, help="NTSCC++ ROI editing steps (eq. 20)")
+    ed = sub.add_parser("edit", parents=[common], help="NTSCC++ online editing: T steps vs T = 0 (BD-rate gain)")
+    ed.add_argument("--snr", type=float, default=10.0)
+    ed.add_argument("--steps", type=int, default=20)
+    ed.add_argument("--etas", default="0.1,0.2,0.3,0.4")
 
 
 def _floats(text: str) -> list[float]:
@@ -227,6 +238,80 @@ def run_snr(args) -> dict:
     return result
 
 
+def run_roi(args) -> dict:
+    """Viewport PSNR vs CBR with and without viewport ROI, per panorama and viewport."""
+    from tx.source import parse_resolution
+    from PIL import Image
+    from .geometry import Viewport, eta_map, quality_map, render_viewport, roi_grid_mask
+    from .learned import LearnedCodec
+    w, h = parse_resolution(args.resolution)
+    folder = args.dataset if args.dataset != str(DEFAULT_KODAK) else str(REPO_ROOT / "data" / "erp")
+    files = list_images(folder)[: args.limit or None]
+    codec = LearnedCodec(device=args.device, weights=args.weights)
+    scales, yaws = _floats(args.scales), _floats(args.yaws)
+    acc = {"uniform": np.zeros((len(scales), 2)), "roi": np.zeros((len(scales), 2))}
+    n = 0
+    for f in files:
+        erp = np.asarray(Image.fromarray(read_rgb(f)).resize((w, h), Image.BICUBIC))
+        for yaw in yaws:
+            vp = Viewport(yaw, 0.0, 90.0, (256, 256))
+            mask = roi_grid_mask((h, w), [vp])
+            ref_vp = render_viewport(erp, vp)
+            for i, sc in enumerate(scales):
+                for mode in ("uniform", "roi"):
+                    rng = np.random.default_rng(args.seed)
+                    eta = sc if mode == "uniform" else eta_map(mask, 0.25 * sc / 0.2, 0.05 * sc / 0.2)
+                    q = quality_map(mask)[:h, :w] if (mode == "roi" and args.edit_steps) else None
+                    rec, enc = codec.transmit_awgn(erp, args.lam if hasattr(args, "lam") else 0.18, eta,
+                                                   args.snr, rng, edit_steps=args.edit_steps if mode == "roi" else 0,
+                                                   quality=q)
+                    acc[mode][i] += [enc.cbr, psnr(ref_vp, render_viewport(rec, vp))]
+            n += 1
+            print(f"roi: {f.stem} yaw {yaw:g} done", file=sys.stderr)
+    curves = {m: [[round(c / n, 5), round(p / n, 3)] for c, p in a] for m, a in acc.items()}
+    savings = []
+    u = np.array(sorted(curves["uniform"]))
+    for c, p in curves["roi"]:
+        if u[:, 1].min() <= p <= u[:, 1].max():
+            c_uniform = float(np.interp(p, u[:, 1], u[:, 0]))
+            savings.append({"viewport_psnr": p, "cbr_roi": c, "cbr_uniform": round(c_uniform, 5),
+                            "saving_pct": round(100 * (1 - c / c_uniform), 1)})
+    result = {"snr_db": args.snr, "resolution": f"{w}x{h}", "panoramas": [f.name for f in files],
+              "yaws": yaws, "edit_steps": args.edit_steps, "curves": curves,
+              "cbr_saving_at_equal_viewport_psnr": savings,
+              "bd_rate_roi_vs_uniform_pct": bd_rates({"uniform": curves["uniform"], "roi": curves["roi"]},
+                                                     "uniform").get("roi")}
+    if args.plot:
+        plot_curves(curves, f"viewport PSNR vs CBR, ROI vs uniform (AWGN {args.snr:g} dB)", "CBR ρ", args.plot)
+    return result
+
+
+def run_edit(args) -> dict:
+    """RD with NTSCC++ online editing (T steps) against the amortised model (T = 0)."""
+    from .learned import LearnedCodec
+    images = load_images(args.dataset, args.limit)
+    codec = LearnedCodec(device=args.device, weights=args.weights)
+    curves = {}
+    for steps in (0, args.steps):
+        pts = []
+        for eta in _floats(args.etas):
+            cb, ps = [], []
+            for name, rgb in images:
+                rng = np.random.default_rng(args.seed)
+                rec, enc = codec.transmit_awgn(rgb, codec.model.cfg.lambda0, eta, args.snr, rng,
+                                               edit_steps=steps)
+                cb.append(enc.cbr); ps.append(psnr(rgb, rec))
+            pts.append([round(float(np.mean(cb)), 5), round(float(np.mean(ps)), 3)])
+            print(f"edit T={steps} eta={eta}: {pts[-1]}", file=sys.stderr)
+        curves[f"T={steps}"] = sorted(pts)
+    result = {"snr_db": args.snr, "dataset": Path(args.dataset).name, "n_images": len(images),
+              "curves": curves,
+              "bd_rate_pct": bd_rates(curves, "T=0").get(f"T={args.steps}")}
+    if args.plot:
+        plot_curves(curves, f"NTSCC++ online editing, AWGN {args.snr:g} dB", "CBR ρ", args.plot)
+    return result
+
+
 def plot_curves(curves: dict[str, list], title: str, xlabel: str, path: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -244,7 +329,8 @@ def plot_curves(curves: dict[str, list], title: str, xlabel: str, path: str) -> 
 
 
 def main(args) -> int:
-    result = {"rd": run_rd, "snr": run_snr}[args.eval_kind](args)
+    runners = {"rd": run_rd, "snr": run_snr, "roi": run_roi, "edit": run_edit}
+    result = runners[args.eval_kind](args)
     text = json.dumps(result, indent=1)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -90,3 +90,15 @@ def stop_authenticators() -> None:
     for auth in _authenticators.values():
         auth.stop()
     _authenticators.clear()
+
+
+# ---------------------------------------------------------------------- `ntscc-xr keys`
+def add_arguments(p) -> None:
+    p.add_argument("folder", help="where to write server/client key pairs and authorized/")
+
+
+def main(args) -> int:
+    folder = make_keys(args.folder)
+    print(f"CURVE keys written to {folder}. Give the same folder (or at least server.key, "
+          f"client.key_secret) to every host, and pass --curve-keys {folder}.")
+    return 0
