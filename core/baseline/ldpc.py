@@ -48,6 +48,8 @@ __all__ = [
 CB_LEN_DEFAULT = 4096
 #: Largest information block of base graph 1 (38.212 5.2.2).
 K_CB_MAX_BG1 = 8448
+#: Default check-update normalisation and offset (see :meth:`LDPC5GCode.decode`).
+ALPHA, BETA = 0.85, 0.2
 #: Internal LLR of known filler bits (log p0/p1 domain, i.e. "certainly 0").
 _FILLER = np.float32(1e4)
 _BIG = np.float32(3.0e38)
@@ -398,13 +400,14 @@ class LDPC5GCode:
         out[:, self._pos] = -x
         return out
 
-    def decode(self, llr: np.ndarray, max_iter: int = 20, alpha: float = 0.75,
-               beta: float = 0.0, threads: int | None = None) -> LDPCDecodeResult:
+    def decode(self, llr: np.ndarray, max_iter: int = 20, alpha: float = ALPHA,
+               beta: float = BETA, threads: int | None = None) -> LDPCDecodeResult:
         """Decode ``[..., n]`` channel LLRs (logit p1/p0) with layered min-sum.
 
-        ``alpha``/``beta``: normalisation factor and offset of the check update
-        (defaults: normalised min-sum, alpha = 0.75, chosen by measurement -- see
-        docs/results/ldpc.md).  ``threads``: numba threads over code blocks.
+        ``alpha``/``beta``: normalisation factor and offset of the check update, |r| =
+        max(alpha min - beta, 0); the defaults had the lowest mean BLER over four codes (rates
+        0.3-0.93, both base graphs) of a small grid that included plain normalised (0.75, 0)
+        and offset (1, 0.5) min-sum.  ``threads``: Python threads over code blocks.
         """
         a = np.asarray(llr)
         lead = a.shape[:-1]

@@ -1,0 +1,324 @@
+"""TS 38.214 MCS table, 38.211 QAM mapping, max-log demapping, AWGN, and MCS selection.
+
+QAM is our own vectorised numpy rather than sionna's ``Mapper``/``Demapper``: those are torch
+blocks that compute distances to all 2^Qm points; the live receiver wants plain numpy (no torch
+round trip per frame), per-symbol noise variances after OFDM equalisation, and Gray-coded
+square QAM separates into two PAMs, so a demapper over sqrt(M) levels per dimension gives the
+exact same max-log (or exact APP) LLRs at a fraction of the work.  The mapping follows
+TS 38.211 5.1 (identical labelling to sionna's "qam" constellation; tested against it).
+
+``select_mcs`` uses SNR thresholds measured with *our* LDPC decoder and stored in
+``mcs_thresholds.json`` next to this file; regenerate with
+
+    python -m core.baseline.mcs measure
+
+LLR convention: ``log p(b=1)/p(b=0)`` (sionna's), as in :mod:`core.baseline.ldpc`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "MCS_TABLE", "McsEntry", "mcs_entry", "num_mcs",
+    "constellation", "modulate", "demodulate", "awgn", "noise_var_from_snr",
+    "load_thresholds", "mcs_threshold_db", "select_mcs", "simulate_bler",
+    "THRESHOLDS_PATH",
+]
+
+# TS 38.214 Table 5.1.3.1-1 (MCS index table 1 for PDSCH): (Qm, target code rate x 1024,
+# spectral efficiency).  Indices 29-31 are reserved (retransmissions) and not listed.
+MCS_TABLE: tuple[tuple[int, float, float], ...] = (
+    (2, 120, 0.2344), (2, 157, 0.3066), (2, 193, 0.3770), (2, 251, 0.4902),
+    (2, 308, 0.6016), (2, 379, 0.7402), (2, 449, 0.8770), (2, 526, 1.0273),
+    (2, 602, 1.1758), (2, 679, 1.3262), (4, 340, 1.3281), (4, 378, 1.4766),
+    (4, 434, 1.6953), (4, 490, 1.9141), (4, 553, 2.1602), (4, 616, 2.4063),
+    (4, 658, 2.5703), (6, 438, 2.5664), (6, 466, 2.7305), (6, 517, 3.0293),
+    (6, 567, 3.3223), (6, 616, 3.6094), (6, 666, 3.9023), (6, 719, 4.2129),
+    (6, 772, 4.5234), (6, 822, 4.8164), (6, 873, 5.1152), (6, 910, 5.3320),
+    (6, 948, 5.5547),
+)
+
+THRESHOLDS_PATH = Path(__file__).with_name("mcs_thresholds.json")
+
+
+@dataclass(frozen=True)
+class McsEntry:
+    index: int
+    qm: int              #: modulation order (bits per QAM symbol)
+    r1024: float         #: target code rate x 1024
+    se: float            #: spectral efficiency (bit per channel use) from the table
+
+    @property
+    def rate(self) -> float:
+        return self.r1024 / 1024.0
+
+    @property
+    def modulation(self) -> str:
+        return {2: "QPSK", 4: "16QAM", 6: "64QAM", 8: "256QAM"}[self.qm]
+
+
+def num_mcs() -> int:
+    return len(MCS_TABLE)
+
+
+def mcs_entry(index: int) -> McsEntry:
+    qm, r, se = MCS_TABLE[int(index)]
+    return McsEntry(int(index), qm, float(r), se)
+
+
+# ----------------------------------------------------------------------------------------------
+# QAM (TS 38.211 5.1)
+# ----------------------------------------------------------------------------------------------
+
+@lru_cache(maxsize=8)
+def _pam(qm: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per-dimension PAM of square 2^qm-QAM: (levels [2^m] for the label c0..c_{m-1} read as
+    an MSB-first integer, label bits [2^m, m], normalisation 1/sqrt(E))."""
+    if qm not in (2, 4, 6, 8):
+        raise ValueError(f"unsupported modulation order {qm}")
+    m = qm // 2
+    labels = ((np.arange(2 ** m)[:, None] >> np.arange(m - 1, -1, -1)[None, :]) & 1)
+    # 38.211: a(c) = (1-2c0) (2^{m-1} - (1-2c1) (2^{m-2} - (1-2c2) (...)))
+    inner = np.ones(2 ** m)
+    for i in range(m - 1, 0, -1):
+        inner = 2 ** (m - i) - (1 - 2 * labels[:, i]) * inner
+    levels = (1 - 2 * labels[:, 0]) * inner
+    norm = 1.0 / math.sqrt(2.0 * np.mean(levels ** 2))
+    return levels.astype(np.float64), labels.astype(np.uint8), norm
+
+
+def constellation(qm: int) -> np.ndarray:
+    """All 2^qm points, index = label b0 b1 ... b_{qm-1} read MSB-first (unit energy)."""
+    levels, _, norm = _pam(qm)
+    m = qm // 2
+    idx = np.arange(2 ** qm)
+    bits = (idx[:, None] >> np.arange(qm - 1, -1, -1)[None, :]) & 1
+    wi = (bits[:, 0::2] * (1 << np.arange(m - 1, -1, -1))).sum(1)
+    wq = (bits[:, 1::2] * (1 << np.arange(m - 1, -1, -1))).sum(1)
+    return ((levels[wi] + 1j * levels[wq]) * norm).astype(np.complex64)
+
+
+def modulate(bits: np.ndarray, qm: int) -> np.ndarray:
+    """Bits (length multiple of qm) -> complex64 unit-energy symbols (38.211 5.1)."""
+    b = np.asarray(bits, np.uint8).reshape(-1, qm)
+    levels, _, norm = _pam(qm)
+    m = qm // 2
+    w = 1 << np.arange(m - 1, -1, -1)
+    ii = (b[:, 0::2].astype(np.int64) * w).sum(1)
+    qq = (b[:, 1::2].astype(np.int64) * w).sum(1)
+    lv = (levels * norm).astype(np.float32)
+    return (lv[ii] + 1j * lv[qq]).astype(np.complex64)
+
+
+def demodulate(y: np.ndarray, qm: int, noise_var, method: str = "maxlog",
+               chunk: int = 1 << 18) -> np.ndarray:
+    """Soft demapping: complex symbols -> LLRs ``log p(b=1)/p(b=0)``, length ``len(y) * qm``.
+
+    ``noise_var``: complex noise variance N0 per symbol (scalar or per-symbol array, e.g. the
+    post-equalisation variance of each OFDM resource element).  ``method``: ``"maxlog"`` or
+    ``"app"`` (exact log-sum-exp).
+    """
+    y = np.asarray(y).reshape(-1)
+    nv = np.broadcast_to(np.asarray(noise_var, np.float64), y.shape)
+    levels, labels, norm = _pam(qm)
+    m = qm // 2
+    lv = levels * norm
+    out = np.empty((y.size, qm), np.float32)
+    for s in range(0, y.size, chunk):
+        e = min(y.size, s + chunk)
+        inv = 1.0 / np.maximum(nv[s:e], 1e-12)
+        for dim, comp in ((0, y[s:e].real), (1, y[s:e].imag)):
+            d2 = (comp.astype(np.float64)[:, None] - lv[None, :]) ** 2 * inv[:, None]
+            for i in range(m):
+                one = labels[:, i].astype(bool)
+                if method == "maxlog":
+                    llr = d2[:, ~one].min(1) - d2[:, one].min(1)
+                elif method == "app":
+                    llr = _lse(-d2[:, one]) - _lse(-d2[:, ~one])
+                else:
+                    raise ValueError(method)
+                out[s:e, 2 * i + dim] = llr
+    return out.reshape(-1)
+
+
+def _lse(x: np.ndarray) -> np.ndarray:
+    mx = x.max(1)
+    return mx + np.log(np.exp(x - mx[:, None]).sum(1))
+
+
+def noise_var_from_snr(snr_db: float) -> float:
+    """N0 for unit-energy symbols at Es/N0 = ``snr_db``."""
+    return float(10.0 ** (-float(snr_db) / 10.0))
+
+
+def awgn(x: np.ndarray, snr_db: float, rng: np.random.Generator | None = None):
+    """Complex AWGN at Es/N0 = ``snr_db`` (unit-energy input assumed): returns (y, N0)."""
+    rng = rng or np.random.default_rng()
+    n0 = noise_var_from_snr(snr_db)
+    x = np.asarray(x)
+    noise = rng.standard_normal((2,) + x.shape, dtype=np.float32) * np.float32(math.sqrt(n0 / 2))
+    return (x + noise[0] + 1j * noise[1]).astype(np.complex64), n0
+
+
+# ----------------------------------------------------------------------------------------------
+# BLER and thresholds
+# ----------------------------------------------------------------------------------------------
+
+def simulate_bler(mcs: int, snr_db: float, num_blocks: int, rng: np.random.Generator | None = None,
+                  n_cb: int = 4096, max_iter: int = 20, channel=None) -> tuple[float, float]:
+    """BLER of one-code-block transport blocks (length ~``n_cb`` coded bits, CRC24A) at ``mcs``
+    over AWGN (or ``channel(symbols) -> (y, noise_var)``).  Returns (BLER, mean iterations)."""
+    from .ldpc import crc24a, get_code, tb_layout
+    rng = rng or np.random.default_rng()
+    e = mcs_entry(mcs)
+    k_max = int(math.floor(e.rate * n_cb))
+    lay = tb_layout(k_max - 24, e.qm, e.rate, n_cb)
+    assert lay.num_cbs == 1
+    code = get_code(lay.k_cb, lay.e_cb, e.qm)
+    payload = rng.integers(0, 2, (num_blocks, lay.k_cb - 24), dtype=np.uint8)
+    u = np.concatenate([payload, crc24a(payload)], axis=1)
+    c = code.encode(u)
+    x = modulate(c.reshape(-1), e.qm)
+    if channel is None:
+        y, nv = awgn(x, snr_db, rng)
+    else:
+        y, nv = channel(x)
+    llr = demodulate(y, e.qm, nv).reshape(num_blocks, lay.e_cb)
+    res = code.decode(llr, max_iter=max_iter)
+    ok = res.converged & np.all(crc24a(res.bits[:, :-24]) == res.bits[:, -24:], axis=1)
+    return float(1.0 - ok.mean()), float(res.iterations.mean())
+
+
+@lru_cache(maxsize=4)
+def _load(path: str) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
+def load_thresholds(path: str | Path | None = None) -> dict:
+    """The measured BLER curves: ``{"curves": {mcs: {"snr_db": [...], "bler": [...]}}, ...}``."""
+    return _load(str(path or THRESHOLDS_PATH))
+
+
+def mcs_threshold_db(mcs: int, bler_target: float = 0.1, path=None) -> float:
+    """SNR (dB) at which the measured code-block BLER of ``mcs`` falls to ``bler_target``
+    (log-linear interpolation of the measured curve)."""
+    cur = load_thresholds(path)["curves"][str(int(mcs))]
+    snr = np.asarray(cur["snr_db"], float)
+    bler = np.asarray(cur["bler"], float)
+    order = np.argsort(snr)
+    snr, bler = snr[order], bler[order]
+    # enforce monotone non-increasing BLER (Monte-Carlo noise) before interpolating
+    bler = np.minimum.accumulate(bler)
+    lt = np.log10(max(bler_target, 1e-6))
+    lb = np.log10(np.maximum(bler, 1e-6))
+    below = np.nonzero(bler <= bler_target)[0]
+    if below.size == 0:
+        return float(snr[-1] + 1.0)           # never reached in the measured range
+    i = below[0]
+    if i == 0:
+        return float(snr[0])
+    x0, x1, y0, y1 = snr[i - 1], snr[i], lb[i - 1], lb[i]
+    return float(x0 + (lt - y0) * (x1 - x0) / (y1 - y0)) if y1 != y0 else float(x1)
+
+
+def select_mcs(cqi_db: float, bler_target: float = 0.1, margin_db: float = 0.0,
+               path=None) -> int:
+    """Live link adaptation: the highest MCS whose measured threshold (code-block BLER =
+    ``bler_target``) is at most ``cqi_db - margin_db``; MCS 0 when none is."""
+    best = 0
+    for i in range(num_mcs()):
+        if mcs_threshold_db(i, bler_target, path) <= cqi_db - margin_db:
+            best = i
+    return best
+
+
+def _measure(args) -> int:
+    """Measure BLER curves for every MCS and write the JSON table."""
+    rng = np.random.default_rng(args.seed)
+    curves: dict[str, dict] = {}
+    t0 = time.time()
+    mcs_list = range(num_mcs()) if not args.mcs else [int(m) for m in args.mcs.split(",")]
+    for i in mcs_list:
+        e = mcs_entry(i)
+        shannon = 10 * math.log10(2 ** (e.rate * e.qm) - 1)
+        snr = round(shannon * 4) / 4 - 0.25
+        pts_s, pts_b, pts_i = [], [], []
+        # walk down until BLER ~1, then up until BLER < 1/num_blocks twice in a row
+        while True:
+            b, it = simulate_bler(i, snr, args.blocks, rng)
+            if b >= 0.9 or snr < shannon - 3:
+                break
+            pts_s.append(snr), pts_b.append(b), pts_i.append(it)
+            snr -= args.step
+        pts_s.append(snr), pts_b.append(b), pts_i.append(it)
+        snr = max(pts_s) + args.step
+        zeros = 0
+        while zeros < 2 and snr < shannon + 8:
+            b, it = simulate_bler(i, snr, args.blocks, rng)
+            pts_s.append(snr), pts_b.append(b), pts_i.append(it)
+            zeros = zeros + 1 if b == 0.0 else 0
+            snr += args.step
+        order = np.argsort(pts_s)
+        curves[str(i)] = {"snr_db": [round(float(pts_s[j]), 3) for j in order],
+                          "bler": [float(pts_b[j]) for j in order],
+                          "mean_iterations": [round(float(pts_i[j]), 2) for j in order]}
+        print(f"MCS {i:2d} {e.modulation:6s} R={e.r1024:.0f}/1024  shannon {shannon:6.2f} dB  "
+              f"points {len(order)}  ({time.time() - t0:.0f} s)", flush=True)
+    data = {
+        "description": "code-block BLER vs Es/N0 over AWGN per MCS (TS 38.214 Table 5.1.3.1-1), "
+                       "one code block of ~n_cb coded bits, CRC24A, 38.212 rate matching + "
+                       "bit interleaver, max-log demapping, layered min-sum (core.baseline.ldpc)",
+        "command": "python -m core.baseline.mcs measure " + " ".join(args.argv),
+        "n_cb": 4096, "blocks_per_point": args.blocks, "max_iter": 20, "seed": args.seed,
+        "curves": curves,
+    }
+    if args.mcs and Path(args.out).exists():        # partial re-measurement: merge
+        old = json.loads(Path(args.out).read_text())
+        old["curves"].update(curves)
+        data["curves"] = old["curves"]
+    data["threshold_db_bler0.1"] = {}
+    Path(args.out).write_text(json.dumps(data, indent=1))
+    _load.cache_clear()
+    data["threshold_db_bler0.1"] = {k: round(mcs_threshold_db(int(k), 0.1, args.out), 3)
+                                    for k in sorted(data["curves"], key=int)}
+    Path(args.out).write_text(json.dumps(data, indent=1))
+    _load.cache_clear()
+    print(json.dumps(data["threshold_db_bler0.1"]))
+    return 0
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(prog="python -m core.baseline.mcs", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("measure", help="measure BLER curves / thresholds with our decoder")
+    m.add_argument("--blocks", type=int, default=300, help="code blocks per SNR point")
+    m.add_argument("--step", type=float, default=0.25, help="SNR step (dB)")
+    m.add_argument("--seed", type=int, default=2024)
+    m.add_argument("--mcs", default="", help="comma-separated subset (default: all)")
+    m.add_argument("--out", default=str(THRESHOLDS_PATH))
+    t = sub.add_parser("table", help="print the MCS table with the measured thresholds")
+    t.add_argument("--bler", type=float, default=0.1)
+    args = p.parse_args(argv)
+    args.argv = argv[1:]
+    if args.cmd == "measure":
+        return _measure(args)
+    for i in range(num_mcs()):
+        e = mcs_entry(i)
+        print(f"{i:2d} {e.modulation:6s} R={e.r1024:4.0f}/1024 SE={e.se:.4f} "
+              f"thr={mcs_threshold_db(i, args.bler):6.2f} dB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
