@@ -86,7 +86,7 @@ class TxFrame:
         head = _TX_HEAD.pack(MAGIC_TX, FRAME_VERSION, self.stream & 0xFF, self.flags & 0xFF,
                              self.frame_id & 0xFFFFFFFF, len(payload) // 8, _crc32(payload),
                              len(self.meta))
-        return head + _CRC.pack(_crc32(head)) + self.meta + payload
+        return head + _CRC.pack(_crc32(head + self.meta)) + self.meta + payload
 
     @classmethod
     def from_bytes(cls, msg: bytes) -> "TxFrame":
@@ -100,15 +100,15 @@ class TxFrame:
             raise FrameError("bad magic: not a TX frame")
         if version != FRAME_VERSION:
             raise FrameError(f"unsupported frame version {version} (this build speaks {FRAME_VERSION})")
-        (hcrc,) = _CRC.unpack_from(msg, _TX_HEAD.size)
-        if hcrc != _crc32(head):
-            raise FrameError("header CRC mismatch")
         if n_sym > MAX_SYMBOLS:
             raise FrameError(f"frame claims {n_sym} symbols > MAX_SYMBOLS")
         expected = n_head + meta_len + 8 * n_sym
         if len(msg) != expected:
             raise FrameError(f"length mismatch: {len(msg)} bytes, header says {expected}")
         meta = bytes(msg[n_head:n_head + meta_len])
+        (hcrc,) = _CRC.unpack_from(msg, _TX_HEAD.size)
+        if hcrc != _crc32(head + meta):  # the CRC covers header and meta
+            raise FrameError("header CRC mismatch")
         payload = msg[n_head + meta_len:]
         if _crc32(payload) != pcrc:
             raise FrameError("payload CRC mismatch")
