@@ -40,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="exit after this many seconds without any input (0 = never)")
     p.add_argument("--device", default="auto")
     p.add_argument("--weights", default=None)
+    p.add_argument("--exit-on-end", action=argparse.BooleanOptionalAction, default=True,
+                   help="exit once the TX's end-of-stream marker arrived and nothing is pending")
     p.add_argument("--save-every", type=int, default=10, help="save a viewport contact image every N frames (0 = never)")
     add_link_arguments(p)
 
@@ -168,18 +170,24 @@ class Receiver:
                 status = status if extra.get("ok", False) or status == "lost" else "cliff"
             else:
                 return
-        except (ValueError, RuntimeError) as exc:
+        except Exception as exc:  # one bad frame must never stop the stream
             self.counters.malformed += 1
-            print(f"rx: frame {key} undecodable: {exc}", file=sys.stderr)
+            print(f"rx: frame {key} undecodable: {type(exc).__name__}: {exc}", file=sys.stderr)
             return
         t_dec = time.perf_counter() - t0
         self.counters.decoded += status == "ok"
         self.counters.lost += status == "lost"
-        row = self._metrics(stream, frame_id, rec, ref_roi, p, status, cqi, t_dec, extra)
+        try:
+            row = self._metrics(stream, frame_id, rec, ref_roi, p, status, cqi, t_dec, extra)
+        except Exception as exc:
+            self.counters.malformed += 1
+            print(f"rx: frame {key} metrics failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return
         self.csv.writerow(row)
         self.csv_file.flush()
         self._publish(row, rec, symbols, p.phy)
         self._send_feedback(frame_id)
+        self.write_counters()
 
     def _decode_classical(self, symbols, p: Pending, cqi: float):
         if self.classical is None:
@@ -242,23 +250,28 @@ class Receiver:
                 self.last_input = time.time()
                 try:
                     self._on_side(self.side.recv_multipart(zmq.NOBLOCK))
-                except (FrameError, ValueError, KeyError, TypeError, zmq.Again) as exc:
+                except Exception as exc:  # anything malformed is counted and dropped
                     self.counters.malformed += 1
-                    print(f"rx: dropped side message: {exc}", file=sys.stderr)
+                    print(f"rx: dropped side message: {type(exc).__name__}: {exc}", file=sys.stderr)
             if self.phy in events:
                 self.last_input = time.time()
                 try:
                     self._on_phy(self.phy.recv(zmq.NOBLOCK))
-                except (FrameError, zmq.Again) as exc:
+                except Exception as exc:
                     self.counters.malformed += 1
-                    print(f"rx: dropped PHY message: {exc}", file=sys.stderr)
+                    print(f"rx: dropped PHY message: {type(exc).__name__}: {exc}", file=sys.stderr)
             self._expire()
-            if self.expected_frames is not None and not self.pending:
+            if self.args.exit_on_end and self.expected_frames is not None and not self.pending:
                 break
             if self.args.idle_exit and time.time() - self.last_input > self.args.idle_exit:
                 break
-        (self.out / "rx_counters.json").write_text(json.dumps(vars(self.counters), indent=1))
+        self.write_counters()
         return 0
+
+    def write_counters(self) -> None:
+        tmp = self.out / "rx_counters.json.tmp"
+        tmp.write_text(json.dumps(vars(self.counters), indent=1))
+        tmp.replace(self.out / "rx_counters.json")  # atomic for readers
 
     def close(self) -> None:
         self.csv_file.close()
