@@ -28,7 +28,9 @@ def export_weights(model: NTSCCPlus, path: str | Path, info: dict | None = None)
     state = {k: (v.half() if v.is_floating_point() else v).contiguous()
              for k, v in model.state_dict().items()}
     meta = {"config": json.dumps(model.cfg.to_dict()), "info": json.dumps(info or {})}
-    save_file(state, str(path), metadata=meta)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(state, str(tmp), metadata=meta)
+    tmp.replace(path)  # atomic: readers never see a half-written file
     return path
 
 
