@@ -421,6 +421,13 @@ class StreamReceiver:
         self._fft_scale = np.float32(1.0 / (np.sqrt(N) * config.tx_scale))
         self.stats = {"detections": 0, "header_failures": 0, "frames": 0, "samples": 0}
 
+    def reset(self) -> None:
+        """Drop buffered samples and go back to searching (after an internal error)."""
+        self.offset += self.n
+        self.n = self.pos = 0
+        self.state = self.SEARCH
+        self._frame = None
+
     # -- buffer
     def _append(self, x: np.ndarray) -> None:
         need = self.n + x.size

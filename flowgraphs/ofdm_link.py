@@ -1,0 +1,325 @@
+#!/usr/bin/python3
+"""The ntscc-xr OFDM link: a GNU Radio 3.10 top block (run under Debian's ``/usr/bin/python3``).
+
+::
+
+    ZMQ PULL (TxFrame) -> OfdmFrameSource (OFDM modulation, idle fill)
+        -> [fading_model -> FramePowerProbe]           rayleigh / rician only
+        -> channels.channel_model (AWGN, CFO, multipath taps + fractional delay, clock offset)
+        -> blocks.delay (integer timing offset)
+        -> OfdmFrameSink (sync, CFO, FFT, channel estimation, soft equaliser, CQI)
+        -> ZMQ PUSH (RxFrame)
+
+    --usrp:  OfdmFrameSource -> uhd.usrp_sink  ...air/cable...  uhd.usrp_source -> OfdmFrameSink
+
+A REP control socket takes JSON: ``{"cmd": "ping"}``, ``{"cmd": "get"}`` (settings and
+counters), ``{"cmd": "stop"}``, and settings ``{"snr_db": 7, "channel": "rayleigh",
+"doppler_hz": 100, "cfo_hz": 500, "timing_offset": 2.5, "k_factor": 4, "multipath": true}``
+(with or without ``"cmd": "set"``). Changing between fading and non-fading channels rewires
+the flowgraph (lock/unlock); the other settings apply in place, the SNR exactly from the next
+frame on.
+
+Start-up prints one line ``READY {"in": ..., "out": ..., "ctrl": ...}`` on stdout.
+The ``.grc`` twin of this flowgraph is ``flowgraphs/ofdm_link.grc``.
+"""
+from __future__ import annotations
+
+import os
+
+for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")  # BLAS threads fight with GNU Radio's threads on 2 cores
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import zmq  # noqa: E402
+from gnuradio import blocks, channels, gr  # noqa: E402
+
+from core.ofdm import OfdmConfig  # noqa: E402
+from flowgraphs.blocks import FramePowerProbe, FrameRegistry, OfdmFrameSink, OfdmFrameSource  # noqa: E402
+from flowgraphs.channel import DEFAULT_TRACE, ChannelState, SnrTrace  # noqa: E402
+from flowgraphs.options import add_flowgraph_arguments  # noqa: E402
+
+NOISE_VOLTAGE = 1.0  # fixed unit-variance noise; the SNR is set by the TX frame amplitude
+BUFFER_ITEMS = 1 << 16
+
+
+def _big_buffer(block) -> None:
+    """Larger output buffer (fewer, bigger work calls), without the INFO log line."""
+    try:
+        block.set_log_level("warn")
+    except Exception:  # noqa: BLE001 - older bindings: keep the log line
+        pass
+    block.set_min_output_buffer(BUFFER_ITEMS)
+
+
+class UsrpNotFound(RuntimeError):
+    """No USRP answered for the given device arguments."""
+
+
+def _bind(ctx: zmq.Context, kind: int, host: str, port: int, allow_remote: bool, keys) -> tuple:
+    sock = ctx.socket(kind)
+    sock.setsockopt(zmq.LINGER, 0)
+    if kind == zmq.PUSH:
+        sock.setsockopt(zmq.SNDHWM, 64)
+    if port == 0:
+        from core.endpoints import check_bind
+        check_bind(f"tcp://{host}:1", allow_remote)
+        if keys is not None:
+            from core.security import bind as secure_bind  # sets the CURVE server options
+            secure_bind(sock, f"tcp://{host}:*", allow_remote, keys)
+            port = int(sock.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1])
+        else:
+            port = sock.bind_to_random_port(f"tcp://{host}")
+    else:
+        from core.security import bind as secure_bind
+        secure_bind(sock, f"tcp://{host}:{port}", allow_remote, keys)
+    return sock, port
+
+
+class OfdmLink(gr.top_block):
+    """The OFDM link flowgraph.
+
+    Parameters
+    ----------
+    opts : argparse.Namespace
+        Options of :func:`flowgraphs.options.add_flowgraph_arguments`.
+    ctx : zmq.Context
+    """
+
+    def __init__(self, opts: argparse.Namespace, ctx: zmq.Context | None = None):
+        gr.top_block.__init__(self, "ntscc-xr OFDM link", catch_exceptions=True)
+        self.opts = opts
+        self.cfg = OfdmConfig()
+        self.ctx = ctx or zmq.Context.instance()
+        keys = None
+        if opts.curve_keys:
+            from core.security import CurveKeys
+            keys = CurveKeys(Path(opts.curve_keys))
+        base = opts.base_port
+        p = (lambda off: 0 if base == 0 else base + off)
+        self.in_sock, self.in_port = _bind(self.ctx, zmq.PULL, opts.host, p(0), opts.allow_remote, keys)
+        self.out_sock, self.out_port = _bind(self.ctx, zmq.PUSH, opts.host, p(1), opts.allow_remote, keys)
+        self.ctrl_sock, self.ctrl_port = _bind(self.ctx, zmq.REP, opts.host, p(2), opts.allow_remote, keys)
+
+        channel = opts.channel
+        self.state = ChannelState(channel=channel, snr_db=opts.snr, cfo_hz=opts.cfo,
+                                  timing_offset=opts.timing_offset, doppler_hz=opts.doppler,
+                                  k_factor=opts.k_factor, sco_ppm=opts.sco_ppm,
+                                  samp_rate=opts.rate, multipath=opts.multipath,
+                                  trace=str(opts.trace or DEFAULT_TRACE))
+        self.trace = SnrTrace(self.state.trace) if channel == "trace" else None
+        self.registry = FrameRegistry()
+        self.usrp = bool(opts.usrp)
+        self.src = OfdmFrameSource(self.in_sock, self.cfg, self.frame_gain, self.registry,
+                                   realtime=self.usrp)
+        self.sink = OfdmFrameSink(self.out_sock, self.cfg, self.registry,
+                                  equaliser=opts.equaliser, simulated=not self.usrp)
+        _big_buffer(self.src)
+        self._wiring: list = []
+        if self.usrp:
+            self._build_usrp(opts)
+        else:
+            self._build_sim(opts)
+
+    # ------------------------------------------------------------------ per-frame SNR
+    def frame_gain(self, stream: int, frame_id: int) -> tuple[float, float]:
+        """TX amplitude and nominal SNR (dB) of one frame."""
+        if self.usrp:
+            return float(self.opts.tx_amplitude), float("nan")
+        st = self.state
+        snr = st.snr_db
+        if st.channel == "trace":
+            if self.trace is None or str(self.trace.path) != st.trace:
+                self.trace = SnrTrace(st.trace)
+            snr = self.trace.snr_for(frame_id, st.snr_db)
+        # per-RE SNR = amp^2 * N / (N_occ * noise) with unit-power bursts
+        amp = np.sqrt(10 ** (snr / 10) * self.cfg.n_occupied / self.cfg.fft_size) * NOISE_VOLTAGE
+        return float(amp), float(snr)
+
+    # ------------------------------------------------------------------ simulated channel
+    def _build_sim(self, opts) -> None:
+        st = self.state
+        self.fading = None
+        self.probe = FramePowerProbe(self.registry)
+        self.chan = channels.channel_model(
+            noise_voltage=NOISE_VOLTAGE, frequency_offset=st.normalised_cfo(),
+            epsilon=1.0 + st.sco_ppm * 1e-6, taps=list(st.taps()), noise_seed=opts.seed,
+            block_tags=False)
+        _big_buffer(self.chan)
+        self.delay = blocks.delay(gr.sizeof_gr_complex, st.integer_delay())
+        _big_buffer(self.delay)
+        self._wire_sim()
+
+    def _make_fading(self):
+        st = self.state
+        f = channels.fading_model(8, st.normalised_doppler(), st.channel == "rician",
+                                  st.k_factor, self.opts.seed + 1)
+        _big_buffer(f)
+        self._fading_los = st.channel == "rician"
+        return f
+
+    def _wire_sim(self) -> None:
+        st = self.state
+        if st.fading:
+            if self.fading is None or self._fading_los != (st.channel == "rician"):
+                self.fading = self._make_fading()
+            self.connect(self.src, self.fading, self.probe, self.chan)
+        else:
+            self.connect(self.src, self.chan)
+        self.connect(self.chan, self.delay, self.sink)
+
+    # ------------------------------------------------------------------ USRP
+    def _build_usrp(self, opts) -> None:
+        from gnuradio import uhd
+        try:
+            self.usrp_sink = uhd.usrp_sink(opts.usrp_args, uhd.stream_args(cpu_format="fc32",
+                                                                           channels=[0]), "")
+            self.usrp_source = uhd.usrp_source(opts.usrp_args, uhd.stream_args(cpu_format="fc32",
+                                                                               channels=[0]))
+        except RuntimeError as exc:
+            msg = " ".join(str(exc).split())
+            if "No devices found" in msg or "LookupError" in msg or "KeyError" in msg:
+                raise UsrpNotFound(
+                    f"no USRP found for --usrp-args '{opts.usrp_args}' (UHD: {msg.strip()}). "
+                    "Check the USB 3 / Ethernet connection and power, run 'uhd_find_devices' "
+                    "to list devices and pass one as --usrp-args (e.g. 'type=b200' or "
+                    "'addr=192.168.10.2'), or drop --usrp to use the simulated channel.") from exc
+            raise
+        for dev in (self.usrp_sink, self.usrp_source):
+            dev.set_samp_rate(opts.rate)
+            dev.set_center_freq(opts.freq, 0)
+        self.usrp_sink.set_gain(opts.tx_gain, 0)
+        self.usrp_source.set_gain(opts.rx_gain, 0)
+        self.connect(self.src, self.usrp_sink)
+        self.connect(self.usrp_source, self.sink)
+
+    # ------------------------------------------------------------------ control
+    def apply(self, settings: dict) -> dict:
+        """Apply channel settings at run time; returns the new state."""
+        if self.usrp:
+            raise ValueError("channel settings do not apply to a USRP link")
+        was_fading, was_los = self.state.fading, self.state.channel == "rician"
+        changed = self.state.update(**settings)
+        st = self.state
+        if "channel" in changed and st.channel == "trace":
+            self.trace = SnrTrace(st.trace)
+        if "cfo_hz" in changed or "samp_rate" in changed:
+            self.chan.set_frequency_offset(st.normalised_cfo())
+        if {"multipath", "timing_offset", "channel"} & changed.keys():
+            self.chan.set_taps(list(st.taps()))
+        if "timing_offset" in changed:
+            self.delay.set_dly(st.integer_delay())
+        if "sco_ppm" in changed:
+            self.chan.set_timing_offset(1.0 + st.sco_ppm * 1e-6)
+        rewire = (st.fading != was_fading) or (st.fading and (st.channel == "rician") != was_los)
+        if rewire:
+            self.lock()
+            self.disconnect_all()
+            self._wire_sim()
+            self.unlock()
+        elif self.fading is not None:
+            if "doppler_hz" in changed or "samp_rate" in changed:
+                self.fading.set_fDTs(st.normalised_doppler())
+            if "k_factor" in changed:
+                self.fading.set_K(st.k_factor)
+        return st.as_dict()
+
+    def status(self) -> dict:
+        return {"state": self.state.as_dict() if not self.usrp else {"usrp": True},
+                "tx": dict(self.src.stats), "rx": dict(self.sink.stats, **self.sink.rx.stats),
+                "recent": list(self.sink.recent)[-8:],
+                "ports": {"in": self.in_port, "out": self.out_port, "ctrl": self.ctrl_port}}
+
+
+class ControlServer(threading.Thread):
+    """REP socket loop: JSON requests -> JSON replies (never raises)."""
+
+    def __init__(self, tb: OfdmLink, stop_event: threading.Event):
+        super().__init__(name="ntscc-control", daemon=True)
+        self.tb, self.stop_event = tb, stop_event
+
+    def handle(self, req: dict) -> dict:
+        cmd = req.pop("cmd", "set")
+        if cmd == "ping":
+            return {"ok": True}
+        if cmd in ("get", "stats", "status"):
+            return {"ok": True, **self.tb.status()}
+        if cmd == "stop":
+            self.stop_event.set()
+            return {"ok": True}
+        if cmd == "set":
+            return {"ok": True, "state": self.tb.apply(req)}
+        return {"ok": False, "error": f"unknown cmd {cmd!r}"}
+
+    def run(self) -> None:
+        sock = self.tb.ctrl_sock
+        while not self.stop_event.is_set():
+            try:
+                if not sock.poll(100):
+                    continue
+                raw = sock.recv()
+            except zmq.ZMQError:
+                return
+            try:
+                req = json.loads(raw)
+                if not isinstance(req, dict):
+                    raise ValueError("request must be a JSON object")
+                rep = self.handle(req)
+            except Exception as exc:  # noqa: BLE001 - report any bad request to the client
+                rep = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            try:
+                sock.send(json.dumps(rep, default=float).encode())
+            except zmq.ZMQError:
+                return
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ofdm_link", description=__doc__.split("\n")[0])
+    add_flowgraph_arguments(parser)
+    opts = parser.parse_args(argv)
+    ctx = zmq.Context.instance()
+    try:
+        tb = OfdmLink(opts, ctx)
+    except UsrpNotFound as exc:
+        print(f"ERROR: {exc}", file=sys.stderr, flush=True)
+        return 3
+    except zmq.ZMQError as exc:
+        print(f"ERROR: cannot bind the ZMQ sockets on {opts.host} (base port {opts.base_port}): "
+              f"{exc}. Another flowgraph running? Use --base-port.", file=sys.stderr, flush=True)
+        return 4
+    except (OSError, ValueError, PermissionError) as exc:
+        print(f"ERROR: {exc}", file=sys.stderr, flush=True)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    ctrl = ControlServer(tb, stop)
+    tb.start()
+    ctrl.start()
+    ready = {"in": f"tcp://{opts.host}:{tb.in_port}", "out": f"tcp://{opts.host}:{tb.out_port}",
+             "ctrl": f"tcp://{opts.host}:{tb.ctrl_port}", "channel": opts.channel,
+             "usrp": bool(opts.usrp), "pid": os.getpid()}
+    # GNU Radio's logger writes to stdout without a trailing newline: start a fresh line
+    print("\nREADY " + json.dumps(ready), flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        tb.stop()
+        tb.wait()
+        ctrl.join(timeout=1.0)
+        for s in (tb.in_sock, tb.out_sock, tb.ctrl_sock):
+            s.close(0)
+        print("STOPPED " + json.dumps(tb.status()["rx"]), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
