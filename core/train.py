@@ -59,9 +59,9 @@ class CropSampler:
     """Random crops (with flips) from a folder of photos held in memory as uint8."""
 
     def __init__(self, folder: str, crop: int, seed: int):
-        files = list_images(folder)
         if "kodak" in str(folder).lower():
             raise ValueError("refusing to train on Kodak: it is the test set")
+        files = list_images(folder)
         self.crop, self.rng = crop, np.random.default_rng(seed)
         self.images = []
         for f in files:
@@ -140,20 +140,42 @@ def plot_curves(log_path: Path, png_path: Path) -> None:
     fig.tight_layout(); fig.savefig(png_path, dpi=90); plt.close(fig)
 
 
+def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    """Under ``torchrun`` (WORLD_SIZE > 1): join the process group (NCCL on CUDA, Gloo on
+    CPU) and pin one GPU per local rank. Returns (rank, world size, device)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, device
+    import torch.distributed as dist
+    if device.type == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), world, device
+
+
 def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
+    rank, world, device = init_distributed(device)
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-    (out / "train.pid").write_text(str(os.getpid()))
+    if rank == 0:
+        (out / "train.pid").write_text(str(os.getpid()))
     bounds = [int(s) for s in args.stage_steps.split(",")]
     if len(bounds) != 3:
         raise SystemExit("--stage-steps needs three comma-separated numbers: ntc,jscc,compat")
     total = sum(bounds)
     cfg = get_config(args.config)
     model = NTSCCPlus(cfg).to(device)
+    net = model
+    if world > 1:  # each rank draws its own crops; gradients are averaged by DDP
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=True)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     step, ckpt_path = 0, out / "last.pt"
@@ -163,18 +185,21 @@ def main(args: argparse.Namespace) -> int:
             raise SystemExit(f"{ckpt_path} was trained with another config; use a new --out")
         model.load_state_dict(ckpt["model"]); opt.load_state_dict(ckpt["opt"]); step = ckpt["step"]
         print(f"resuming {ckpt_path} at step {step}", file=sys.stderr)
-    (out / "command.txt").write_text("ntscc-xr train " + " ".join(sys.argv[2:]) + "\n")
-    sampler = CropSampler(args.data, args.crop, args.seed + step)
-    rng = random.Random(args.seed + step)
-    torch.manual_seed(args.seed + step)
-    log_path = out / "log.csv"
+    seed = args.seed + step + 1000 * rank
+    sampler = CropSampler(args.data, args.crop, seed)
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    log_path = out / ("log.csv" if rank == 0 else f"log.rank{rank}.csv")
+    if rank == 0:
+        (out / "command.txt").write_text("ntscc-xr train " + " ".join(sys.argv[2:]) + "\n")
     new_log = not log_path.exists()
     log = open(log_path, "a", newline="")
     writer = csv.writer(log)
     if new_log:
         writer.writerow(["step", "stage", "loss", "psnr", "cbr", "lam", "eta", "snr", "sec_per_step", "time"])
     t_start, t_last = time.time(), time.time()
-    bar = tqdm(total=total, initial=step, desc="train", file=sys.stderr, mininterval=5)
+    bar = tqdm(total=total, initial=step, desc="train", file=sys.stderr, mininterval=5,
+               disable=rank != 0)
     while step < total:
         stage = stage_of(step, bounds)
         for g in opt.param_groups:
@@ -182,7 +207,7 @@ def main(args: argparse.Namespace) -> int:
         x = sampler.batch(args.batch).to(device)
         lam, eta, snr = (t.to(device) for t in sample_conditions(stage, cfg, args.batch, rng))
         with torch.autocast(device.type, enabled=device.type == "cuda"):
-            out_d = model(x, lam, eta, snr, jscc=stage != "ntc")
+            out_d = net(x, lam, eta, snr, jscc=stage != "ntc")
         loss, mse255, rate = rd_loss({k: v.float() for k, v in out_d.items()}, x, lam, eta)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -198,8 +223,13 @@ def main(args: argparse.Namespace) -> int:
                          f"{snr.float().mean():.2f}", f"{now - t_last:.3f}", int(now)])
         t_last = now
         bar.update(1); bar.set_postfix(stage=stage, psnr=f"{psnr:.2f}", cbr=f"{cbr:.4f}")
-        stop = args.max_minutes and (now - t_start) > 60 * args.max_minutes
-        if step % args.ckpt_every == 0 or step == total or stop:
+        stop = bool(args.max_minutes and (now - t_start) > 60 * args.max_minutes)
+        if world > 1:  # every rank stops at the same step, or DDP would hang
+            import torch.distributed as dist
+            flag = torch.tensor([float(stop)], device=device)
+            dist.all_reduce(flag)
+            stop = bool(flag.item() > 0)
+        if rank == 0 and (step % args.ckpt_every == 0 or step == total or stop):
             log.flush()
             save_checkpoint(model, opt, step, cfg, out, args, stage)
             plot_curves(log_path, out / "curves.png")
@@ -207,6 +237,9 @@ def main(args: argparse.Namespace) -> int:
             print(f"stopping after {args.max_minutes} min at step {step}", file=sys.stderr)
             break
     bar.close(); log.close()
+    if world > 1:
+        import torch.distributed as dist
+        dist.destroy_process_group()
     return 0
 
 

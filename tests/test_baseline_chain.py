@@ -1,0 +1,133 @@
+"""The classical chain end to end: real codecs, real 5G LDPC, QAM, AWGN -- and the cliff."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.baseline import mcs as M
+from core.baseline.chain import (CapacityChain, ClassicalChain, budget_uses, make_scheme,
+                                 select_dataset_mcs)
+from core.baseline.codecs import BitstreamCache, mean_image, psnr
+
+FIX = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def img():
+    return np.asarray(Image.open(FIX / "baseline_erp_petra_128x64.png").convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return BitstreamCache(tmp_path_factory.mktemp("codec-cache"))
+
+
+def test_make_scheme(cache):
+    c = make_scheme("vvc+ldpc", cache=cache, codec_options={"preset": "faster"})
+    assert isinstance(c, ClassicalChain) and c.name == "vvc+ldpc" and c.codec.preset == "faster"
+    assert isinstance(make_scheme("jpeg+capacity", cache=cache), CapacityChain)
+    with pytest.raises(ValueError):
+        make_scheme("vvc+turbo")
+    assert budget_uses((512, 768), 0.04) == 47185
+
+
+@pytest.mark.parametrize("mcs", [5, 16])
+def test_cliff(img, cache, mcs):
+    """Below the MCS threshold the frame is lost (mean image), above it the codec PSNR."""
+    chain = ClassicalChain("jpeg", cache=cache)
+    thr = M.mcs_threshold_db(mcs)
+    rng = np.random.default_rng(mcs)
+    good = chain.transmit(img, 0.25, snr_db=thr + 2.0, mcs=mcs, rng=rng)
+    assert good.success and good.mcs == mcs and good.param is not None
+    pt = chain.cache.point(chain.codec, img, good.param)
+    assert abs(good.psnr - pt.psnr) < 1e-9
+    assert good.channel_uses <= good.budget_uses == budget_uses(img.shape, 0.25)
+    assert good.source_bits == pt.bits
+    bad = chain.transmit(img, 0.25, snr_db=thr - 2.0, mcs=mcs, rng=rng)
+    assert not bad.success and bad.blocks_failed >= 1
+    assert np.array_equal(bad.recon, mean_image(img))
+    assert bad.psnr < good.psnr - 5
+
+
+def test_live_policy_and_split(img, cache):
+    chain = ClassicalChain("jpeg", cache=cache)
+    rng = np.random.default_rng(3)
+    tx = chain.symbols_for(img, 0.3, cqi_db=12.0)
+    assert tx.mcs == M.select_mcs(12.0)
+    assert tx.symbols.dtype == np.complex64
+    assert tx.symbols.size <= budget_uses(img.shape, 0.3)
+    # the chosen QP is the largest-rate one that fits: the next ladder point does not
+    lad = list(chain.codec.ladder)
+    i = lad.index(tx.param)
+    if i + 1 < len(lad):
+        nxt = chain.cache.bits(chain.codec, img, lad[i + 1])
+        assert nxt > chain.max_source_bits(budget_uses(img.shape, 0.3), tx.mcs)
+    # per-symbol noise variances, as after OFDM equalisation
+    nv = np.full(tx.symbols.size, M.noise_var_from_snr(14.0))
+    y = tx.symbols + (rng.standard_normal(tx.symbols.size)
+                      + 1j * rng.standard_normal(tx.symbols.size)) * np.sqrt(nv / 2)
+    import json
+    meta = json.loads(json.dumps(tx.meta))            # must survive a JSON frame header
+    res = chain.receive(y.astype(np.complex64), nv, meta, original=img)
+    assert res.success and res.psnr > 25
+    # a corrupted frame: hold the last good one when asked
+    hold = ClassicalChain("jpeg", cache=cache, fallback="hold")
+    res2 = hold.receive(np.zeros_like(y), 1.0, meta, original=img, last_good=res.recon)
+    assert not res2.success and np.array_equal(res2.recon, res.recon)
+
+
+def test_nothing_fits(img, cache):
+    res = ClassicalChain("jpeg", cache=cache).transmit(img, 0.001, snr_db=10, mcs=0)
+    assert not res.success and res.param is None and res.channel_uses == 0
+    assert np.array_equal(res.recon, mean_image(img))
+
+
+def test_vvc_ldpc_end_to_end(img, cache):
+    chain = make_scheme("vvc+ldpc", cache=cache, codec_options={"preset": "faster"})
+    res = chain.transmit(img, 0.1, snr_db=15.0, rng=np.random.default_rng(0))
+    assert res.success and res.psnr > 27
+    assert res.mcs == M.select_mcs(15.0)
+
+
+def test_appendix_a_sweep(img, cache):
+    chain = ClassicalChain("jpeg", cache=cache)
+    rng = np.random.default_rng(11)
+    best, outs = chain.best(img, 0.25, snr_db=8.0, trials=2, rng=rng)
+    assert best.mean_mse == min(o.mean_mse for o in outs)
+    assert best.success_rate == 1.0
+    # MCS far above the SNR never arrive, those far below always do
+    by = {o.mcs: o for o in outs}
+    assert by[28].successes == 0
+    low = [o for o in outs if o.param is not None and M.mcs_threshold_db(o.mcs) < 8.0 - 2]
+    assert low and all(o.successes == o.trials for o in low)
+    # pruning keeps the winner
+    best2, outs2 = chain.best(img, 0.25, snr_db=8.0, trials=2, rng=rng, prune_db=2.0)
+    assert best2.mcs == best.mcs and len(outs2) < len(outs)
+    assert select_dataset_mcs([outs, outs2]) == best.mcs
+    # the oracle transmit uses the sweep's choice
+    res = chain.transmit(img, 0.25, snr_db=8.0, policy="oracle", trials=1, rng=rng)
+    assert res.success
+
+
+def test_capacity_bound(img, cache):
+    cap = make_scheme("jpeg+capacity", cache=cache)
+    ldpc = ClassicalChain("jpeg", cache=cache)
+    budget = budget_uses(img.shape, 0.25)
+    prev = -1.0
+    for snr in (4.0, 8.0, 12.0):
+        r = cap.transmit(img, 0.25, snr_db=snr)
+        assert r.success and r.source_bits <= budget * math.log2(1 + 10 ** (snr / 10))
+        assert r.psnr >= prev
+        prev = r.psnr
+        # a capacity-achieving code is never worse than the real chain
+        best, _ = ldpc.best(img, 0.25, snr_db=snr, trials=1, rng=np.random.default_rng(1),
+                            prune_db=2.0)
+        assert r.psnr >= best.mean_psnr - 1e-9
+    # fading: per-use SNRs
+    r = cap.transmit(img, 0.25, snr_per_use_db=np.array([0.0, 20.0]))
+    assert r.success
+    assert abs(psnr(img, r.recon) - r.psnr) < 1e-9
