@@ -1,0 +1,130 @@
+"""GNU Radio Companion wrappers of the ntscc-xr blocks (used by ``flowgraphs/ofdm_link.grc``).
+
+The block definitions GRC reads are ``flowgraphs/grc/*.block.yml``; open the flowgraph with::
+
+    GRC_BLOCKS_PATH=flowgraphs/grc PYTHONPATH=. gnuradio-companion flowgraphs/ofdm_link.grc
+
+and compile it with ``grcc`` the same way. These wrappers take plain parameters (addresses,
+SNR) instead of sockets and callables, so GRC can instantiate them; the source and the sink of
+one process share :data:`REGISTRY` (send times and applied SNR per frame).
+"""
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import zmq
+
+from core.endpoints import check_bind
+from core.ofdm import OfdmConfig
+from flowgraphs.blocks import FrameRegistry, OfdmFrameSink, OfdmFrameSource
+
+REGISTRY = FrameRegistry()
+
+
+def _bound(kind: int, address: str) -> zmq.Socket:
+    check_bind(address, allow_remote=False)
+    sock = zmq.Context.instance().socket(kind)
+    sock.setsockopt(zmq.LINGER, 0)
+    if kind == zmq.PUSH:
+        sock.setsockopt(zmq.SNDHWM, 64)
+    sock.bind(address)
+    return sock
+
+
+class frame_source(OfdmFrameSource):  # noqa: N801 - GRC naming
+    """OFDM frame source bound to ``address`` (ZMQ PULL of TxFrame messages).
+
+    Parameters
+    ----------
+    address : str
+        ZMQ endpoint to bind.
+    snr_db : float
+        Per-RE SNR of the simulated link with unit noise (ignored when ``amplitude`` > 0).
+    noise_voltage : float
+        The channel's noise voltage (the frame amplitude is scaled to it).
+    realtime : bool
+        A radio consumes the samples (never block).
+    amplitude : float
+        Fixed RMS burst amplitude (for a USRP); 0 = derive it from ``snr_db``.
+    """
+
+    def __init__(self, address: str = "tcp://127.0.0.1:5600", snr_db: float = 10.0,
+                 noise_voltage: float = 1.0, realtime: bool = False, amplitude: float = 0.0):
+        self.snr_db = float(snr_db)
+        self.noise_voltage = float(noise_voltage)
+        self.amplitude = float(amplitude)
+        cfg = OfdmConfig()
+        self._occ = cfg.n_occupied / cfg.fft_size
+        OfdmFrameSource.__init__(self, _bound(zmq.PULL, address), cfg, self._gain, REGISTRY,
+                                 realtime=bool(realtime))
+
+    def _gain(self, stream: int, frame_id: int) -> tuple[float, float]:
+        if self.amplitude > 0:
+            return self.amplitude, float("nan")
+        snr = self.snr_db
+        return float(np.sqrt(10 ** (snr / 10) * self._occ) * self.noise_voltage), snr
+
+    def set_snr_db(self, snr_db: float) -> None:
+        self.snr_db = float(snr_db)
+
+    def set_noise_voltage(self, v: float) -> None:
+        self.noise_voltage = float(v)
+
+
+class frame_sink(OfdmFrameSink):  # noqa: N801 - GRC naming
+    """OFDM receiver bound to ``address`` (ZMQ PUSH of RxFrame messages)."""
+
+    def __init__(self, address: str = "tcp://127.0.0.1:5601", equaliser: str = "ummse",
+                 simulated: bool = True):
+        OfdmFrameSink.__init__(self, _bound(zmq.PUSH, address), OfdmConfig(), REGISTRY,
+                               equaliser=equaliser, simulated=bool(simulated))
+
+
+class link_control:  # noqa: N801 - GRC naming
+    """JSON control socket (ZMQ REP) for a GRC-generated top block.
+
+    ``{"cmd": "ping"}``, ``{"cmd": "stop"}``, and ``{"snr_db": 7, "cfo_hz": 500}``: each key
+    calls the top block's variable setter ``set_<key>`` (GRC generates one per variable).
+    """
+
+    def __init__(self, top_block, address: str = "tcp://127.0.0.1:5602"):
+        self.tb = top_block
+        self.sock = _bound(zmq.REP, address)
+        self.thread = threading.Thread(target=self._run, name="ntscc-grc-control", daemon=True)
+        self.thread.start()
+
+    def _handle(self, req: dict) -> dict:
+        cmd = req.pop("cmd", "set")
+        if cmd == "ping":
+            return {"ok": True}
+        if cmd == "stop":
+            threading.Thread(target=lambda: (self.tb.stop(), self.tb.wait()), daemon=True).start()
+            return {"ok": True}
+        if cmd in ("get", "stats"):
+            out = {}
+            for name in ("snr_db", "cfo_hz", "delay_samples", "samp_rate"):
+                getter = getattr(self.tb, f"get_{name}", None)
+                if getter is not None:
+                    out[name] = getter()
+            return {"ok": True, "state": out}
+        for key, value in req.items():
+            setter = getattr(self.tb, f"set_{key}", None)
+            if setter is None:
+                return {"ok": False, "error": f"no variable {key!r} in this flowgraph"}
+            setter(value)
+        return {"ok": True}
+
+    def _run(self) -> None:
+        while True:
+            try:
+                raw = self.sock.recv()
+            except zmq.ZMQError:
+                return
+            try:
+                req = json.loads(raw)
+                rep = self._handle(req) if isinstance(req, dict) else {"ok": False, "error": "not an object"}
+            except Exception as exc:  # noqa: BLE001 - report to the client
+                rep = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            self.sock.send(json.dumps(rep, default=float).encode())
