@@ -47,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 METRIC_FIELDS = ["frame_id", "stream", "status", "psnr", "ws_psnr", "viewport_psnr", "roi_psnr",
-                 "cbr", "snr_true_db", "cqi_db", "encode_ms", "air_ms", "decode_ms", "lam",
+                 "cbr", "snr_true_db", "cqi_db", "cqi_used", "encode_ms", "air_ms", "decode_ms", "lam",
                  "eta_scale", "roi", "mcs", "qp", "codec", "yaw", "pitch", "t_wall"]
 
 
@@ -198,7 +198,7 @@ class Receiver:
     def _metrics(self, stream, frame_id, rec, ref_roi, p: Pending, status, cqi, t_dec, extra) -> dict:
         vp = Viewport(**p.meta["viewport"]) if "viewport" in p.meta else Viewport()
         row = {"frame_id": frame_id, "stream": "learned" if stream == STREAM_LEARNED else "classical",
-               "status": status, "cbr": p.meta.get("cbr"), "cqi_db": cqi,
+               "status": status, "cbr": p.meta.get("cbr"), "cqi_db": cqi, "cqi_used": p.meta.get("cqi_used"),
                "snr_true_db": p.phy.snr_true_db if p.phy is not None else float("nan"),
                "encode_ms": p.meta.get("encode_ms"), "decode_ms": 1e3 * t_dec,
                "air_ms": (time.time_ns() - p.meta.get("t_sent_ns", time.time_ns())) / 1e6 - 1e3 * t_dec,

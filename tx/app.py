@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import queue
 import sys
+import threading
 import time
 from dataclasses import asdict
 
@@ -54,6 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classical", action=argparse.BooleanOptionalAction, default=True,
                    help="also stream the classical chain (codec + 5G LDPC) on the same link")
     p.add_argument("--classical-codec", default="hevc", help="classical source codec for the live chain")
+    p.add_argument("--classical-mode", choices=["sync", "async"], default="sync",
+                   help="sync: every frame through both chains (frame-aligned report); async: the "
+                        "classical chain encodes in a worker and skips frames while busy (live view)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present) | cpu | cuda")
     p.add_argument("--weights", default=None)
     p.add_argument("--trajectory", choices=["scripted", "static"], default="scripted",
@@ -75,9 +80,15 @@ class Transmitter:
         self.edit_steps = args.edit_steps
         self.pose: Viewport | None = None
         self.classical = None
+        self.classical_skipped = 0
+        self._send_lock = threading.Lock()  # zmq sockets are not thread-safe
+        self._classical_jobs: queue.Queue = queue.Queue(maxsize=1)
         if args.classical:
             from .classical import ClassicalTransmitter
             self.classical = ClassicalTransmitter(args.classical_codec)
+            if args.classical_mode == "async":
+                self._worker = threading.Thread(target=self._classical_worker, daemon=True)
+                self._worker.start()
         ctx = zmq.Context.instance()
         self.to_fg = connect(ctx.socket(zmq.PUSH), self.ep.fg_in, self.keys)
         self.to_fg.setsockopt(zmq.SNDHWM, 4)
@@ -140,15 +151,37 @@ class Transmitter:
                 "cbr": enc.cbr, "budget": self.rate.budget, "n_symbols": enc.n_symbols,
                 "encode_ms": 1e3 * t_enc, "viewport": asdict(pose), "edit_steps": self.edit_steps,
                 "t_sent_ns": time.time_ns(), "height": h, "width": w}
-        self._send_side(meta, enc.side, rgb, roi)
-        self.to_fg.send(TxFrame(frame_id, enc.symbols, STREAM_LEARNED).to_bytes())
+        with self._send_lock:
+            self._send_side(meta, enc.side, rgb, roi)
+            self.to_fg.send(TxFrame(frame_id, enc.symbols, STREAM_LEARNED).to_bytes())
         if self.classical is not None:
-            cmeta, symbols = self.classical.encode(rgb, self.cqi.value_db, self.rate.budget)
-            cmeta.update(stream=STREAM_CLASSICAL, frame_id=frame_id, t_sent_ns=time.time_ns(),
-                         viewport=asdict(pose), height=h, width=w)
+            job = (frame_id, rgb, pose, self.cqi.value_db, self.rate.budget)
+            if self.args.classical_mode == "sync":
+                self._send_classical(*job)
+            elif not self._classical_jobs.full():
+                self._classical_jobs.put(job)
+            else:
+                self.classical_skipped += 1
+        return meta
+
+    def _send_classical(self, frame_id, rgb, pose, cqi_db, budget) -> None:
+        h, w = rgb.shape[:2]
+        cmeta, symbols = self.classical.encode(rgb, cqi_db, budget)
+        cmeta.update(stream=STREAM_CLASSICAL, frame_id=frame_id, t_sent_ns=time.time_ns(),
+                     viewport=asdict(pose), height=h, width=w)
+        with self._send_lock:
             self._send_side(cmeta, cmeta.pop("payload", b""), None, None)
             self.to_fg.send(TxFrame(frame_id, symbols, STREAM_CLASSICAL).to_bytes())
-        return meta
+
+    def _classical_worker(self) -> None:
+        while True:
+            job = self._classical_jobs.get()
+            if job is None:
+                return
+            try:
+                self._send_classical(*job)
+            except Exception as exc:  # a codec failure must not stop the learned stream
+                print(f"tx: classical frame {job[0]} failed: {exc}", file=sys.stderr)
 
     def _send_side(self, meta: dict, side: bytes, rgb, roi) -> None:
         parts = [b"S", json.dumps(meta).encode(), side,
@@ -178,7 +211,12 @@ class Transmitter:
             if period:
                 t_next += period
                 time.sleep(max(0.0, t_next - time.perf_counter()))
-        self.side.send_multipart([b"E", json.dumps({"frames": frame_id}).encode()])
+        if self.classical is not None and self.args.classical_mode == "async":
+            self._classical_jobs.put(None)
+            self._worker.join(timeout=60)
+        with self._send_lock:
+            self.side.send_multipart([b"E", json.dumps({"frames": frame_id,
+                                                        "classical_skipped": self.classical_skipped}).encode()])
         return 0
 
     def close(self) -> None:

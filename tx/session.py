@@ -43,6 +43,8 @@ class SessionConfig:
     device: str = "auto"
     base_port: int = 5600
     trajectory: str = "scripted"
+    cqi_init: float | None = None  # CQI the TX assumes before feedback (default: snr_db)
+    classical_mode: str = "sync"
     extra_fg_args: list[str] = field(default_factory=list)
 
     @property
@@ -89,7 +91,8 @@ class Session:
                         "--cbr", str(c.cbr), "--lam", str(c.lam), "--edit-steps", str(c.edit_steps),
                         "--base-port", str(c.base_port), "--device", c.device,
                         "--fps", str(c.fps), "--classical-codec", c.classical_codec,
-                        "--trajectory", c.trajectory, "--cqi-init", str(c.snr_db)]
+                        "--trajectory", c.trajectory, "--classical-mode", c.classical_mode,
+                        "--cqi-init", str(c.snr_db if c.cqi_init is None else c.cqi_init)]
         cmd.append("--roi" if c.roi else "--no-roi")
         cmd.append("--classical" if c.classical else "--no-classical")
         if c.source:
