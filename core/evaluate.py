@@ -63,6 +63,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     roi.add_argument("--scales", default="0.1,0.15,0.2,0.3,0.4,0.6",
                      help="η scales: uniform η = s; ROI η = s/0.2 · (0.25 in, 0.05 out)")
     roi.add_argument("--edit-steps", type=int, default=0, help="NTSCC++ ROI editing steps (eq. 20)")
+    fa = sub.add_parser("fading", parents=[common], help="per-frame PSNR over a time-varying SNR trace (paper Fig. 9)")
+    fa.add_argument("--trace", default=str(REPO_ROOT / "flowgraphs" / "traces" / "cost2100_like.csv"))
+    fa.add_argument("--cbr", type=float, default=0.04)
+    fa.add_argument("--frames", type=int, default=120)
+    fa.add_argument("--video", default=str(REPO_ROOT / "data" / "video" / "vrview_richoh1_0_3.mp4"),
+                    help="content (ERP video); --dataset is used instead when given explicitly")
+    fa.add_argument("--resolution", default="512x256")
+    fa.add_argument("--classical", default="vvc+ldpc", help="classical scheme (CQI-driven MCS/QP)")
+    fa.add_argument("--feedback-delay", type=int, default=1, help="frames between a CQI report and its use")
+    fa.add_argument("--lam", type=float, default=0.72, help="SQI λ of the learned chain")
     ed = sub.add_parser("edit", parents=[common], help="NTSCC++ online editing: T steps vs T = 0 (BD-rate gain)")
     ed.add_argument("--snr", type=float, default=10.0)
     ed.add_argument("--steps", type=int, default=20)
@@ -286,6 +296,98 @@ def run_roi(args) -> dict:
     return result
 
 
+def read_trace(path: str) -> np.ndarray:
+    """SNR per frame (dB) from a CSV with an ``snr_db`` column (or one number per line)."""
+    import csv as _csv
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"SNR trace {p} not found")
+    lines = [ln for ln in p.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    rows = list(_csv.reader(lines))
+    if rows and "snr_db" in rows[0]:
+        col = rows[0].index("snr_db")
+        vals = [float(r[col]) for r in rows[1:]]
+    else:
+        vals = [float(r[-1]) for r in rows]
+    arr = np.array(vals, dtype=float)
+    if arr.size == 0 or not np.isfinite(arr).all() or np.abs(arr).max() > 60:
+        raise ValueError(f"SNR trace {p}: needs finite SNR values in dB (|SNR| <= 60)")
+    return arr
+
+
+def run_fading(args) -> dict:
+    """Per-frame PSNR of the compatible model and a classical chain over an SNR trace.
+
+    Both chains see the same per-frame SNR and the same (delayed) CQI: frame t is encoded with
+    the CQI reported for frame t - delay, and transmitted at SNR_t. The classical chain picks
+    its MCS at a 10 % BLER target and the largest-rate QP within the CBR budget; a frame whose
+    transport block fails shows the per-channel mean image (the cliff).
+    """
+    import itertools
+    from tx.source import FrameSource, parse_resolution
+    from .baseline.chain import make_scheme
+    from .learned import LearnedCodec
+    trace = read_trace(args.trace)
+    w, h = parse_resolution(args.resolution)
+    src = args.dataset if args.dataset != str(DEFAULT_KODAK) else args.video
+    frames = list(itertools.islice(FrameSource(src, (w, h)).frames(), min(args.frames, 300)))
+    codec = LearnedCodec(device=args.device, weights=args.weights)
+    chain = make_scheme(args.classical, codec_options={"preset": "faster"} if args.classical.startswith("vvc") else None)
+    rng = np.random.default_rng(args.seed)
+    rows = []
+    for t in range(args.frames):
+        rgb = frames[t % len(frames)]
+        snr = float(trace[t % len(trace)])
+        cqi = float(trace[max(0, t - args.feedback_delay) % len(trace)])
+        enc = codec.encode(rgb, args.lam, 0.2, float(np.clip(cqi, 0, 14)))
+        # η steered to the budget with one correction (as the live TX's controller does)
+        eta = float(np.clip(0.2 * args.cbr / enc.cbr, 0.02, 0.8))
+        enc = codec.encode(rgb, args.lam, eta, float(np.clip(cqi, 0, 14)))
+        sigma = np.sqrt(10 ** (-snr / 10) / 2)
+        noisy = enc.symbols + (sigma * (rng.standard_normal(enc.n_symbols)
+                                        + 1j * rng.standard_normal(enc.n_symbols))).astype(np.complex64)
+        rec = codec.decode(noisy, enc.side, snr_db=float(np.clip(snr, 0, 14)))
+        tx = chain.symbols_for(rgb, args.cbr, cqi_db=cqi)
+        y = tx.symbols + (sigma * (rng.standard_normal(tx.symbols.size)
+                                   + 1j * rng.standard_normal(tx.symbols.size))).astype(np.complex64)
+        res = chain.receive(y, 10 ** (-snr / 10), tx.meta, original=rgb, snr_db=snr)
+        rows.append({"frame": t, "snr_db": round(snr, 2), "cqi_db": round(cqi, 2),
+                     "learned_psnr": round(psnr(rgb, rec), 3), "learned_cbr": round(enc.cbr, 5),
+                     "classical_psnr": round(psnr(rgb, res.recon), 3),
+                     "classical_cbr": round(tx.symbols.size / (3 * h * w), 5),
+                     "classical_ok": bool(res.success), "mcs": tx.meta["mcs"], "qp": tx.meta["param"]})
+        if t % 10 == 0:
+            print(f"fading frame {t}: {rows[-1]}", file=sys.stderr)
+    lp = np.array([r["learned_psnr"] for r in rows]); cp = np.array([r["classical_psnr"] for r in rows])
+    result = {"trace": Path(args.trace).name, "cbr": args.cbr, "frames": args.frames,
+              "classical": args.classical, "feedback_delay": args.feedback_delay,
+              "learned_mean_psnr": round(float(lp.mean()), 3), "classical_mean_psnr": round(float(cp.mean()), 3),
+              "learned_min_psnr": round(float(lp.min()), 3), "classical_min_psnr": round(float(cp.min()), 3),
+              "classical_failures": int(sum(not r["classical_ok"] for r in rows)),
+              "learned_frames_below_mean_minus_5db": int((lp < lp.mean() - 5).sum()),
+              "per_frame": rows}
+    if args.plot:
+        plot_fading(rows, args, args.plot)
+    return result
+
+
+def plot_fading(rows: list[dict], args, path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    t = [r["frame"] for r in rows]
+    fig, ax = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    ax[0].plot(t, [r["learned_psnr"] for r in rows], "-", label="compatible NTSCC+")
+    ax[0].plot(t, [r["classical_psnr"] for r in rows], "-", label=f"{args.classical} (CQI-driven MCS/QP)")
+    fails = [r["frame"] for r in rows if not r["classical_ok"]]
+    ax[0].plot(fails, [rows[f]["classical_psnr"] for f in fails], "rx", label="classical frame failed")
+    ax[0].set_ylabel("PSNR (dB)"); ax[0].legend(fontsize=8); ax[0].grid(alpha=0.3)
+    ax[0].set_title(f"fading trace {Path(args.trace).name}, CBR {args.cbr:g}")
+    ax[1].plot(t, [r["snr_db"] for r in rows], "k-", label="SNR")
+    ax[1].set_ylabel("SNR (dB)"); ax[1].set_xlabel("frame"); ax[1].grid(alpha=0.3)
+    fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
+
+
 def run_edit(args) -> dict:
     """RD with NTSCC++ online editing (T steps) against the amortised model (T = 0)."""
     from .learned import LearnedCodec
@@ -329,12 +431,12 @@ def plot_curves(curves: dict[str, list], title: str, xlabel: str, path: str) -> 
 
 
 def main(args) -> int:
-    runners = {"rd": run_rd, "snr": run_snr, "roi": run_roi, "edit": run_edit}
+    runners = {"rd": run_rd, "snr": run_snr, "roi": run_roi, "edit": run_edit, "fading": run_fading}
     result = runners[args.eval_kind](args)
     text = json.dumps(result, indent=1)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(text)
-    summary = {k: v for k, v in result.items() if k not in ("per_image", "points")}
+    summary = {k: v for k, v in result.items() if k not in ("per_image", "points", "per_frame")}
     print(json.dumps(summary, indent=1))
     return 0
