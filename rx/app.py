@@ -93,6 +93,7 @@ class Receiver:
         self.cqi_ewma = float("nan")
         self.last_input = time.time()
         self.expected_frames: int | None = None
+        self.tx_session: int | None = None
         out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
         self.out = out
         self.csv_file = open(out / "metrics.csv", "w", newline="")
@@ -108,6 +109,13 @@ class Receiver:
             raise FrameError("malformed side message")
         meta = json.loads(parts[1])
         key = (int(meta["stream"]), int(meta["frame_id"]))
+        session = meta.get("tx_session")
+        if session is not None and session != self.tx_session:
+            if self.tx_session is not None:  # the TX restarted: its frame ids start over
+                print("rx: new transmitter session, resetting frame bookkeeping", file=sys.stderr)
+                self.counters.extra["tx_restarts"] = self.counters.extra.get("tx_restarts", 0) + 1
+                self.pending.clear(); self.done_ids.clear(); self.refs.clear()
+            self.tx_session = session
         if key in self.pending or key in self.done_ids:
             self.counters.duplicates += 1
             return

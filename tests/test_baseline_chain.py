@@ -131,3 +131,12 @@ def test_capacity_bound(img, cache):
     r = cap.transmit(img, 0.25, snr_per_use_db=np.array([0.0, 20.0]))
     assert r.success
     assert abs(psnr(img, r.recon) - r.psnr) < 1e-9
+
+
+def test_evaluate_uniform_api(img, cache):
+    import json
+    for name in ("jpeg+ldpc", "jpeg+capacity"):
+        d = make_scheme(name, cache=cache).evaluate(img, 0.25, 10.0, trials=1,
+                                                    rng=np.random.default_rng(2))
+        json.dumps(d)
+        assert d["scheme"] == name and d["psnr"] > 20 and d["channel_uses"] <= d["budget_uses"]

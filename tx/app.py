@@ -61,6 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "classical chain encodes in a worker and skips frames while busy (live view)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present) | cpu | cuda")
     p.add_argument("--weights", default=None)
+    p.add_argument("--drop-rate", type=float, default=0.0,
+                   help="fault injection: probability of not sending a frame's PHY part (it decodes as lost)")
     p.add_argument("--trajectory", choices=["scripted", "static"], default="scripted",
                    help="head motion when no viewer sends poses")
     add_link_arguments(p)
@@ -81,6 +83,10 @@ class Transmitter:
         self.pose: Viewport | None = None
         self.classical = None
         self.classical_skipped = 0
+        self.phy_dropped = 0
+        self._drop_rng = np.random.default_rng(1234)
+        # a restarted TX counts frames from 0 again; the RX tells sessions apart by this nonce
+        self.tx_session = int.from_bytes(__import__("os").urandom(4), "little")
         self._send_lock = threading.Lock()  # zmq sockets are not thread-safe
         self._classical_jobs: queue.Queue = queue.Queue(maxsize=1)
         if args.classical:
@@ -92,6 +98,9 @@ class Transmitter:
         ctx = zmq.Context.instance()
         self.to_fg = connect(ctx.socket(zmq.PUSH), self.ep.fg_in, self.keys)
         self.to_fg.setsockopt(zmq.SNDHWM, 4)
+        # queue only towards a live flowgraph: while it is down (or restarting) frames are
+        # dropped (they decode as lost at the RX) instead of stalling the transmitter
+        self.to_fg.setsockopt(zmq.IMMEDIATE, 1)
         self.side = connect(ctx.socket(zmq.PUSH), self.ep.side, self.keys)
         self.side.setsockopt(zmq.SNDHWM, SIDE_QUEUE)
         self.feedback = connect(ctx.socket(zmq.SUB), self.ep.feedback, self.keys)
@@ -150,10 +159,11 @@ class Transmitter:
                 "eta_scale": scale, "roi": self.roi_enabled, "cqi_used": nu,
                 "cbr": enc.cbr, "budget": self.rate.budget, "n_symbols": enc.n_symbols,
                 "encode_ms": 1e3 * t_enc, "viewport": asdict(pose), "edit_steps": self.edit_steps,
-                "t_sent_ns": time.time_ns(), "height": h, "width": w}
+                "t_sent_ns": time.time_ns(), "height": h, "width": w, "tx_session": self.tx_session}
         with self._send_lock:
             self._send_side(meta, enc.side, rgb, roi)
-            self.to_fg.send(TxFrame(frame_id, enc.symbols, STREAM_LEARNED).to_bytes())
+            if self._drop_rng.random() >= self.args.drop_rate:
+                self._send_phy(TxFrame(frame_id, enc.symbols, STREAM_LEARNED))
         if self.classical is not None:
             job = (frame_id, rgb, pose, self.cqi.value_db, self.rate.budget)
             if self.args.classical_mode == "sync":
@@ -168,10 +178,11 @@ class Transmitter:
         h, w = rgb.shape[:2]
         cmeta, symbols = self.classical.encode(rgb, cqi_db, budget)
         cmeta.update(stream=STREAM_CLASSICAL, frame_id=frame_id, t_sent_ns=time.time_ns(),
+                     tx_session=self.tx_session,
                      viewport=asdict(pose), height=h, width=w)
         with self._send_lock:
             self._send_side(cmeta, cmeta.pop("payload", b""), None, None)
-            self.to_fg.send(TxFrame(frame_id, symbols, STREAM_CLASSICAL).to_bytes())
+            self._send_phy(TxFrame(frame_id, symbols, STREAM_CLASSICAL))
 
     def _classical_worker(self) -> None:
         while True:
@@ -182,6 +193,12 @@ class Transmitter:
                 self._send_classical(*job)
             except Exception as exc:  # a codec failure must not stop the learned stream
                 print(f"tx: classical frame {job[0]} failed: {exc}", file=sys.stderr)
+
+    def _send_phy(self, frame: TxFrame) -> None:
+        try:
+            self.to_fg.send(frame.to_bytes(), flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self.phy_dropped += 1  # flowgraph down or saturated: the RX decodes it as lost
 
     def _send_side(self, meta: dict, side: bytes, rgb, roi) -> None:
         parts = [b"S", json.dumps(meta).encode(), side,
@@ -215,7 +232,7 @@ class Transmitter:
             self._classical_jobs.put(None)
             self._worker.join(timeout=60)
         with self._send_lock:
-            self.side.send_multipart([b"E", json.dumps({"frames": frame_id,
+            self.side.send_multipart([b"E", json.dumps({"frames": frame_id, "phy_dropped": self.phy_dropped,
                                                         "classical_skipped": self.classical_skipped}).encode()])
         return 0
 

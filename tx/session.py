@@ -45,6 +45,7 @@ class SessionConfig:
     trajectory: str = "scripted"
     cqi_init: float | None = None  # CQI the TX assumes before feedback (default: snr_db)
     classical_mode: str = "sync"
+    drop_rate: float = 0.0
     extra_fg_args: list[str] = field(default_factory=list)
 
     @property
@@ -93,6 +94,8 @@ class Session:
                         "--fps", str(c.fps), "--classical-codec", c.classical_codec,
                         "--trajectory", c.trajectory, "--classical-mode", c.classical_mode,
                         "--cqi-init", str(c.snr_db if c.cqi_init is None else c.cqi_init)]
+        if c.drop_rate:
+            cmd += ["--drop-rate", str(c.drop_rate)]
         cmd.append("--roi" if c.roi else "--no-roi")
         cmd.append("--classical" if c.classical else "--no-classical")
         if c.source:
@@ -173,6 +176,13 @@ class Session:
                 self.log(f"flowgraph back after {time.time() - t0:.1f} s")
             except RuntimeError as exc:
                 self.log(str(exc))
+
+    def restart(self, name: str) -> None:
+        """Start one part again (after a crash or :meth:`kill`)."""
+        cmd = {"flowgraph": self.flowgraph_command, "rx": self.rx_command, "tx": self.tx_command}[name]()
+        self._spawn(name, cmd)
+        if name == "flowgraph":
+            self.wait_flowgraph_ready()
 
     def kill(self, name: str) -> None:
         """Fault injection: kill one process hard."""
