@@ -34,6 +34,23 @@ from functools import cached_property
 
 import numpy as np
 
+try:  # single-precision FFT (numpy < 2 computes every FFT in complex128: ~5x slower here)
+    from scipy import fft as _fft_impl
+
+    def fft_c64(a: np.ndarray, axis: int = -1) -> np.ndarray:
+        """FFT along ``axis`` in complex64 (scipy.fft if present, else numpy)."""
+        return _fft_impl.fft(a, axis=axis)
+
+    def ifft_c64(a: np.ndarray, axis: int = -1) -> np.ndarray:
+        """Inverse FFT along ``axis`` in complex64 (scipy.fft if present, else numpy)."""
+        return _fft_impl.ifft(a, axis=axis)
+except ImportError:  # pragma: no cover - Debian's gnuradio recommends python3-scipy
+    def fft_c64(a: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.fft.fft(a, axis=axis).astype(np.complex64, copy=False)
+
+    def ifft_c64(a: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.fft.ifft(a, axis=axis).astype(np.complex64, copy=False)
+
 #: Version of the over-the-air PHY header (4 bits).
 PHY_VERSION = 1
 
@@ -320,7 +337,7 @@ class OfdmConfig:
         """
         return self._p1_freq.copy(), self._p2_freq.copy()
 
-    def to_time(self, grid: np.ndarray) -> np.ndarray:
+    def to_time(self, grid: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """OFDM modulation of occupied-carrier values.
 
         Parameters
@@ -331,14 +348,49 @@ class OfdmConfig:
         Output
         ------
         samples : np.ndarray of complex64, shape (n_symbols * symbol_len,)
-            IFFT (unitary, scaled by :attr:`tx_scale`) with cyclic prefix, symbols in order.
+            IFFT (unitary, scaled by :attr:`tx_scale`) with cyclic prefix, symbols in order;
+            written into ``out`` when given (a contiguous complex64 array of that size).
         """
         grid = np.atleast_2d(grid)
-        freq = np.zeros((grid.shape[0], self.fft_size), np.complex64)
-        freq[:, self.occupied_bins] = grid
-        t = np.fft.ifft(freq, axis=1) * np.float32(np.sqrt(self.fft_size) * self.tx_scale)
-        t = np.concatenate([t[:, -self.cp_len:], t], axis=1)
-        return t.astype(np.complex64, copy=False).reshape(-1)
+        n_sym, N, cp, h = grid.shape[0], self.fft_size, self.cp_len, self.n_occupied // 2
+        freq = np.zeros((n_sym, N), np.complex64)
+        freq[:, N - h:] = grid[:, :h]        # carriers -h .. -1
+        freq[:, 1:h + 1] = grid[:, h:]       # carriers 1 .. h
+        t = ifft_c64(freq, axis=1)
+        out = (np.empty((n_sym, N + cp), np.complex64) if out is None
+               else out.reshape(n_sym, N + cp))
+        np.multiply(t, np.float32(np.sqrt(N) * self.tx_scale), out=out[:, cp:])
+        out[:, :cp] = out[:, N:]
+        return out.reshape(-1)
+
+    def from_time(self, Y: np.ndarray) -> np.ndarray:
+        """Occupied carriers of FFT outputs: (n_symbols, N) -> (n_symbols, n_occupied)."""
+        h = self.n_occupied // 2
+        return np.concatenate([Y[:, self.fft_size - h:], Y[:, 1:h + 1]], axis=1)
+
+    def re_index(self, n_symbols: int, first_symbol: int = 0, pilots: bool = False) -> np.ndarray:
+        """Flat indices (row-major into an (n_symbols, n_occupied) grid) of the data REs, or
+        of the pilot REs with ``pilots``, for grid symbols ``first_symbol ..``; vectorised over
+        the pilot period, for any frame length.
+
+        Output: int64 array, ascending.
+        """
+        P, n_occ = self.pilot_period, self.n_occupied
+        m = self.pilot_mask(P)
+        if not pilots:
+            m = ~m
+        blk = m[(first_symbol + np.arange(P)) % P]
+        base = np.flatnonzero(blk)
+        q, r = divmod(n_symbols, P)
+        idx = (base[None, :] + (P * n_occ) * np.arange(q)[:, None]).reshape(-1)
+        if r:
+            idx = np.concatenate([idx, np.flatnonzero(blk[:r]) + q * P * n_occ])
+        return idx
+
+    def pilot_values_at(self, flat_index: np.ndarray, first_symbol: int = 0) -> np.ndarray:
+        """Pilot values at flat grid indices (see :meth:`re_index`), float32."""
+        n = flat_index // self.n_occupied + first_symbol
+        return self._pilot_table[n % self.pilot_table_period, flat_index % self.n_occupied]
 
     @cached_property
     def preamble(self) -> np.ndarray:

@@ -121,12 +121,10 @@ class OfdmFrameSource(gr.sync_block):
     def _start(self, frame: TxFrame) -> None:
         t_in = time.time_ns()
         amp, snr_db = self.frame_gain(frame.stream, frame.frame_id)
-        samples = self.mod.modulate(frame.symbols, frame.frame_id, frame.stream)
+        samples = self.mod.modulate(frame.symbols, frame.frame_id, frame.stream, pad=self.tail_pad)
         if amp != 1.0:
             samples *= np.float32(amp)
-        if self.tail_pad:
-            samples = np.concatenate([samples, np.zeros(self.tail_pad, np.complex64)])
-        p_tx = float(np.mean(np.abs(samples) ** 2)) if samples.size else 0.0
+        p_tx = float(np.vdot(samples, samples).real) / max(samples.size, 1)
         t_tx = meta_time_ns(frame.meta) or t_in
         self.registry.put(frame.stream, frame.frame_id, t_tx_ns=t_tx, snr_db=snr_db,
                           t_in_ns=t_in, n_samples=int(samples.size))

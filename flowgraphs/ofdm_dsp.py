@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.ofdm import OfdmConfig, PhyHeader
+from core.ofdm import OfdmConfig, PhyHeader, fft_c64
 
 EQUALISERS = ("ummse", "mmse", "zf")
 
@@ -82,23 +82,29 @@ class FrameModulator:
         cfg = self.cfg
         payload = np.asarray(payload, dtype=np.complex64).reshape(-1)
         n_h, n_d = cfg.n_header_symbols, cfg.n_data_symbols(payload.size)
-        n_sym = n_h + n_d
-        pmask = cfg.pilot_mask(n_sym)
-        grid = np.zeros((n_sym, cfg.n_occupied), np.complex64)
-        grid[pmask] = cfg.pilot_values(n_sym)[pmask]
+        n_sym, n_occ = n_h + n_d, cfg.n_occupied
+        flat = np.zeros(n_sym * n_occ, np.complex64)
+        pidx = cfg.re_index(n_sym, 0, pilots=True)
+        flat[pidx] = cfg.pilot_values_at(pidx)
         hdr = PhyHeader(frame_id=frame_id, n_symbols=payload.size, stream=stream)
-        head = grid[:n_h]
-        head[~pmask[:n_h]] = cfg.header_symbols(hdr)
+        flat[cfg.re_index(n_h, 0)] = cfg.header_symbols(hdr)
         if n_d:
-            dmask = ~pmask[n_h:]
-            vals = np.zeros(int(dmask.sum()), np.complex64)
-            vals[:payload.size] = payload
-            grid[n_h:][dmask] = vals
-        return grid
+            didx = cfg.re_index(n_d, n_h)[:payload.size] + n_h * n_occ
+            flat[didx] = payload
+        return flat.reshape(n_sym, n_occ)
 
-    def modulate(self, payload: np.ndarray, frame_id: int, stream: int = 0) -> np.ndarray:
+    def modulate(self, payload: np.ndarray, frame_id: int, stream: int = 0,
+                 pad: int = 0) -> np.ndarray:
+        """Samples of one frame, followed by ``pad`` zeros."""
         g = self.grid(payload, frame_id, stream)
-        return np.concatenate([self.cfg.preamble, self.cfg.to_time(g)])
+        pre = self.cfg.preamble
+        body = g.shape[0] * self.cfg.symbol_len
+        out = np.empty(pre.size + body + pad, np.complex64)
+        out[:pre.size] = pre
+        self.cfg.to_time(g, out=out[pre.size:pre.size + body])
+        if pad:
+            out[pre.size + body:] = 0
+        return out
 
 
 # ---------------------------------------------------------------------------- synchronisation
@@ -291,8 +297,8 @@ class PilotChannelEstimator:
         P = cfg.pilot_period
         pc = cfg.pilot_carrier_index
         phase = cfg.pilot_carrier_phase
-        pv = cfg.pilot_values(n_sym)[:, pc]
-        LS = Yo[:, pc] * pv  # valid only at pilot positions (BPSK pilots: 1/p = p)
+        pv = cfg.pilot_values(n_sym)[:, ::cfg.pilot_shift]
+        LS = Yo[:, ::cfg.pilot_shift] * pv  # valid only at pilot positions (BPSK: 1/p = p)
         # Per pilot carrier, the pilot sequence: LS[phase + P*j, c]
         n_per = n_sym // P  # full periods
         info: dict = {}
@@ -516,8 +522,14 @@ class StreamReceiver:
             return True
 
     def _ramp(self, cfo: float) -> np.ndarray:
-        N = self.cfg.fft_size
-        return np.exp(-2j * np.pi * cfo * np.arange(N) / N).astype(np.complex64)
+        r = self._ramp_cache.get(cfo)
+        if r is None:
+            N = self.cfg.fft_size
+            r = np.exp(-2j * np.pi * cfo * np.arange(N) / N).astype(np.complex64)
+            if len(self._ramp_cache) > 8:
+                self._ramp_cache.clear()
+            self._ramp_cache[cfo] = r
+        return r
 
     def _fft_symbols(self, s: int, first: int, count: int, cfo: float) -> np.ndarray:
         """FFT of ``count`` symbols starting at OFDM symbol ``first`` of the frame at buffer
@@ -527,12 +539,18 @@ class StreamReceiver:
         a = s + first * sl
         blk = self.buf[a:a + count * sl].reshape(count, sl)[:, cp - b:cp - b + N]
         blk = blk * self._ramp(cfo)[None, :]
-        Y = np.fft.fft(blk, axis=1).astype(np.complex64, copy=False)
+        Y = fft_c64(blk, axis=1)
         # phase of each symbol's first sample relative to the frame start
         t0 = (first + np.arange(count)) * sl + cp - b
         ph = np.exp(-2j * np.pi * cfo * t0.astype(np.float64) / N).astype(np.complex64)
         Y *= (ph * self._fft_scale)[:, None]
         return Y
+
+    def _noise(self, Y: np.ndarray) -> float:
+        """Noise power per RE from the guard carriers (see ``OfdmConfig.null_bins``)."""
+        h, N = self.cfg.n_occupied // 2, self.cfg.fft_size
+        g = Y[:, h + 2:N - h - 1]
+        return float(np.mean(g.real ** 2 + g.imag ** 2))
 
     def _decode_header(self, s: int, cfo_frac: float):
         cfg = self.cfg
@@ -548,8 +566,8 @@ class StreamReceiver:
         cfo = cfo_frac + 2 * best_g
         s, window = self._fine_timing(s, cfo)
         Yh = self._fft_symbols(s, 1, 1 + H, cfo)
-        noise = float(np.mean(np.abs(Yh[:, cfg.null_bins]) ** 2))
-        Yo = Yh[:, cfg.occupied_bins]
+        noise = self._noise(Yh)
+        Yo = cfg.from_time(Yh)
         h2 = self.chan.header_reference(Yo[0], self._p2, noise, window)
         Yd = Yo[1:]
         # common phase error of each header symbol from its pilots
@@ -599,8 +617,8 @@ class StreamReceiver:
         H, n_d = cfg.n_header_symbols, f["n_data"]
         n_sym = H + n_d
         Y = self._fft_symbols(f["s"], 2, n_sym, f["cfo"])
-        noise = float(np.mean(np.abs(Y[:, cfg.null_bins]) ** 2))
-        Yo = np.ascontiguousarray(Y[:, cfg.occupied_bins])
+        noise = self._noise(Y)
+        Yo = cfg.from_time(Y)
         Hest, info = self.chan.estimate(Yo, noise, f["window"])
         info["delay_window"] = f["window"]
         sig = info["signal_power"]
@@ -608,12 +626,13 @@ class StreamReceiver:
         sc = (db(np.mean(np.abs(Hest) ** 2, axis=0) / noise)).astype(np.float32)
         n_pay = f["header"].n_symbols
         if n_d:
-            dmask = ~cfg.pilot_mask(n_sym)[H:]
-            Yd, Hd = Yo[H:][dmask][:n_pay], Hest[H:][dmask][:n_pay]
+            didx = cfg.re_index(n_d, H)[:n_pay] + H * cfg.n_occupied
+            Yd, Hd = Yo.reshape(-1)[didx], Hest.reshape(-1)[didx]
             if self.equaliser == "mmse":
-                x = Yd * np.conj(Hd) / (np.abs(Hd) ** 2 + np.float32(noise))
+                x = Yd * np.conj(Hd) / (Hd.real ** 2 + Hd.imag ** 2 + np.float32(noise))
             else:
-                x = Yd / np.where(Hd == 0, np.complex64(1e-12), Hd)
+                Hd[Hd == 0] = np.complex64(1e-12)
+                x = Yd / Hd
             x = x.astype(np.complex64, copy=False)
         else:
             x = np.zeros(0, np.complex64)

@@ -48,15 +48,18 @@ from flowgraphs.options import add_flowgraph_arguments  # noqa: E402
 
 NOISE_VOLTAGE = 1.0  # fixed unit-variance noise; the SNR is set by the TX frame amplitude
 BUFFER_ITEMS = 1 << 16
+#: The receiver processes a whole frame at once; a buffer that holds a large frame in front of
+#: it lets the source and the channel run ahead meanwhile (TX and RX overlap on two cores).
+RX_BUFFER_ITEMS = 1 << 20
 
 
-def _big_buffer(block) -> None:
+def _big_buffer(block, items: int = BUFFER_ITEMS) -> None:
     """Larger output buffer (fewer, bigger work calls), without the INFO log line."""
     try:
         block.set_log_level("warn")
     except Exception:  # noqa: BLE001 - older bindings: keep the log line
         pass
-    block.set_min_output_buffer(BUFFER_ITEMS)
+    block.set_min_output_buffer(items)
 
 
 class UsrpNotFound(RuntimeError):
@@ -154,7 +157,7 @@ class OfdmLink(gr.top_block):
             block_tags=False)
         _big_buffer(self.chan)
         self.delay = blocks.delay(gr.sizeof_gr_complex, st.integer_delay())
-        _big_buffer(self.delay)
+        _big_buffer(self.delay, RX_BUFFER_ITEMS)
         self._wire_sim()
 
     def _make_fading(self):
@@ -198,6 +201,7 @@ class OfdmLink(gr.top_block):
         self.usrp_sink.set_gain(opts.tx_gain, 0)
         self.usrp_source.set_gain(opts.rx_gain, 0)
         self.connect(self.src, self.usrp_sink)
+        _big_buffer(self.usrp_source, RX_BUFFER_ITEMS)
         self.connect(self.usrp_source, self.sink)
 
     # ------------------------------------------------------------------ control
