@@ -37,7 +37,7 @@ class CqiTracker:
     reports: int = 0
 
     def update(self, cqi_db: float) -> None:
-        if math.isfinite(cqi_db):
+        if isinstance(cqi_db, (int, float)) and math.isfinite(cqi_db):
             self.value_db = float(min(30.0, max(-10.0, cqi_db)))
             self.reports += 1
 

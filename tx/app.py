@@ -68,6 +68,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_link_arguments(p)
 
 
+def _json_object(raw: bytes) -> dict:
+    """Parse a JSON object; anything else (bad UTF-8, arrays, null, garbage) gives {}."""
+    try:
+        msg = json.loads(raw)
+    except ValueError:
+        return {}
+    return msg if isinstance(msg, dict) else {}
+
+
 class Transmitter:
     def __init__(self, args):
         from core.learned import LearnedCodec
@@ -84,6 +93,7 @@ class Transmitter:
         self.classical = None
         self.classical_skipped = 0
         self.phy_dropped = 0
+        self.bad_inputs = 0
         self._drop_rng = np.random.default_rng(1234)
         # a restarted TX counts frames from 0 again; the RX tells sessions apart by this nonce
         self.tx_session = int.from_bytes(__import__("os").urandom(4), "little")
@@ -113,18 +123,22 @@ class Transmitter:
     def _poll_inputs(self) -> None:
         """Drain feedback (CQI) and viewer control without blocking."""
         while self.feedback.poll(0):
+            msg = _json_object(self.feedback.recv())
             try:
-                msg = json.loads(self.feedback.recv())
                 self.cqi.update(float(msg.get("cqi_db", float("nan"))))
-            except (ValueError, TypeError, zmq.ZMQError):
-                continue  # malformed feedback is ignored, never fatal
+            except (ValueError, TypeError):
+                self.bad_inputs += 1  # malformed feedback is ignored, never fatal
         while self.control.poll(0):
             try:
-                self._apply_control(json.loads(self.control.recv()))
-            except (ValueError, TypeError, KeyError):
-                continue
+                self._apply_control(_json_object(self.control.recv()))
+            except (ValueError, TypeError, KeyError, OverflowError):
+                self.bad_inputs += 1
 
     def _apply_control(self, msg: dict) -> None:
+        """Apply viewer commands; values are validated and clamped (NaN/inf are refused)."""
+        for key in ("yaw", "pitch", "fov", "cbr", "lam", "edit_steps"):
+            if key in msg and not np.isfinite(float(msg[key])):
+                raise ValueError(f"{key} must be finite")
         if "yaw" in msg:
             self.pose = Viewport(float(msg["yaw"]), float(msg.get("pitch", 0.0)),
                                  float(msg.get("fov", 90.0))).clamped()

@@ -1,0 +1,390 @@
+"""The live viewer (gui/): a real Qt window (QT_QPA_PLATFORM=offscreen) fed over real ZeroMQ.
+
+* frames published in the RX's metrics format (real LearnedCodec reconstructions) show up as
+  non-blank image panels and the rolling plots move;
+* dragging the viewport with QTest sends the new pose (hence a new ROI) to the TX's control
+  socket, through a real :class:`tx.session.Session`;
+* the SNR control reaches the flowgraph's control socket and the measured SNR follows;
+* pause / single step, health messages, and the small pure helpers.
+
+The end-to-end run with the real flowgraph, TX and RX processes is tests/test_gui_e2e.py.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PyQt5.QtCore import QPoint, Qt  # noqa: E402
+from PyQt5.QtGui import QImage  # noqa: E402
+from PyQt5.QtTest import QTest  # noqa: E402
+from PyQt5.QtWidgets import QApplication  # noqa: E402
+
+from conftest import free_base_port  # noqa: E402
+from core.geometry import Viewport, roi_grid_mask  # noqa: E402
+from gui import messages  # noqa: E402
+from gui.overlay import pose_at, position_of, viewport_outline  # noqa: E402
+from gui.reference import ReferenceFrames  # noqa: E402
+from gui.replay import ReplayLink  # noqa: E402
+from gui.viewer import ViewerWindow, apply_style  # noqa: E402
+from tx.session import Session, SessionConfig  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+ERP_FOLDER = REPO / "data" / "erp"
+RES = (256, 128)
+
+
+@pytest.fixture(scope="module")
+def qapp():
+    app = QApplication.instance() or QApplication(["test"])
+    apply_style(app)
+    return app
+
+
+def wait_until(cond, timeout: float = 20.0, step_ms: int = 30) -> bool:
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        if cond():
+            return True
+        QTest.qWait(step_ms)
+    return bool(cond())
+
+
+def to_array(img: QImage) -> np.ndarray:
+    img = img.convertToFormat(QImage.Format_RGB888)
+    w, h, bpl = img.width(), img.height(), img.bytesPerLine()
+    ptr = img.constBits()
+    ptr.setsize(h * bpl)
+    return np.frombuffer(ptr, np.uint8).reshape(h, bpl)[:, :3 * w].reshape(h, w, 3).copy()
+
+
+class RecordingSession:
+    """Stand-in for tx.session.Session: records what the viewer asks of it."""
+
+    def __init__(self, channel_reply=None):
+        self.controls: list[dict] = []
+        self.channel: list[dict] = []
+        self.reply = {"ok": True} if channel_reply is None else channel_reply
+        self.procs = {}
+
+    def send_control(self, msg: dict) -> None:
+        self.controls.append(dict(msg))
+
+    def set_channel(self, **params):
+        self.channel.append(params)
+        return self.reply() if callable(self.reply) else self.reply
+
+
+def make_window(session, address: str, **kw) -> ViewerWindow:
+    win = ViewerWindow(session, address, **kw)
+    win.resize(1280, 820)
+    win.show()
+    QTest.qWaitForWindowExposed(win)
+    return win
+
+
+@pytest.fixture(scope="module")
+def codec_outputs():
+    """Real NTSCC+ reconstructions of the shipped panoramas (AWGN 10 dB), computed lazily
+    and cached per image: the publisher sends what the learned codec really decodes."""
+    from core.learned import LearnedCodec
+    codec = LearnedCodec(device="cpu")
+    cache: dict[int, tuple] = {}
+    n_images = len(list(ERP_FOLDER.glob("*.jpg")))
+    rng = np.random.default_rng(0)
+
+    def learned(frame_id: int, rgb: np.ndarray, state):
+        key = frame_id % n_images
+        if key not in cache:
+            rec, enc = codec.transmit_awgn(rgb, state.lam, 0.2, state.snr_db, rng=rng)
+            sigma = np.sqrt(10 ** (-state.snr_db / 10) / 2)
+            rx = enc.symbols + sigma * (rng.standard_normal(enc.n_symbols)
+                                        + 1j * rng.standard_normal(enc.n_symbols))
+            cache[key] = (rec, rx.astype(np.complex64), enc.cbr)
+        return cache[key]
+    return learned
+
+
+# ---------------------------------------------------------------------- (1) frames + plots
+def test_streamed_frames_fill_panels_and_plots_move(qapp, codec_outputs, tmp_path):
+    base = free_base_port()
+    ep = SessionConfig(base_port=base).endpoints
+    link = ReplayLink(ep.metrics, source=str(ERP_FOLDER), resolution=RES, fps=6.0,
+                      learned=codec_outputs).start()
+    session = RecordingSession()
+    win = make_window(session, ep.metrics, reference=ReferenceFrames(str(ERP_FOLDER), RES).get)
+    try:
+        h = win.history
+        assert wait_until(lambda: len(h.cols["learned"]["frame_id"]) >= 3
+                          and len(h.cols["classical"]["frame_id"]) >= 3, timeout=60)
+        QTest.qWait(400)  # let every plot group redraw once
+        x0 = win.plots.curves["learned.viewport_psnr"].getData()[0].copy()
+        n0 = h.total
+        assert wait_until(lambda: h.total >= n0 + 4, timeout=30)
+        QTest.qWait(400)
+        x1, y1 = win.plots.curves["learned.viewport_psnr"].getData()
+        assert x1.size > x0.size and x1.max() > x0.max(), "the rolling plot did not move"
+        assert np.isfinite(y1).any() and 5 < np.nanmax(y1) < 80
+        for key in ("classical.psnr", "snr_true", "learned.cbr", "mcs"):
+            assert win.plots.curves[key].getData()[0].size > 0, key
+        const = win.plots.curves["learned.const"].getData()
+        assert len(const[0]) > 100  # received symbols of the last frame
+
+        shot = win.grab()
+        shot.save(str(tmp_path / "viewer.png"))
+        assert shot.width() >= 1000
+        for name, panel in list(win.erp_panels.items()) + list(win.vp_panels.items()):
+            r = panel.image_rect().toRect().adjusted(2, 30, -2, -2)  # below the caption bar
+            px = to_array(panel.grab(r).toImage())
+            assert px.std() > 12, f"{name} panel looks blank"
+            assert len(np.unique(px.reshape(-1, 3) // 8, axis=0)) > 200, f"{name} panel has no picture"
+        # the learned panel shows the codec's output, not the original
+        assert win.worker.counters.malformed == 0
+        assert "PSNR" in win.erp_panels["learned"].caption
+        assert "●" in win.link_label.text() and "streaming" in win.link_label.text()
+        assert "fps" in win.fps_label.text() and "enc" in win.latency_label.text()
+    finally:
+        win.close()
+        link.stop()
+
+
+# ---------------------------------------------------------------------- (2) viewport drag
+def _drain_poses(sock: zmq.Socket, timeout_s: float = 3.0) -> list[dict]:
+    out = []
+    t_end = time.monotonic() + timeout_s
+    while time.monotonic() < t_end:
+        QTest.qWait(20)
+        while sock.poll(0):
+            out.append(json.loads(sock.recv()))
+        if out and not sock.poll(150):
+            break
+    return [m for m in out if "yaw" in m]
+
+
+def test_drag_sends_pose_and_moves_the_roi(qapp, tmp_path):
+    base = free_base_port()
+    cfg = SessionConfig(out=tmp_path, base_port=base, resolution="256x128")
+    ctx = zmq.Context.instance()
+    pull = ctx.socket(zmq.PULL)  # stands where the TX binds its control socket
+    pull.bind(cfg.endpoints.control)
+    session = Session(cfg)  # the real session object, processes not started
+    win = make_window(session, cfg.endpoints.metrics)
+    try:
+        panel = win.erp_panels["source"]
+        r = panel.image_rect()
+        start = QPoint(int(r.x() + 0.5 * r.width()), int(r.y() + 0.5 * r.height()))
+        end = QPoint(int(r.x() + 0.75 * r.width()), int(r.y() + 0.35 * r.height()))
+        QTest.mousePress(panel, Qt.LeftButton, Qt.NoModifier, start)
+        for k in range(1, 6):
+            QTest.mouseMove(panel, start + (end - start) * k / 5)
+            QTest.qWait(15)
+        QTest.mouseRelease(panel, Qt.LeftButton, Qt.NoModifier, end)
+        poses = _drain_poses(pull)
+        assert poses, "no pose reached the TX control socket"
+        last = poses[-1]
+        exp_yaw, exp_pitch = pose_at((end.x() - r.x()) / r.width(), (end.y() - r.y()) / r.height())
+        assert abs(last["yaw"] - exp_yaw) < 2.0 and abs(last["pitch"] - exp_pitch) < 2.0
+        assert 80 < last["yaw"] < 100 and 15 < last["pitch"] < 40
+        # the ROI the TX derives from this pose moved with the drag
+        before = roi_grid_mask((128, 256), [Viewport(0, 0, 90)])
+        after = roi_grid_mask((128, 256), [Viewport(last["yaw"], last["pitch"], last["fov"])])
+        assert (before != after).sum() > 20
+        cols = np.where(after.any(0))[0]
+        assert 8 <= np.median(cols) <= 16  # around 3/4 of the width (yaw 90°)
+
+        # grab-and-drag in a viewport panel: drag right = look left by dx * fov / width
+        vp = win.vp_panels["learned"]
+        c = vp.rect().center()
+        yaw0 = win.pose.yaw
+        QTest.mousePress(vp, Qt.LeftButton, Qt.NoModifier, c)
+        QTest.mouseMove(vp, c + QPoint(60, 0))
+        QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, c + QPoint(60, 0))
+        expect = yaw0 - 60 * win.pose.fov / vp.image_rect().width()
+        poses = _drain_poses(pull)
+        assert poses and abs(poses[-1]["yaw"] - expect) < 1.0
+
+        # arrow keys
+        yaw1 = win.pose.yaw
+        win.setFocus()
+        QTest.keyClick(win, Qt.Key_Right)
+        poses = _drain_poses(pull)
+        assert poses and abs(poses[-1]["yaw"] - (yaw1 + 5.0)) < 0.01
+    finally:
+        win.close()
+        session.stop()
+        pull.close(0)
+
+
+# ---------------------------------------------------------------------- (3) SNR control
+def test_snr_control_reaches_flowgraph_and_measured_snr_follows(qapp, tmp_path):
+    base = free_base_port()
+    cfg = SessionConfig(out=tmp_path, base_port=base, resolution="256x128", snr_db=12.0)
+    ep = cfg.endpoints
+    # stand-in for flowgraph control (REP) + RX metrics; the viewer talks through a real Session
+    link = ReplayLink(ep.metrics, control=ep.control, fg_ctrl=ep.fg_ctrl, source=str(ERP_FOLDER),
+                      resolution=RES, fps=8.0, snr_db=12.0).start()
+    session = Session(cfg)
+    win = make_window(session, ep.metrics)
+    try:
+        assert wait_until(lambda: win.history.total >= 4, timeout=20)
+        spin = win.controls.snr_spin
+        assert spin.value() == 12.0
+        spin.setFocus()
+        spin.selectAll()
+        QTest.keyClicks(spin, "3")
+        QTest.keyClick(spin, Qt.Key_Return)
+        assert spin.value() == 3.0
+        assert wait_until(lambda: any(c.get("to") == "flowgraph" and c.get("snr_db") == 3.0
+                                      for c in link.commands), timeout=10)
+        assert wait_until(lambda: win.fg_answering is True, timeout=5)
+        # the measured SNR (CQI) of new frames follows the new setting
+        def cqi_tail():
+            v = win.history.array("learned", "cqi_db")[-3:]
+            return v.size == 3 and abs(np.mean(v) - 3.0) < 1.5
+        assert wait_until(cqi_tail, timeout=15)
+        QTest.qWait(400)
+        x, y = win.plots.curves["snr_true"].getData()
+        assert y[-1] == 3.0 and 12.0 in set(y.tolist())  # the plot shows the step
+    finally:
+        win.close()
+        session.stop()
+        link.stop()
+
+
+# ---------------------------------------------------------------------- pause / step
+def test_pause_freezes_and_step_shows_one_frame(qapp, tmp_path):
+    base = free_base_port()
+    cfg = SessionConfig(out=tmp_path, base_port=base, resolution="256x128")
+    ep = cfg.endpoints
+    link = ReplayLink(ep.metrics, control=ep.control, fg_ctrl=ep.fg_ctrl, source=str(ERP_FOLDER),
+                      resolution=RES, fps=10.0).start()
+    session = Session(cfg)
+    win = make_window(session, ep.metrics)
+
+    def shown():
+        s = win.worker._display.get("learned")
+        return -1 if s is None else s.frame_id
+    try:
+        assert wait_until(lambda: shown() >= 2, timeout=20)
+        QTest.mouseClick(win.controls.pause_button, Qt.LeftButton)
+        assert win.paused and win.controls.step_button.isEnabled()
+        assert wait_until(lambda: link.state.paused, timeout=5)  # the TX was told
+        QTest.qWait(300)
+        frozen = shown()
+        QTest.qWait(700)
+        assert shown() == frozen
+        QTest.mouseClick(win.controls.step_button, Qt.LeftButton)
+        assert wait_until(lambda: shown() > frozen, timeout=5)
+        stepped = shown()
+        QTest.qWait(600)
+        assert shown() == stepped  # exactly one step
+        # looking around a paused frame re-renders it
+        renders = win.worker.counters.renders
+        win.set_pose(120.0, -10.0)
+        assert wait_until(lambda: win.worker.counters.renders > renders, timeout=5)
+        QTest.mouseClick(win.controls.pause_button, Qt.LeftButton)
+        assert wait_until(lambda: shown() > stepped + 1, timeout=10)
+        sent = [c for c in link.commands if c.get("to") == "tx"]
+        assert {"to": "tx", "pause": True} in sent and {"to": "tx", "pause": False} in sent
+        assert any(c.get("step") == 1 for c in sent)
+    finally:
+        win.close()
+        session.stop()
+        link.stop()
+
+
+# ---------------------------------------------------------------------- health messages
+class _Proc:
+    def __init__(self, code):
+        self.code = code
+
+    def poll(self):
+        return self.code
+
+
+def test_status_bar_reports_dead_peers(qapp):
+    session = RecordingSession(channel_reply=lambda: None)  # the flowgraph never answers
+    session.procs = {"tx": _Proc(1), "rx": _Proc(None)}
+    base = free_base_port()
+    win = make_window(session, f"tcp://127.0.0.1:{base + 12}", stale_s=0.5)
+    try:
+        win.controls.snr_spin.setValue(4.0)
+        assert wait_until(lambda: session.channel and win.fg_answering is False, timeout=5)
+        assert wait_until(lambda: "no metrics" in win.link_label.text(), timeout=5)
+        text = win.link_label.text()
+        assert "tx exited (code 1)" in text and "flowgraph not answering" in text
+        assert session.channel[-1] == {"snr_db": 4.0}
+    finally:
+        win.close()
+
+
+def test_window_stays_responsive_under_a_flood(qapp):
+    """40 msgs/s of 512x256 frames: newest-wins, nothing queues, the event loop keeps up."""
+    base = free_base_port()
+    ep = SessionConfig(base_port=base).endpoints
+    link = ReplayLink(ep.metrics, fps=20.0, resolution=(512, 256)).start()
+    win = make_window(RecordingSession(), ep.metrics, latency_probe_ms=10)
+    try:
+        assert wait_until(lambda: win.worker.counters.received >= 10, timeout=20)
+        win.probe.reset()
+        QTest.qWait(2000)
+        st = win.probe.stats()
+        assert st["n"] > 50 and st["max_ms"] < 1000, st  # never frozen
+        assert win.worker.counters.received >= 20
+    finally:
+        win.close()
+        link.stop()
+
+
+# ---------------------------------------------------------------------- pure helpers
+def test_message_roundtrip_and_rejects():
+    img = np.random.default_rng(0).integers(0, 255, (16, 32, 3), np.uint8)
+    sym = (np.arange(600) * (1 + 1j)).astype(np.complex64)
+    row = {"frame_id": 7, "stream": "classical", "status": "cliff", "psnr": float("nan")}
+    msg = messages.parse(messages.build(row, img, sym, np.ones(48), reference=img))
+    assert msg.frame_id == 7 and msg.stream == "classical" and msg.status == "cliff"
+    assert np.array_equal(msg.image, img) and np.array_equal(msg.reference, img)
+    assert msg.symbols.size == 512 and msg.subcarrier_snr_db.size == 48
+    assert np.isnan(msg.value("psnr")) and np.isnan(msg.value("mcs"))
+    good = messages.build(row, img)
+    for bad in ([b"X"] + good[1:], good[:3], [good[0], b"{", *good[2:]],
+                [*good[:2], b"[16, 32, 3]", b"\0" * 5, *good[4:]],
+                [*good[:2], b"[99999, 2, 3]", *good[3:]], [*good[:4], b"\0" * 7, good[5]]):
+        with pytest.raises(messages.MessageError):
+            messages.parse(bad)
+
+
+def test_outline_matches_the_rendered_viewport():
+    import py360convert
+    h, w = 128, 256
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    coords = np.stack([xx, yy], -1)
+    for yaw, pitch, fov in ((0, 0, 90), (100, 30, 70), (175, -20, 90)):
+        seen = py360convert.e2p(coords, fov, yaw, pitch, (25, 25), mode="nearest")
+        border = np.concatenate([seen[0, :], seen[1:, -1], seen[-1, -2::-1], seen[-2::-1, 0]])
+        pts = np.concatenate(viewport_outline(Viewport(yaw, pitch, fov), n=25)) * [w, h]
+        assert len(pts) == len(border)
+        dx = (pts[:, 0] - border[:, 0] + w / 2) % w - w / 2
+        assert np.abs(dx).max() < 1.6 and np.abs(pts[:, 1] - border[:, 1]).max() < 1.6
+    assert pose_at(*position_of(33.0, -12.0)) == pytest.approx((33.0, -12.0))
+
+
+def test_reference_frames_match_the_tx_source():
+    from tx.source import FrameSource
+    src = FrameSource(None, RES).frames()  # the shipped video, as the TX reads it
+    expected = [next(src) for _ in range(3)]
+    ref = ReferenceFrames(None, RES)
+    assert np.array_equal(ref.get(2), expected[2])
+    assert np.array_equal(ref.get(0), expected[0])  # backwards: reopens
+    assert np.array_equal(ref.get(1), expected[1])
+    ref.close()
+    still = ReferenceFrames(str(ERP_FOLDER), RES)
+    n = len(list(ERP_FOLDER.glob("*.jpg")))
+    assert np.array_equal(still.get(1), still.get(1 + n))  # loops like the TX

@@ -1,0 +1,73 @@
+"""The real transmitter process under fuzzing of its two inputs (viewer control, CQI
+feedback): no crash, no hang, and valid commands still take effect afterwards."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import numpy as np
+import zmq
+
+from core.endpoints import Endpoints
+from tests.conftest import cli, spawn
+
+N_FUZZ = 10_000
+
+
+def _next_meta(side: zmq.Socket, timeout: float = 60.0) -> dict:
+    t_end = time.time() + timeout
+    while time.time() < t_end:
+        if side.poll(200):
+            parts = side.recv_multipart()
+            if parts[0] == b"S":
+                return json.loads(parts[1])
+    raise AssertionError("the transmitter sent nothing")
+
+
+def test_transmitter_survives_fuzzed_control_and_feedback(tmp_path, base_port):
+    ep = Endpoints.from_base(base_port)
+    ctx = zmq.Context()
+    side = ctx.socket(zmq.PULL); side.bind(ep.side)          # where the RX would bind
+    fb = ctx.socket(zmq.PUB); fb.bind(ep.feedback)           # where the RX would publish CQI
+    proc = spawn(cli("tx", "--base-port", str(base_port), "--frames", "0", "--fps", "20",
+                     "--resolution", "128x64", "--no-classical", "--device", "cpu",
+                     "--trajectory", "static", "--cqi-init", "10"), tmp_path / "tx.log")
+    ctl = ctx.socket(zmq.PUSH); ctl.connect(ep.control)
+    ctl.setsockopt(zmq.SNDTIMEO, 10_000)
+    try:
+        assert _next_meta(side)["cqi_used"] == 10.0
+        rng = np.random.default_rng(0)
+        junk = [b"", b"{", b"null", b"[1,2]", b'{"yaw": "x"}', b'{"cbr": 1e309}',
+                b'{"edit_steps": -5}', b'{"cqi_db": "NaN"}', b'{"lam": null}', b"\xff\xfe"]
+        t0 = time.time()
+        for i in range(N_FUZZ):
+            msg = junk[i % len(junk)] if i % 3 else rng.bytes(int(rng.integers(0, 200)))
+            ctl.send(msg)
+            fb.send(msg)
+            if i % 500 == 0:
+                while side.poll(0):
+                    side.recv_multipart()  # keep the side link drained
+        assert time.time() - t0 < 120
+        time.sleep(1.0)
+        assert proc.poll() is None, (tmp_path / "tx.log").read_text()[-2000:]
+        # valid inputs still work afterwards
+        ctl.send(json.dumps({"yaw": 90.0, "pitch": 10.0}).encode())
+        for _ in range(5):
+            fb.send(json.dumps({"cqi_db": 5.0}).encode())
+            time.sleep(0.1)
+        t_end = time.time() + 60
+        while time.time() < t_end:
+            meta = _next_meta(side)
+            if meta["viewport"]["yaw"] == 90.0 and meta["cqi_used"] == 5.0:
+                break
+        else:
+            raise AssertionError("valid control/feedback ignored after fuzzing")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(10)
+        for s in (side, fb, ctl):
+            s.close(0)
+        ctx.term()
