@@ -229,7 +229,7 @@ class OfdmFrameSink(gr.sync_block):
     """
 
     def __init__(self, sock, config: OfdmConfig, registry: FrameRegistry,
-                 equaliser: str = "ummse", simulated: bool = True, threshold: float = 0.12):
+                 equaliser: str = "ummse", simulated: bool = True, threshold: float = 0.10):
         gr.sync_block.__init__(self, name="ntscc_ofdm_frame_sink", in_sig=[np.complex64],
                                out_sig=None)
         self.sock = sock

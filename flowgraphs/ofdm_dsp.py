@@ -118,7 +118,7 @@ class SchmidlCoxDetector:
         Detection threshold on M (the plateau is ~(snr/(1+snr))^2; noise alone ~ 2/N).
     """
 
-    def __init__(self, config: OfdmConfig, threshold: float = 0.12):
+    def __init__(self, config: OfdmConfig, threshold: float = 0.10):
         self.cfg = config
         self.L = config.fft_size // 2
         self.threshold = threshold
@@ -394,7 +394,7 @@ class StreamReceiver:
 
     SEARCH, FRAME = 0, 1
 
-    def __init__(self, config: OfdmConfig, equaliser: str = "ummse", threshold: float = 0.12,
+    def __init__(self, config: OfdmConfig, equaliser: str = "ummse", threshold: float = 0.10,
                  max_int_cfo: int = 2, search_chunk: int = 16384):
         if equaliser not in EQUALISERS:
             raise ValueError(f"equaliser must be one of {EQUALISERS}")

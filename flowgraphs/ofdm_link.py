@@ -71,6 +71,8 @@ def _bind(ctx: zmq.Context, kind: int, host: str, port: int, allow_remote: bool,
     sock.setsockopt(zmq.LINGER, 0)
     if kind == zmq.PUSH:
         sock.setsockopt(zmq.SNDHWM, 64)
+    if kind == zmq.PULL:
+        sock.setsockopt(zmq.RCVHWM, 16)  # back-pressure to the sender, bounded memory
     if port == 0:
         from core.endpoints import check_bind
         check_bind(f"tcp://{host}:1", allow_remote)
@@ -120,8 +122,11 @@ class OfdmLink(gr.top_block):
         self.trace = SnrTrace(self.state.trace) if channel == "trace" else None
         self.registry = FrameRegistry()
         self.usrp = bool(opts.usrp)
+        # tail_pad: a few zeros after each frame push its last samples through the channel
+        # model's interpolator at once instead of with the next idle chunk
         self.src = OfdmFrameSource(self.in_sock, self.cfg, self.frame_gain, self.registry,
-                                   realtime=self.usrp)
+                                   realtime=self.usrp, idle_chunk=1024, poll_ms=5.0,
+                                   tail_pad=0 if self.usrp else 64)
         self.sink = OfdmFrameSink(self.out_sock, self.cfg, self.registry,
                                   equaliser=opts.equaliser, simulated=not self.usrp)
         _big_buffer(self.src)

@@ -6,8 +6,10 @@ over ZeroMQ, collects the received frames and prints one JSON object:
 ``frames_sent, frames_received, frames_lost`` -- frames handed to / returned by the flowgraph;
 ``snr_set_db`` -- the configured average SNR (per resource element, Es/N0);
 ``snr_measured_db`` -- from the equalised symbols' error against the sent symbols: per frame,
-the error SNR of each subcarrier averaged (linearly) over the subcarriers, then the mean over
-frames in dB. In a flat channel this is the plain 10 log10(|x|^2 / |x^ - x|^2);
+the error SNR of each subcarrier (small-sample bias removed) averaged linearly over the
+subcarriers, then the mean over frames in dB. In a flat channel this is the plain
+10 log10(|x|^2 / |x^ - x|^2); in a frequency-selective one it is the mean per-RE SNR, the
+quantity the CQI estimates;
 ``snr_mse_db`` -- the plain ratio over all payload symbols (dominated by faded carriers with
 the unbiased equaliser);
 ``cqi_db`` -- mean of the receiver's pilot-based per-frame SNR estimates;
@@ -66,8 +68,10 @@ def frame_snr(x: np.ndarray, xh: np.ndarray, carriers: np.ndarray, n_carriers: i
     s = np.abs(x) ** 2
     es = np.bincount(carriers, weights=e, minlength=n_carriers)
     ss = np.bincount(carriers, weights=s, minlength=n_carriers)
-    used = ss > 0
-    per = ss[used] / np.maximum(es[used], 1e-30)
+    nk = np.bincount(carriers, minlength=n_carriers)
+    used = nk > 1
+    # (n-1)/n removes the small-sample bias of 1/mean(|e|^2) for Gaussian errors
+    per = (nk[used] - 1) / nk[used] * ss[used] / np.maximum(es[used], 1e-30)
     snr_pc = 10 * np.log10(np.mean(per)) if per.size else float("nan")
     snr_mse = 10 * np.log10(s.sum() / max(e.sum(), 1e-30)) if x.size else float("nan")
     return float(snr_pc), float(snr_mse), float(s.sum()), float(e.sum())
