@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="print only the JSON report (no progress bar)")
     parser.add_argument("--window", type=int, default=4,
                         help="frames in flight at once (default: 4)")
-    parser.add_argument("--frame-timeout", type=float, default=10.0,
+    parser.add_argument("--frame-timeout", type=float, default=5.0,
                         help="seconds without any received frame before the rest count as lost")
     parser.add_argument("--data-seed", type=int, default=1, help="seed of the random symbols")
     parser.add_argument("--no-per-frame", action="store_true",
@@ -157,6 +157,9 @@ def run_link_test(args: argparse.Namespace, fg: FlowgraphProcess, progress=None)
             t_last_rx = time.monotonic()
             x = sent.pop(f.frame_id)
             in_flight.discard(f.frame_id)
+            # the PHY delivers in order: anything sent before this frame and still missing is lost
+            for old in [i for i in in_flight if i < f.frame_id]:
+                in_flight.discard(old)
             if f.symbols.size != x.size:
                 records[f.frame_id] = {"frame_id": f.frame_id, "length_mismatch": True}
                 return True
