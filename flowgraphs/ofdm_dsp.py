@@ -248,12 +248,15 @@ class PilotChannelEstimator:
         P = self.cfg.pilot_period
         counts = [len(range(p, n_sym, P)) for p in range(P)]
         K = max(1, min(self.n_taps_time, min(counts)))
-        key = (n_sym, K, round(doppler, 5), round(float(db(max(delta, 1e-6)))))
+        # designs on a grid (Doppler 20 steps per decade, noise ratio 1 dB) so that frames of
+        # the same length reuse them
+        key = (n_sym, K, round(20 * np.log10(max(doppler, 1e-6))), round(float(db(max(delta, 1e-6)))))
         hit = self._time_cache.get(key)
         if hit is not None:
             return hit
-        # Jakes correlation on the integer lag grid, looked up instead of evaluated per tap
-        max_lag = n_sym + P * K
+        doppler = 10 ** (key[2] / 20)
+        # Jakes correlation on the integer lag grid (|lag| <= P*K inside any window)
+        max_lag = P * (K + 1)
         jt = bessel_j0(2 * np.pi * doppler * np.arange(-max_lag, max_lag + 1))
         lag = P * (np.arange(K)[:, None] - np.arange(K)[None, :])
         Rpp = jt[lag + max_lag] + 10 ** (key[3] / 10) * np.eye(K)
@@ -299,8 +302,7 @@ class PilotChannelEstimator:
         phase = cfg.pilot_carrier_phase
         pv = cfg.pilot_values(n_sym)[:, ::cfg.pilot_shift]
         LS = Yo[:, ::cfg.pilot_shift] * pv  # valid only at pilot positions (BPSK: 1/p = p)
-        # Per pilot carrier, the pilot sequence: LS[phase + P*j, c]
-        n_per = n_sym // P  # full periods
+        # per pilot carrier, the pilot sequence is LS[phase + P*j, c]
         info: dict = {}
         # residual common phase drift from consecutive pilots of each carrier
         z = 0j
@@ -315,7 +317,6 @@ class PilotChannelEstimator:
                 z += complex(np.sum(seq[1:] * np.conj(seq[:-1])))
                 pow_sum += float(np.sum(np.abs(seq[1:]) ** 2 + np.abs(seq[:-1]) ** 2) / 2)
                 n_pairs += seq[1:].size
-        del n_per
         sig = max(tot_pow / max(n_pil, 1) - noise_var, 1e-12 * (noise_var + 1e-30))
         info["signal_power"] = sig
         if n_pairs:
