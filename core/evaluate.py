@@ -52,6 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     rd.add_argument("--cbrs", default=",".join(map(str, DEFAULT_CBRS)), help="CBR budgets for classical schemes")
     rd.add_argument("--anchor", default="vvc+ldpc")
     rd.add_argument("--table", default=None, help="write a markdown table here")
+    rd.add_argument("--reuse", default=None,
+                    help="a previous rd JSON (same dataset and SNR): its schemes are taken from it, not recomputed")
     sn = sub.add_parser("snr", parents=[common], help="PSNR against SNR at a fixed CBR (paper Fig. 7c)")
     sn.add_argument("--cbr", type=float, default=0.04)
     sn.add_argument("--snrs", default="0,2,4,6,8,10,12,14")
@@ -203,9 +205,20 @@ def run_rd(args) -> dict:
     images = load_images(args.dataset, args.limit)
     schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
     curves, per_image, points = {}, {}, {}
+    reused = {}
+    if getattr(args, "reuse", None):
+        reused = json.loads(Path(args.reuse).read_text())
+        if reused.get("snr_db") != args.snr or reused.get("n_images") != len(images):
+            raise SystemExit(f"--reuse {args.reuse}: different SNR or image count")
     codec = None
     t0 = time.time()
     for scheme in schemes:
+        if scheme in reused.get("curves", {}):
+            curves[scheme] = reused["curves"][scheme]
+            per_image[scheme] = reused.get("per_image", {}).get(scheme, {})
+            if scheme in reused.get("points", {}):
+                points[scheme] = reused["points"][scheme]
+            continue
         if scheme in LEARNED:
             if codec is None:
                 from .learned import LearnedCodec
