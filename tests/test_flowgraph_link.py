@@ -94,9 +94,11 @@ def test_cli_link_test_awgn_10db():
     assert len(rep["per_frame"]["cqi_db"]) == 12
 
 
-def test_multipath_cfo_timing_offset_15db():
+@pytest.mark.parametrize("impl", ["channel_model", "lean"])
+def test_multipath_cfo_timing_offset_15db(impl):
     rep = run_link("--channel", "multipath", "--snr", "15", "--cfo", "3000",
-                   "--timing-offset", "5.6", "--frames", "10", "--symbols-per-frame", "20000")
+                   "--timing-offset", "5.6", "--frames", "10", "--symbols-per-frame", "20000",
+                   "--channel-impl", impl)
     assert rep["frames_lost"] == 0
     assert abs(rep["snr_measured_db"] - 15.0) <= 2.0
     assert abs(rep["cqi_db"] - 15.0) <= 1.5

@@ -52,6 +52,15 @@ BENCH = [
       "--window", "3", "--no-per-frame"]),
     ("bench_awgn_20k", "throughput, AWGN 20 dB, 20 000-symbol frames",
      ["--channel", "awgn", "--snr", "20", "--frames", "300", "--no-per-frame"]),
+    ("bench_awgn_200k_lean", "throughput, AWGN 20 dB, 200 000-symbol frames, --channel-impl lean",
+     ["--channel", "awgn", "--snr", "20", "--frames", "60", "--symbols-per-frame", "200000",
+      "--window", "3", "--no-per-frame", "--channel-impl", "lean"]),
+    ("bench_awgn_20k_lean", "throughput, AWGN 20 dB, 20 000-symbol frames, --channel-impl lean",
+     ["--channel", "awgn", "--snr", "20", "--frames", "300", "--no-per-frame",
+      "--channel-impl", "lean"]),
+    ("bench_rayleigh_200k", "throughput, Rayleigh 100 Hz, 15 dB, 200 000-symbol frames",
+     ["--channel", "rayleigh", "--doppler", "100", "--snr", "15", "--frames", "30",
+      "--symbols-per-frame", "200000", "--window", "3", "--no-per-frame"]),
 ]
 
 
