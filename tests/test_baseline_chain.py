@@ -57,7 +57,13 @@ def test_live_policy_and_split(img, cache):
     chain = ClassicalChain("jpeg", cache=cache)
     rng = np.random.default_rng(3)
     tx = chain.symbols_for(img, 0.3, cqi_db=12.0)
-    assert tx.mcs == M.select_mcs(12.0)
+    budget = budget_uses(img.shape, 0.3)
+    assert tx.mcs == chain.select_mcs(12.0, budget)
+    nb = chain.blocks_at(budget, tx.mcs)
+    assert M.mcs_threshold_db(tx.mcs, M.cb_target(0.1, nb)) <= 12.0
+    assert tx.mcs == 28 or M.mcs_threshold_db(
+        tx.mcs + 1, M.cb_target(0.1, chain.blocks_at(budget, tx.mcs + 1))) > 12.0
+    assert chain.select_mcs(12.0, budget) <= M.select_mcs(12.0)
     assert tx.symbols.dtype == np.complex64
     assert tx.symbols.size <= budget_uses(img.shape, 0.3)
     # the chosen QP is the largest-rate one that fits: the next ladder point does not
@@ -74,6 +80,10 @@ def test_live_policy_and_split(img, cache):
     meta = json.loads(json.dumps(tx.meta))            # must survive a JSON frame header
     res = chain.receive(y.astype(np.complex64), nv, meta, original=img)
     assert res.success and res.psnr > 25
+    # a truncated burst (symbols lost): a failed frame, not an exception
+    short = chain.receive(y[: y.size // 2].astype(np.complex64), nv[: y.size // 2], meta,
+                          original=img)
+    assert not short.success
     # a corrupted frame: hold the last good one when asked
     hold = ClassicalChain("jpeg", cache=cache, fallback="hold")
     res2 = hold.receive(np.zeros_like(y), 1.0, meta, original=img, last_good=res.recon)
@@ -90,7 +100,7 @@ def test_vvc_ldpc_end_to_end(img, cache):
     chain = make_scheme("vvc+ldpc", cache=cache, codec_options={"preset": "faster"})
     res = chain.transmit(img, 0.1, snr_db=15.0, rng=np.random.default_rng(0))
     assert res.success and res.psnr > 27
-    assert res.mcs == M.select_mcs(15.0)
+    assert res.mcs == chain.select_mcs(15.0, budget_uses(img.shape, 0.1))
 
 
 def test_appendix_a_sweep(img, cache):

@@ -78,7 +78,7 @@ def test_not_worse_than_sionna_near_threshold():
     """At an SNR where sionna's flooding BP fails often, layered min-sum fails no more often."""
     rng = np.random.default_rng(9)
     code = L.get_code(3400, 4096)
-    u = rng.integers(0, 2, (48, 3400), dtype=np.uint8)
+    u = rng.integers(0, 2, (32, 3400), dtype=np.uint8)
     llr = _bpsk_llr(code.encode(u), 2.0, rng)
     ref = code.sionna_decoder(num_iter=20)(torch.from_numpy(llr)).numpy().astype(np.uint8)
     fer_ref = np.mean(np.any(ref != u, 1))

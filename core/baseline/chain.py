@@ -15,9 +15,10 @@ Policies
   MCS with the lowest average MSE for one image; :func:`select_dataset_mcs` keeps the one with
   the lowest MSE averaged over a data set (the paper's "best performing configuration ... at
   each SNR"; per-image selection with few trials is optimistic).
-* Live: :meth:`ClassicalChain.plan` with ``cqi_db``: the MCS from the CQI at a 10 % BLER
-  target (:func:`core.baseline.mcs.select_mcs`, measured thresholds), then the largest-rate
-  QP that fits.
+* Live: :meth:`ClassicalChain.plan` with ``cqi_db``: the highest MCS whose frame error rate
+  at the CQI is <= 10 % (:meth:`ClassicalChain.select_mcs`: measured code-block BLER
+  curves, per-block target 1 - 0.9^(1/C) for a frame of C code blocks -- a 10 % *code-block*
+  BLER would lose nearly every frame of 100+ blocks), then the largest-rate QP that fits.
 
 Live split over the real PHY: ``tx = chain.symbols_for(rgb, cbr, cqi_db=...)`` gives the QAM
 symbols and a small JSON-able ``tx.meta`` (the control information: MCS, QP, layout, size);
@@ -38,7 +39,7 @@ from .codecs import (BitstreamCache, Codec, CodecError, get_codec, image_key, la
 from .ldpc import CB_LEN_DEFAULT, TransportBlockCoder, max_payload_bits, tb_layout, TBLayout
 
 __all__ = [
-    "ClassicalChain", "CapacityChain", "ChainResult", "TxFrame", "McsOutcome",
+    "ClassicalChain", "CapacityChain", "ChainResult", "EncodedFrame", "McsOutcome",
     "make_scheme", "budget_uses", "select_dataset_mcs", "awgn_channel", "ChannelFn",
     "HEADER_BITS",
 ]
@@ -104,7 +105,7 @@ class ChainResult:
 
 
 @dataclass
-class TxFrame:
+class EncodedFrame:
     """The transmitter's output for one image: QAM symbols + control info (``meta``)."""
     symbols: np.ndarray           #: complex64 [num_symbols], unit average energy
     meta: dict                    #: JSON-able: scheme, codec, param, mcs, layout, shape, ...
@@ -241,25 +242,37 @@ class ClassicalChain(_ChainBase):
         e = M.mcs_entry(mcs)
         return tb_layout(source_bits + HEADER_BITS, e.qm, e.rate, self.n_cb)
 
-    def select_mcs(self, cqi_db: float, bler_target: float | None = None) -> int:
-        return M.select_mcs(cqi_db, self.bler_target if bler_target is None else bler_target,
-                            path=self.thresholds_path)
+    def blocks_at(self, budget: int, mcs: int) -> int:
+        """Code blocks of a transport block filling ``budget`` channel uses at ``mcs``."""
+        e = M.mcs_entry(mcs)
+        cap = max_payload_bits(budget, e.qm, e.rate, self.n_cb)
+        return tb_layout(max(cap, 0), e.qm, e.rate, self.n_cb).num_cbs
+
+    def select_mcs(self, cqi_db: float, budget: int | None = None,
+                   bler_target: float | None = None) -> int:
+        """Live policy: the highest MCS whose *frame* error rate at ``cqi_db`` is at most
+        ``bler_target`` (default the chain's, 10 %).  A frame of C code blocks is lost if any
+        block is, so the per-block target is 1 - (1 - target)^(1/C), C from ``budget``
+        (None: C = 1, i.e. the plain code-block BLER threshold)."""
+        t = self.bler_target if bler_target is None else bler_target
+        nb = (lambda m: self.blocks_at(budget, m)) if budget else 1
+        return M.select_mcs(cqi_db, t, path=self.thresholds_path, num_blocks=nb)
 
     def plan(self, rgb: np.ndarray, cbr: float, mcs: int | None = None, qp=None,
              cqi_db: float | None = None, qp_hint=None):
         """(mcs, codec point or None, budget): the live policy when ``mcs`` is None
         (MCS from ``cqi_db``), then the given ``qp`` or the largest-rate one that fits."""
+        budget = budget_uses(rgb.shape, cbr)
         if mcs is None:
             if cqi_db is None:
                 raise ValueError("give mcs or cqi_db")
-            mcs = self.select_mcs(cqi_db)
-        budget = budget_uses(rgb.shape, cbr)
+            mcs = self.select_mcs(cqi_db, budget)
         pt = self._fit(rgb, self.max_source_bits(budget, mcs), image_key(rgb), qp, qp_hint)
         return int(mcs), pt, budget
 
     # ------------------------------------------------------------------------------ TX / RX
     def symbols_for(self, rgb: np.ndarray, cbr: float, mcs: int | None = None, qp=None,
-                    cqi_db: float | None = None, qp_hint=None) -> TxFrame:
+                    cqi_db: float | None = None, qp_hint=None) -> EncodedFrame:
         """Encode one image into QAM symbols (live policy if ``mcs`` is None).  When no QP
         fits, the frame carries no symbols and ``meta['param']`` is None (the receiver
         shows the fallback)."""
@@ -273,7 +286,7 @@ class ClassicalChain(_ChainBase):
                 "mean_rgb": mean_image(rgb)[0, 0].tolist(), "budget": budget,
                 "cbr": float(cbr), "param": None, "layout": None, "scramble": self.scramble}
         if pt is None:
-            return TxFrame(np.zeros(0, np.complex64), meta, 0, {"source_s": t1 - t0})
+            return EncodedFrame(np.zeros(0, np.complex64), meta, 0, {"source_s": t1 - t0})
         data = pt.data
         header = np.unpackbits(np.array([len(data) * 8], ">u4").view(np.uint8))
         payload = np.concatenate([header, _bits_from_bytes(data)])
@@ -284,7 +297,7 @@ class ClassicalChain(_ChainBase):
         t3 = time.perf_counter()
         meta.update(param=pt.param, layout=lay.to_dict(), source_bits=pt.bits,
                     codec_mse=pt.mse)
-        return TxFrame(sym, meta, pt.bits,
+        return EncodedFrame(sym, meta, pt.bits,
                        {"source_s": t1 - t0, "ldpc_encode_s": t2 - t1, "modulate_s": t3 - t2})
 
     def receive(self, y: np.ndarray, noise_var, meta: dict, original: np.ndarray | None = None,
@@ -304,9 +317,12 @@ class ClassicalChain(_ChainBase):
             lay = TBLayout(**meta["layout"])
             res.channel_uses = lay.num_symbols
             res.blocks = lay.num_cbs
-            llr = M.demodulate(np.asarray(y)[:lay.num_symbols], lay.qm,
-                               np.asarray(noise_var) if np.ndim(noise_var) == 0
-                               else np.asarray(noise_var)[:lay.num_symbols])
+            yy = np.asarray(y).reshape(-1)[:lay.num_symbols]
+            nv = (np.asarray(noise_var) if np.ndim(noise_var) == 0
+                  else np.asarray(noise_var).reshape(-1)[:yy.size])
+            llr = M.demodulate(yy, lay.qm, nv)
+            if llr.size < lay.coded_bits:            # symbols lost on the way: erasures
+                llr = np.concatenate([llr, np.zeros(lay.coded_bits - llr.size, np.float32)])
             t1 = time.perf_counter()
             tb = TransportBlockCoder(lay, scramble=meta.get("scramble", True))
             dec = tb.decode(llr, max_iter=self.max_iter, stop_on_failure=stop_on_failure)
@@ -353,7 +369,7 @@ class ClassicalChain(_ChainBase):
                 cqi = cqi_db if cqi_db is not None else snr_db
                 if cqi is None:
                     raise ValueError("policy 'cqi' needs cqi_db or snr_db")
-                mcs = self.select_mcs(cqi)
+                mcs = self.select_mcs(cqi, budget_uses(rgb.shape, cbr))
             else:
                 raise ValueError("policy must be 'cqi' or 'oracle'")
         t0 = time.perf_counter()
@@ -426,6 +442,21 @@ class ClassicalChain(_ChainBase):
         outs = self.sweep(rgb, cbr, snr_db, channel_fn, trials, rng, **kw)
         return min(outs, key=lambda o: (o.mean_mse, -o.mcs)), outs
 
+    def evaluate(self, rgb: np.ndarray, cbr: float, snr_db: float, trials: int = 1,
+                 rng: np.random.Generator | None = None, prune_db: float | None = 2.0,
+                 channel_fn: ChannelFn | None = None) -> dict:
+        """One RD point of one image (Appendix A, per-image best MCS): a JSON-able dict
+        with ``psnr`` (of the average MSE), ``mse``, ``mcs``, ``param``, ``success_rate``,
+        ``source_bits``, ``channel_uses``, ``budget_uses``, ``cbr`` and the full ``sweep``."""
+        best, outs = self.best(rgb, cbr, snr_db=snr_db, channel_fn=channel_fn, trials=trials,
+                               rng=rng, prune_db=prune_db)
+        return {"scheme": self.name, "cbr": float(cbr), "snr_db": snr_db,
+                "psnr": best.mean_psnr, "mse": best.mean_mse, "mcs": best.mcs,
+                "param": best.param, "success_rate": best.success_rate,
+                "source_bits": best.source_bits, "channel_uses": best.channel_uses,
+                "budget_uses": budget_uses(rgb.shape, cbr),
+                "sweep": [o.to_dict() for o in outs]}
+
 
 class CapacityChain(_ChainBase):
     """``<codec>+capacity``: the codec behind a capacity-achieving channel code -- the
@@ -463,6 +494,14 @@ class CapacityChain(_ChainBase):
                            channel_uses=uses if ok else 0, budget_uses=budget,
                            cbr_budget=float(cbr), snr_db=snr_db, mse=_mse(rgb, rec),
                            timings={"total_s": time.perf_counter() - t0})
+
+    def evaluate(self, rgb: np.ndarray, cbr: float, snr_db: float, **_ignored) -> dict:
+        """Same signature and keys as :meth:`ClassicalChain.evaluate` (``mcs`` is None)."""
+        r = self.transmit(rgb, cbr, snr_db=snr_db)
+        return {"scheme": self.name, "cbr": float(cbr), "snr_db": snr_db, "psnr": r.psnr,
+                "mse": r.mse, "mcs": None, "param": r.param, "success_rate": float(r.success),
+                "source_bits": r.source_bits, "channel_uses": r.channel_uses,
+                "budget_uses": r.budget_uses}
 
 
 def make_scheme(name: str, cache: BitstreamCache | str | None = None,

@@ -24,13 +24,14 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 __all__ = [
     "MCS_TABLE", "McsEntry", "mcs_entry", "num_mcs",
     "constellation", "modulate", "demodulate", "awgn", "noise_var_from_snr",
-    "load_thresholds", "mcs_threshold_db", "select_mcs", "simulate_bler",
+    "load_thresholds", "mcs_threshold_db", "select_mcs", "simulate_bler", "cb_target",
     "THRESHOLDS_PATH",
 ]
 
@@ -173,29 +174,55 @@ def awgn(x: np.ndarray, snr_db: float, rng: np.random.Generator | None = None):
 # BLER and thresholds
 # ----------------------------------------------------------------------------------------------
 
+class _BlerSim:
+    """Monte-Carlo code-block BLER of one MCS: one-code-block transport blocks of ~``n_cb``
+    coded bits with CRC24A.  A pool of encoded blocks is reused with fresh noise for every
+    batch (the noise is what is random; re-encoding is the slow part)."""
+
+    def __init__(self, mcs: int, rng: np.random.Generator, pool: int = 256, n_cb: int = 4096,
+                 max_iter: int = 20):
+        from .ldpc import crc24a, get_code, tb_layout
+        self.e = mcs_entry(mcs)
+        self.rng = rng
+        self.max_iter = max_iter
+        k_max = int(math.floor(self.e.rate * n_cb))
+        lay = tb_layout(k_max - 24, self.e.qm, self.e.rate, n_cb)
+        assert lay.num_cbs == 1
+        self.lay = lay
+        self.code = get_code(lay.k_cb, lay.e_cb, self.e.qm)
+        payload = rng.integers(0, 2, (pool, lay.k_cb - 24), dtype=np.uint8)
+        self.u = np.concatenate([payload, crc24a(payload)], axis=1)
+        self.x = modulate(self.code.encode(self.u).reshape(-1), self.e.qm)
+        self._crc = crc24a
+
+    def batch(self, snr_db: float, channel=None) -> tuple[int, int, float]:
+        """One pass over the pool: (errors, blocks, mean iterations)."""
+        y, nv = awgn(self.x, snr_db, self.rng) if channel is None else channel(self.x)
+        llr = demodulate(y, self.e.qm, nv).reshape(len(self.u), self.lay.e_cb)
+        res = self.code.decode(llr, max_iter=self.max_iter)
+        ok = res.converged & np.all(self._crc(res.bits[:, :-24]) == res.bits[:, -24:], axis=1)
+        return int((~ok).sum()), len(ok), float(res.iterations.mean())
+
+    def run(self, snr_db: float, min_errors: int = 100, max_blocks: int = 6000,
+            min_blocks: int = 0):
+        err = n = 0
+        its = []
+        while n < max(min_blocks, 1) or (err < min_errors and n < max_blocks):
+            e, b, it = self.batch(snr_db)
+            err, n = err + e, n + b
+            its.append(it)
+        return err, n, float(np.mean(its))
+
+
 def simulate_bler(mcs: int, snr_db: float, num_blocks: int, rng: np.random.Generator | None = None,
                   n_cb: int = 4096, max_iter: int = 20, channel=None) -> tuple[float, float]:
-    """BLER of one-code-block transport blocks (length ~``n_cb`` coded bits, CRC24A) at ``mcs``
-    over AWGN (or ``channel(symbols) -> (y, noise_var)``).  Returns (BLER, mean iterations)."""
-    from .ldpc import crc24a, get_code, tb_layout
-    rng = rng or np.random.default_rng()
-    e = mcs_entry(mcs)
-    k_max = int(math.floor(e.rate * n_cb))
-    lay = tb_layout(k_max - 24, e.qm, e.rate, n_cb)
-    assert lay.num_cbs == 1
-    code = get_code(lay.k_cb, lay.e_cb, e.qm)
-    payload = rng.integers(0, 2, (num_blocks, lay.k_cb - 24), dtype=np.uint8)
-    u = np.concatenate([payload, crc24a(payload)], axis=1)
-    c = code.encode(u)
-    x = modulate(c.reshape(-1), e.qm)
-    if channel is None:
-        y, nv = awgn(x, snr_db, rng)
-    else:
-        y, nv = channel(x)
-    llr = demodulate(y, e.qm, nv).reshape(num_blocks, lay.e_cb)
-    res = code.decode(llr, max_iter=max_iter)
-    ok = res.converged & np.all(crc24a(res.bits[:, :-24]) == res.bits[:, -24:], axis=1)
-    return float(1.0 - ok.mean()), float(res.iterations.mean())
+    """BLER of ``num_blocks`` one-code-block transport blocks (~``n_cb`` coded bits, CRC24A)
+    at ``mcs`` over AWGN at ``snr_db`` (or ``channel(symbols) -> (y, noise_var)``).
+    Returns (BLER, mean iterations)."""
+    sim = _BlerSim(mcs, rng or np.random.default_rng(), pool=num_blocks, n_cb=n_cb,
+                   max_iter=max_iter)
+    e, n, it = sim.batch(snr_db, channel)
+    return e / n, it
 
 
 @lru_cache(maxsize=4)
@@ -209,35 +236,68 @@ def load_thresholds(path: str | Path | None = None) -> dict:
     return _load(str(path or THRESHOLDS_PATH))
 
 
-def mcs_threshold_db(mcs: int, bler_target: float = 0.1, path=None) -> float:
-    """SNR (dB) at which the measured code-block BLER of ``mcs`` falls to ``bler_target``
-    (log-linear interpolation of the measured curve)."""
+def _curve(mcs: int, path=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     cur = load_thresholds(path)["curves"][str(int(mcs))]
     snr = np.asarray(cur["snr_db"], float)
     bler = np.asarray(cur["bler"], float)
-    order = np.argsort(snr)
-    snr, bler = snr[order], bler[order]
-    # enforce monotone non-increasing BLER (Monte-Carlo noise) before interpolating
-    bler = np.minimum.accumulate(bler)
-    lt = np.log10(max(bler_target, 1e-6))
-    lb = np.log10(np.maximum(bler, 1e-6))
-    below = np.nonzero(bler <= bler_target)[0]
-    if below.size == 0:
-        return float(snr[-1] + 1.0)           # never reached in the measured range
-    i = below[0]
-    if i == 0:
+    blocks = np.asarray(cur.get("blocks", [300] * len(snr)), float)
+    o = np.argsort(snr)
+    return snr[o], np.minimum.accumulate(bler[o]), blocks[o]   # monotone (MC noise)
+
+
+def mcs_threshold_db(mcs: int, bler_target: float = 0.1, path=None) -> float:
+    """SNR (dB) at which the measured code-block BLER of ``mcs`` falls to ``bler_target``.
+
+    Log-linear interpolation between measured points; below the smallest BLER measured
+    with errors, the last decade-per-dB slope of the waterfall is extrapolated (and the
+    result is never below the first SNR where no error was seen in the measured blocks,
+    if that bound is the tighter one)."""
+    snr, bler, blocks = _curve(mcs, path)
+    t = float(bler_target)
+    if t >= 1.0:
         return float(snr[0])
-    x0, x1, y0, y1 = snr[i - 1], snr[i], lb[i - 1], lb[i]
-    return float(x0 + (lt - y0) * (x1 - x0) / (y1 - y0)) if y1 != y0 else float(x1)
+    lt = math.log10(t)
+    nz = bler > 0
+    if not nz.any():
+        return float(snr[0])
+    if bler[0] <= t:
+        return float(snr[0])
+    ls = np.log10(np.where(nz, bler, 1.0))
+    idx = np.nonzero(nz)[0]
+    for a, b in zip(idx[:-1], idx[1:]):
+        if bler[a] > t >= bler[b]:
+            return float(snr[a] + (lt - ls[a]) * (snr[b] - snr[a]) / (ls[b] - ls[a]))
+    # target below the last measured non-zero BLER: extrapolate the tail slope
+    last = idx[-1]
+    prev = idx[-2] if len(idx) > 1 else None
+    slope = (ls[last] - ls[prev]) / (snr[last] - snr[prev]) if prev is not None else -4.0
+    slope = min(slope, -1.0)                       # at least one decade per dB
+    est = float(snr[last] + (lt - ls[last]) / slope)
+    zero_after = np.nonzero(~nz & (np.arange(len(snr)) > last))[0]
+    if zero_after.size and 1.0 / blocks[zero_after[0]] <= t:
+        est = min(est, float(snr[zero_after[0]]))
+    return est
+
+
+def cb_target(frame_bler: float, num_blocks: int) -> float:
+    """Per-code-block BLER for a transport-block (frame) BLER target with ``num_blocks``
+    independent code blocks: 1 - (1 - frame_bler)^(1/C)."""
+    c = max(1, int(num_blocks))
+    return 1.0 - (1.0 - float(frame_bler)) ** (1.0 / c)
 
 
 def select_mcs(cqi_db: float, bler_target: float = 0.1, margin_db: float = 0.0,
-               path=None) -> int:
-    """Live link adaptation: the highest MCS whose measured threshold (code-block BLER =
-    ``bler_target``) is at most ``cqi_db - margin_db``; MCS 0 when none is."""
+               path=None, num_blocks: int | Callable[[int], int] = 1) -> int:
+    """Live link adaptation: the highest MCS whose measured SNR threshold for a frame BLER of
+    ``bler_target`` is at most ``cqi_db - margin_db``; MCS 0 when none is.
+
+    ``num_blocks``: code blocks per frame (an int, or a function of the MCS index); the
+    per-block target is ``cb_target(bler_target, C)``.  With the default 1 the target is the
+    code-block BLER (3GPP's usual 10 % BLER CQI definition)."""
     best = 0
     for i in range(num_mcs()):
-        if mcs_threshold_db(i, bler_target, path) <= cqi_db - margin_db:
+        c = num_blocks(i) if callable(num_blocks) else num_blocks
+        if mcs_threshold_db(i, cb_target(bler_target, c), path) <= cqi_db - margin_db:
             best = i
     return best
 
@@ -250,47 +310,58 @@ def _measure(args) -> int:
     mcs_list = range(num_mcs()) if not args.mcs else [int(m) for m in args.mcs.split(",")]
     for i in mcs_list:
         e = mcs_entry(i)
+        sim = _BlerSim(i, rng, pool=args.pool)
         shannon = 10 * math.log10(2 ** (e.rate * e.qm) - 1)
-        snr = round(shannon * 4) / 4 - 0.25
-        pts_s, pts_b, pts_i = [], [], []
-        # walk down until BLER ~1, then up until BLER < 1/num_blocks twice in a row
+        pts: dict[float, tuple[int, int, float]] = {}
+
+        def point(snr):
+            snr = round(snr, 3)
+            if snr not in pts:
+                pts[snr] = sim.run(snr, args.min_errors, args.max_blocks)
+            return pts[snr]
+
+        # start near the Shannon limit, walk down until BLER >= 0.9 ...
+        snr = round(shannon * 4) / 4 + 0.5
         while True:
-            b, it = simulate_bler(i, snr, args.blocks, rng)
-            if b >= 0.9 or snr < shannon - 3:
+            err, n, _ = point(snr)
+            if err / n >= 0.9 or snr < shannon - 3:
                 break
-            pts_s.append(snr), pts_b.append(b), pts_i.append(it)
             snr -= args.step
-        pts_s.append(snr), pts_b.append(b), pts_i.append(it)
-        snr = max(pts_s) + args.step
-        zeros = 0
-        while zeros < 2 and snr < shannon + 8:
-            b, it = simulate_bler(i, snr, args.blocks, rng)
-            pts_s.append(snr), pts_b.append(b), pts_i.append(it)
-            zeros = zeros + 1 if b == 0.0 else 0
+        # ... then up until no error in max_blocks blocks (or 8 dB above Shannon)
+        snr = max(pts) + args.step
+        while snr < shannon + 8:
+            err, n, _ = point(snr)
+            if err == 0:
+                break
             snr += args.step
-        order = np.argsort(pts_s)
-        curves[str(i)] = {"snr_db": [round(float(pts_s[j]), 3) for j in order],
-                          "bler": [float(pts_b[j]) for j in order],
-                          "mean_iterations": [round(float(pts_i[j]), 2) for j in order]}
+        order = sorted(pts)
+        curves[str(i)] = {"snr_db": order,
+                          "bler": [pts[s][0] / pts[s][1] for s in order],
+                          "errors": [pts[s][0] for s in order],
+                          "blocks": [pts[s][1] for s in order],
+                          "mean_iterations": [round(pts[s][2], 2) for s in order]}
         print(f"MCS {i:2d} {e.modulation:6s} R={e.r1024:.0f}/1024  shannon {shannon:6.2f} dB  "
               f"points {len(order)}  ({time.time() - t0:.0f} s)", flush=True)
     data = {
         "description": "code-block BLER vs Es/N0 over AWGN per MCS (TS 38.214 Table 5.1.3.1-1), "
                        "one code block of ~n_cb coded bits, CRC24A, 38.212 rate matching + "
-                       "bit interleaver, max-log demapping, layered min-sum (core.baseline.ldpc)",
+                       "bit interleaver, max-log demapping, layered min-sum (core.baseline.ldpc); "
+                       "each point runs until min_errors block errors or max_blocks blocks",
         "command": "python -m core.baseline.mcs measure " + " ".join(args.argv),
-        "n_cb": 4096, "blocks_per_point": args.blocks, "max_iter": 20, "seed": args.seed,
+        "n_cb": 4096, "max_iter": 20, "seed": args.seed, "pool": args.pool,
+        "min_errors": args.min_errors, "max_blocks": args.max_blocks, "step_db": args.step,
         "curves": curves,
     }
     if args.mcs and Path(args.out).exists():        # partial re-measurement: merge
         old = json.loads(Path(args.out).read_text())
         old["curves"].update(curves)
         data["curves"] = old["curves"]
-    data["threshold_db_bler0.1"] = {}
     Path(args.out).write_text(json.dumps(data, indent=1))
     _load.cache_clear()
-    data["threshold_db_bler0.1"] = {k: round(mcs_threshold_db(int(k), 0.1, args.out), 3)
-                                    for k in sorted(data["curves"], key=int)}
+    for tgt in (0.1, 0.01, 0.001):
+        data[f"threshold_db_bler{tgt:g}"] = {
+            k: round(mcs_threshold_db(int(k), tgt, args.out), 3)
+            for k in sorted(data["curves"], key=int)}
     Path(args.out).write_text(json.dumps(data, indent=1))
     _load.cache_clear()
     print(json.dumps(data["threshold_db_bler0.1"]))
@@ -302,8 +373,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m core.baseline.mcs", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("measure", help="measure BLER curves / thresholds with our decoder")
-    m.add_argument("--blocks", type=int, default=300, help="code blocks per SNR point")
-    m.add_argument("--step", type=float, default=0.25, help="SNR step (dB)")
+    m.add_argument("--pool", type=int, default=256, help="encoded blocks reused per batch")
+    m.add_argument("--min-errors", type=int, default=100, help="stop a point at this many errors")
+    m.add_argument("--max-blocks", type=int, default=5120, help="... or at this many blocks")
+    m.add_argument("--step", type=float, default=0.2, help="SNR step (dB)")
     m.add_argument("--seed", type=int, default=2024)
     m.add_argument("--mcs", default="", help="comma-separated subset (default: all)")
     m.add_argument("--out", default=str(THRESHOLDS_PATH))
