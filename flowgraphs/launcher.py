@@ -149,8 +149,13 @@ class FlowgraphProcess:
             self._zmq_ctx = zmq.Context()
         sock = self._zmq_ctx.socket(zmq.REQ)
         sock.setsockopt(zmq.LINGER, 0)
+        keys = None
+        if "--curve-keys" in self.argv:  # the flowgraph authenticates clients: so do we
+            from core.security import CurveKeys
+            keys = CurveKeys(Path(self.argv[self.argv.index("--curve-keys") + 1]))
         try:
-            sock.connect(self.endpoints["ctrl"])
+            from core.security import connect
+            connect(sock, self.endpoints["ctrl"], keys)
             sock.send(json.dumps(msg).encode())
             if not sock.poll(timeout_ms):
                 raise TimeoutError(f"no answer from the flowgraph control socket to {msg}")

@@ -53,6 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flowgraph_arguments(parser)
     # link-test starts its own flowgraph: free ports unless told otherwise
     parser.set_defaults(base_port=0)
+    action = parser._option_string_actions.get("--base-port")  # noqa: SLF001 - adjust help only
+    if action is not None:
+        action.help = ("flowgraph ports: frames in = base, out = base+1, control = base+2 "
+                       "(default: 0 = free ports)")
 
 
 def carrier_of_payload(cfg: OfdmConfig, n_payload: int) -> np.ndarray:
@@ -107,8 +111,15 @@ def run_link_test(args: argparse.Namespace, fg: FlowgraphProcess, progress=None)
     rx = ctx.socket(zmq.PULL)
     for s in (tx, rx):
         s.setsockopt(zmq.LINGER, 0)
-    tx.connect(fg.endpoints["in"])
-    rx.connect(fg.endpoints["out"])
+    keys = None
+    if getattr(args, "curve_keys", None):
+        from pathlib import Path
+
+        from core.security import CurveKeys
+        keys = CurveKeys(Path(args.curve_keys))
+    from core.security import connect
+    connect(tx, fg.endpoints["in"], keys)
+    connect(rx, fg.endpoints["out"], keys)
     K, N = args.symbols_per_frame, args.frames
     rng = np.random.default_rng(args.data_seed)
     try:
