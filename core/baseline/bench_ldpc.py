@@ -122,24 +122,30 @@ def plot_bler(sionna_pts: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     tab = M.load_thresholds()
-    fig, ax = plt.subplots(figsize=(9, 5))
+    floor = 5e-5
+    fig, ax = plt.subplots(figsize=(11, 5))
     cmap = plt.get_cmap("viridis")
     shown = [0, 3, 6, 9, 11, 13, 16, 18, 20, 22, 24, 26, 28]
     for j, m in enumerate(shown):
         cur = tab["curves"][str(m)]
-        b = np.maximum(np.asarray(cur["bler"]), 1e-3)
+        b = np.asarray(cur["bler"], float)
+        s = np.asarray(cur["snr_db"], float)
         e = M.mcs_entry(m)
-        ax.semilogy(cur["snr_db"], b, "-o", ms=3, color=cmap(j / len(shown)),
+        col = cmap(j / len(shown))
+        nz = b > 0
+        ax.semilogy(s[nz], b[nz], "-o", ms=3, color=col,
                     label=f"MCS {m} ({e.modulation} {e.r1024:.0f}/1024)")
-    for m, res in sionna_pts.items():
-        ax.semilogy([r["snr_db"] for r in res], [max(r["sionna_bler"], 1e-3) for r in res],
-                    "k--x", ms=6, label=f"MCS {m}: sionna flooding BP" if m == min(sionna_pts) else None)
+        ax.semilogy(s[~nz], np.full((~nz).sum(), floor), "v", ms=4, color=col)
+    for i, (m, res) in enumerate(sorted(sionna_pts.items())):
+        ax.semilogy([r["snr_db"] for r in res], [max(r["sionna_bler"], floor) for r in res],
+                    "k--x", ms=6, label="sionna flooding BP (MCS " +
+                    ", ".join(str(k) for k in sorted(sionna_pts)) + ")" if i == 0 else None)
     ax.axhline(0.1, color="grey", lw=0.8, ls=":")
     ax.set_xlabel("Es/N0 (dB), AWGN")
-    ax.set_ylabel("code-block BLER (1e-3 = none seen)")
-    ax.set_ylim(8e-4, 1.2)
+    ax.set_ylabel(f"code-block BLER (triangles at {floor:g}: no error seen)")
+    ax.set_ylim(floor / 2, 1.3)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title("5G NR LDPC, code blocks of ~4096 coded bits, layered min-sum (20 it.)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -196,10 +202,12 @@ def write_md(out: Path, argv: list[str], thr_rows, sion_pts, img_rows, image: Pa
         "python -m core.baseline.bench_ldpc " + " ".join(argv),
         "```",
         "",
-        f"Machine: {_cpu()}, {os.cpu_count()} CPUs; load average at the end "
-        f"{_load_avg()} (a model training shared the CPUs during this run, so absolute "
-        f"numbers are pessimistic; the single-thread CPU-time column is the least affected). "
-        f"Total benchmark time {t_total:.0f} s.",
+        f"Machine: {_cpu()}, {os.cpu_count()} CPUs; load average (1/5/15 min) at the start "
+        f"{LOAD_START}, at the end {_load_avg()}.  Other jobs (a model training, tests) shared "
+        f"the CPUs during this run, so wall-clock numbers are pessimistic and the "
+        f"{L._default_threads()}-thread column shows no gain over one thread on a saturated "
+        f"machine; the single-thread CPU-time column (bits / CPU seconds the decoder got) is "
+        f"the least affected.  Total benchmark time {t_total:.0f} s.",
         "",
         "## Decoder throughput",
         "",
@@ -267,6 +275,9 @@ def write_md(out: Path, argv: list[str], thr_rows, sion_pts, img_rows, image: Pa
     (out / "ldpc.md").write_text("\n".join(lines))
 
 
+LOAD_START = _load_avg()
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(prog="python -m core.baseline.bench_ldpc", description=__doc__)
@@ -279,6 +290,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
+    global LOAD_START
+    LOAD_START = _load_avg()
     t0 = time.time()
     thr_rows = bench_throughput(args.quick, rng)
     sion = bench_bler(args.quick, rng)

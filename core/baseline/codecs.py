@@ -49,7 +49,7 @@ import numpy as np
 __all__ = [
     "Codec", "CodecError", "CodecPoint", "BitstreamCache", "LOSSLESS",
     "CODEC_NAMES", "get_codec", "image_key", "mean_image", "mse", "psnr",
-    "rd_curve", "largest_fitting",
+    "rd_curve", "largest_fitting", "prefill",
 ]
 
 LOSSLESS = "lossless"
@@ -481,9 +481,7 @@ def largest_fitting(codec: Codec, rgb: np.ndarray, max_bits: int,
         return cache.point(codec, rgb, lad[i], key, with_data=with_data)
     if bits(0) > max_bits:
         return None
-    lo, hi = 0, len(lad) - 1
-    if bits(hi) <= max_bits:
-        lo = hi
+    lo, hi = 0, len(lad)          # lad[lo] fits; hi: first index known not to (or the end)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if bits(mid) <= max_bits:
@@ -493,3 +491,26 @@ def largest_fitting(codec: Codec, rgb: np.ndarray, max_bits: int,
     while lo + 1 < len(lad) and bits(lo + 1) <= max_bits:   # non-monotone neighbour
         lo += 1
     return cache.point(codec, rgb, lad[lo], key, with_data=with_data)
+
+
+def prefill(codec: Codec, images: Sequence[np.ndarray], params: Sequence | None = None,
+            cache: BitstreamCache | None = None, workers: int = 2,
+            with_mse: bool = True) -> int:
+    """Encode (and decode, for the MSE) ``params`` (default: the whole ladder) of every image
+    into the cache, ``workers`` encodes at a time (the ffmpeg codecs run as subprocesses, so
+    threads suffice).  Returns the number of points now cached.  Run once before an
+    evaluation with slow presets (vvenc ``medium``/``slower``)."""
+    from concurrent.futures import ThreadPoolExecutor
+    cache = cache or BitstreamCache()
+    jobs = [(rgb, image_key(rgb), p) for rgb in images for p in (params or codec.ladder)]
+
+    def one(job):
+        rgb, key, p = job
+        if with_mse:
+            cache.point(codec, rgb, p, key)
+        else:
+            cache.encode(codec, rgb, p, key)
+        return 1
+
+    with ThreadPoolExecutor(max_workers=max(1, int(workers))) as ex:
+        return sum(ex.map(one, jobs))
