@@ -28,8 +28,20 @@ class Endpoints:
     control: str = f"tcp://127.0.0.1:{BASE_PORT + 13}"
 
     @classmethod
-    def from_base(cls, base: int, host: str = "127.0.0.1") -> "Endpoints":
-        return cls(*(f"tcp://{host}:{base + off}" for off in (0, 1, 2, 10, 11, 12, 13)))
+    def from_base(cls, base: int, host: str = "127.0.0.1", fg_host: str | None = None,
+                  rx_host: str | None = None, tx_host: str | None = None) -> "Endpoints":
+        """Ports base+0..2 live on the flowgraph host, base+10..12 on the RX host, base+13 on
+        the TX host (all ``host`` unless given): the three-host lab layout."""
+        fg, rx, tx = fg_host or host, rx_host or host, tx_host or host
+        return cls(f"tcp://{fg}:{base}", f"tcp://{fg}:{base + 1}", f"tcp://{fg}:{base + 2}",
+                   f"tcp://{rx}:{base + 10}", f"tcp://{rx}:{base + 11}", f"tcp://{rx}:{base + 12}",
+                   f"tcp://{tx}:{base + 13}")
+
+
+def bind_address(address: str, bind_host: str) -> str:
+    """The address a process binds for an endpoint: same port, on its own interface."""
+    url = urlparse(address)
+    return f"{url.scheme}://{bind_host}:{url.port}"
 
 
 class RemoteBindRefused(PermissionError):

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from core.endpoints import Endpoints
+from core.endpoints import Endpoints, bind_address
 from core.frame import STREAM_CLASSICAL, STREAM_LEARNED, FrameError, RxFrame
 from core.geometry import Viewport, pixel_mask, render_viewport
 from core.metrics import masked_psnr, psnr, ws_psnr
@@ -81,10 +81,11 @@ class Receiver:
         ctx = zmq.Context.instance()
         self.phy = connect(ctx.socket(zmq.PULL), self.ep.fg_out, keys)
         self.phy.setsockopt(zmq.RCVHWM, 16)
-        self.side = bind(ctx.socket(zmq.PULL), self.ep.side, args.allow_remote, keys)
+        here = lambda addr: bind_address(addr, args.bind_host)  # noqa: E731
+        self.side = bind(ctx.socket(zmq.PULL), here(self.ep.side), args.allow_remote, keys)
         self.side.setsockopt(zmq.RCVHWM, 16)
-        self.feedback = bind(ctx.socket(zmq.PUB), self.ep.feedback, args.allow_remote, keys)
-        self.metrics_pub = bind(ctx.socket(zmq.PUB), self.ep.metrics, args.allow_remote, keys)
+        self.feedback = bind(ctx.socket(zmq.PUB), here(self.ep.feedback), args.allow_remote, keys)
+        self.metrics_pub = bind(ctx.socket(zmq.PUB), here(self.ep.metrics), args.allow_remote, keys)
         self.metrics_pub.setsockopt(zmq.SNDHWM, 4)
         self.pending: OrderedDict[tuple[int, int], Pending] = OrderedDict()
         self.refs: OrderedDict[int, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()

@@ -19,7 +19,7 @@ from dataclasses import asdict
 import numpy as np
 import zmq
 
-from core.endpoints import Endpoints
+from core.endpoints import Endpoints, bind_address
 from core.frame import STREAM_CLASSICAL, STREAM_LEARNED, TxFrame
 from core.geometry import (ETA_BACKGROUND, ETA_ROI, QUALITY_BACKGROUND, QUALITY_ROI, Viewport,
                            eta_map, head_trajectory, roi_grid_mask)
@@ -33,14 +33,22 @@ SIDE_QUEUE = 8  # bounded: a stalled receiver makes the TX drop side messages, n
 
 def add_link_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("link endpoints (ZeroMQ)")
-    g.add_argument("--base-port", type=int, default=5600, help="ports base+0..13 on 127.0.0.1")
+    g.add_argument("--base-port", type=int, default=5600,
+                   help="flowgraph in/out/control = base+0..2, side/feedback/metrics = base+10..12 "
+                        "(bound by the RX), viewer control = base+13 (bound by the TX)")
+    g.add_argument("--fg-host", default="127.0.0.1", help="host running the flowgraph (connect)")
+    g.add_argument("--rx-host", default="127.0.0.1", help="host running the receiver (connect)")
+    g.add_argument("--tx-host", default="127.0.0.1", help="host running the transmitter (connect)")
+    g.add_argument("--bind-host", default="127.0.0.1",
+                   help="interface this process binds its own sockets on (non-loopback needs --allow-remote)")
     g.add_argument("--allow-remote", action="store_true",
                    help="allow binding non-loopback addresses (use with --curve-keys)")
     g.add_argument("--curve-keys", default=None, help="folder made by 'ntscc-xr keys': CURVE-authenticate every socket")
 
 
 def endpoints_from(args) -> Endpoints:
-    return Endpoints.from_base(args.base_port)
+    return Endpoints.from_base(args.base_port, fg_host=args.fg_host, rx_host=args.rx_host,
+                               tx_host=args.tx_host)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -115,7 +123,8 @@ class Transmitter:
         self.side.setsockopt(zmq.SNDHWM, SIDE_QUEUE)
         self.feedback = connect(ctx.socket(zmq.SUB), self.ep.feedback, self.keys)
         self.feedback.setsockopt(zmq.SUBSCRIBE, b"")
-        self.control = bind(ctx.socket(zmq.PULL), self.ep.control, args.allow_remote, self.keys)
+        self.control = bind(ctx.socket(zmq.PULL), bind_address(self.ep.control, args.bind_host),
+                            args.allow_remote, self.keys)
         for s in (self.to_fg, self.side):
             s.setsockopt(zmq.LINGER, 500)
 
