@@ -54,6 +54,13 @@ def test_zero_errors_at_high_snr(k, n, qm):
     assert res.converged.all() and res.iterations.max() <= 5
 
 
+@pytest.mark.parametrize("k,n,qm", CODES + [(24, 48, 2), (300, 1000, 2), (8000, 8648, 2)])
+def test_encoder_bit_exact_with_sionna(k, n, qm):
+    code = L.LDPC5GCode(k, n, qm)
+    u = np.random.default_rng(n).integers(0, 2, (8, k), dtype=np.uint8)
+    assert np.array_equal(code.encode(u, engine="numba"), code.encode(u, engine="sionna"))
+
+
 def test_bg_and_repetition_structure():
     assert L.get_code(2048, 4096).bg == "bg2"
     assert L.get_code(3600, 4096).bg == "bg1"
