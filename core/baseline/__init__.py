@@ -3,11 +3,26 @@
 Modules
 -------
 ``codecs``  source codecs (VVC, HEVC, AV1, JPEG 2000, JPEG) with QP ladders and a bitstream cache
-``ldpc``    5G NR LDPC: sionna's encoder (rate matching) + a fast layered min-sum decoder (numba),
-            transport-block segmentation with CRC24A/CRC24B and 38.211 scrambling
-``mcs``     the MCS table, QAM mapping / max-log demapping, AWGN, measured SNR thresholds
-``chain``   ``ClassicalChain`` / ``CapacityChain``: transmit, the Appendix-A and live (CQI) policies
+``ldpc``    5G NR LDPC: sionna's code construction + numba encoder and layered min-sum decoder,
+            transport blocks with CRC24A/CRC24B segmentation and 38.211 scrambling
+``mcs``     the MCS table, QAM mapping / max-log demapping, AWGN, measured BLER curves,
+            ``select_mcs``
+``chain``   ``ClassicalChain`` (``<codec>+ldpc``) / ``CapacityChain`` (``<codec>+capacity``):
+            transmit, the Appendix-A sweep and the live (CQI) policy
+``bench_ldpc``  ``python -m core.baseline.bench_ldpc`` -> docs/results/ldpc.md
 
-Import the submodules directly (``from core.baseline.chain import ClassicalChain``); this package
-file imports nothing heavy so that ``import core.baseline`` stays cheap.
+Typical use (evaluation)::
+
+    from core.baseline.chain import make_scheme, select_dataset_mcs
+    chain = make_scheme("vvc+ldpc", codec_options={"preset": "medium"})
+    point = chain.evaluate(rgb, cbr=0.04, snr_db=10.0, trials=2)      # dict: psnr, mcs, ...
+    res = chain.transmit(rgb, 0.04, snr_db=7.3, cqi_db=8.0)           # live policy, one frame
+    cap = make_scheme("vvc+capacity").evaluate(rgb, 0.04, 10.0)
+
+Live use over the OFDM PHY::
+
+    tx = chain.symbols_for(rgb, cbr, cqi_db=cqi)        # tx.symbols, tx.meta (JSON-able)
+    res = chain.receive(y_equalised, noise_var, tx.meta, last_good=prev)
+
+Import the submodules directly; this file imports nothing heavy.
 """

@@ -308,6 +308,9 @@ class ClassicalChain(_ChainBase):
         """Decode equalised symbols ``y`` (``noise_var`` scalar or per symbol) of a frame
         described by ``meta`` (from :meth:`symbols_for`)."""
         t0 = time.perf_counter()
+        if meta["codec"] != self.codec.name:
+            raise ValueError(f"frame coded with {meta['codec']!r}, this chain decodes "
+                             f"{self.codec.name!r}")
         shape = (meta["shape"][0], meta["shape"][1], 3)
         fallback = (last_good if (self.fallback == "hold" and last_good is not None)
                     else np.broadcast_to(np.asarray(meta["mean_rgb"], np.uint8), shape).copy())
