@@ -231,6 +231,13 @@ def _encode_batch(u_fill, a_ind, binv_ind, c1_ind, c2_ind, n_pb, pos, out):
             out[b, i] = full[pos[i]]
 
 
+# CRC and scrambling are small numba loops rather than sionna's CRCEncoder / TBEncoder:
+# CRCEncoder builds a k x 24 generator matrix with a Python loop per bit for every new k
+# (seconds for a 100 kbit transport block), generate_prng_seq takes ~2 s per Mbit, and
+# TBEncoder/TBDecoder fix the TB size by the 38.214 tables with code blocks up to 8448 bits
+# (not the paper's ~4096) and decode with the slow flooding decoder.  Both are tested
+# bit-exact against sionna's CRCEncoder and generate_prng_seq.
+
 @numba.njit(cache=True, nogil=True)
 def _crc_rows(bits, poly, width):
     """CRC parity bits (MSB first) of each row of ``bits`` (uint8 0/1): remainder of
