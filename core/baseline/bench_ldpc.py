@@ -259,7 +259,7 @@ def write_md(out: Path, argv: list[str], thr_rows, sion_pts, img_rows, image: Pa
         "",
         "vvc+ldpc with the live policy (the highest MCS whose frame error rate at the CQI = SNR "
         "is <= 10 %, then the largest QP that fits), AWGN, one channel realisation. `codec encode` is one uncached libvvenc encode at the chosen QP; "
-        "the QP search (several encodes) is listed separately -- evaluations cache it.",
+        "the QP search (several encodes) is listed separately -- evaluations cache it. `LDPC encode` includes building the code for this block size (sionna's LDPC5GEncoder construction, ~0.1 s, once per size); the numba encoding itself is ~1 ms for 64 code blocks.",
         "",
         "| preset | size | CBR | SNR | MCS | QP | PSNR | blocks | codec encode s | LDPC encode s | modulate s "
         "| demod s | LDPC decode s | codec decode s | QP search s |",
