@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Every evaluation and benchmark behind docs/results/, in one place, with the exact commands.
+#   bash tools/run_evaluations.sh [STEP ...]     (default: all steps)
+# Steps: rd_learned rd_merge snr roi edit fading bench demo loss
+# Needs ../shared/data (Kodak) for rd/snr/edit/bench; everything else uses content in the repo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+R=docs/results
+X=.venv/bin/ntscc-xr
+mkdir -p "$R" runs/eval
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(rd_learned rd_merge snr roi edit fading bench demo loss)
+has() { for s in "${steps[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
+log() { echo "+ $*" | tee -a "$R/commands.log"; "$@"; }
+
+# Classical RD (slow; run once, then reused):
+#   ntscc-xr eval rd --schemes vvc+ldpc,hevc+ldpc,av1+ldpc,j2k+ldpc,jpeg+ldpc,vvc+capacity \
+#     --cbrs 0.01,0.02,0.03,0.04,0.06,0.08,0.1 --json runs/eval/rd_classical.json
+if has rd_learned; then
+  log $X eval rd --schemes ntscc+,compatible --etas 0.05,0.08,0.12,0.16,0.2,0.25,0.3,0.4 \
+    --json runs/eval/rd_learned.json
+fi
+if has rd_merge; then
+  .venv/bin/python - <<'PY'
+import json
+a = json.load(open("runs/eval/rd_classical.json")); b = json.load(open("runs/eval/rd_learned.json"))
+for key in ("curves", "per_image", "points"):
+    a.setdefault(key, {}).update(b.get(key, {}))
+json.dump(a, open("runs/eval/rd_merged_input.json", "w"))
+PY
+  log $X eval rd --schemes compatible,ntscc+,vvc+ldpc,hevc+ldpc,av1+ldpc,j2k+ldpc,jpeg+ldpc,vvc+capacity \
+    --reuse runs/eval/rd_merged_input.json --json "$R/rd_kodak_awgn10.json" \
+    --plot "$R/rd_kodak_awgn10.png" --table "$R/rd_kodak_awgn10.md"
+fi
+if has snr; then
+  log $X eval snr --cbr 0.04 --limit 6 --schemes compatible,vvc+ldpc --etas 0.05,0.1,0.15,0.2,0.3 \
+    --json "$R/snr_sweep_cbr004.json" --plot "$R/snr_sweep_cbr004.png"
+fi
+if has roi; then
+  log $X eval roi --resolution 1024x512 --json "$R/roi.json" --plot "$R/roi.png"
+fi
+if has edit; then
+  log $X eval edit --limit 3 --steps 20 --etas 0.1,0.2,0.3 --json "$R/ntscc_pp_edit.json" \
+    --plot "$R/ntscc_pp_edit.png"
+fi
+if has fading; then
+  log $X eval fading --frames 120 --cbr 0.04 --classical vvc+ldpc --json "$R/fading.json" \
+    --plot "$R/fading.png"
+fi
+if has bench; then
+  log $X bench --limit 4 --schemes compatible,vvc+ldpc,hevc+ldpc --json "$R/latency.json"
+fi
+if has demo; then
+  for res in 512x256 1024x512; do
+    for ch in awgn trace; do
+      log $X demo --headless --frames 60 --resolution "$res" --channel "$ch" --snr 10 \
+        --out "runs/demo_${ch}_${res}"
+      cp "runs/demo_${ch}_${res}/summary.json" "$R/demo_${ch}_${res}_summary.json"
+      cp "runs/demo_${ch}_${res}/plots.png" "$R/demo_${ch}_${res}_plots.png"
+    done
+  done
+  log $X demo --headless --frames 60 --resolution 512x256 --no-classical --out runs/demo_fps_512
+  cp runs/demo_fps_512/summary.json "$R/demo_learned_only_512x256_summary.json"
+fi
+if has loss; then
+  log .venv/bin/python tools/reliability_bench.py --out runs/reliability --only loss,restart
+fi
