@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 METRIC_FIELDS = ["frame_id", "stream", "status", "psnr", "ws_psnr", "viewport_psnr", "roi_psnr",
                  "cbr", "snr_true_db", "cqi_db", "cqi_used", "encode_ms", "air_ms", "decode_ms", "lam",
-                 "eta_scale", "roi", "mcs", "qp", "codec", "yaw", "pitch", "t_wall"]
+                 "eta_scale", "roi", "mcs", "qp", "codec", "yaw", "pitch", "fov", "t_wall"]
 
 
 @dataclass
@@ -194,7 +194,7 @@ class Receiver:
             return
         self.csv.writerow(row)
         self.csv_file.flush()
-        self._publish(row, rec, symbols, p.phy)
+        self._publish(row, rec, symbols, p.phy, ref_roi[0] if ref_roi is not None else None)
         self._send_feedback(frame_id)
         self.write_counters()
 
@@ -213,7 +213,8 @@ class Receiver:
                "air_ms": (time.time_ns() - p.meta.get("t_sent_ns", time.time_ns())) / 1e6 - 1e3 * t_dec,
                "lam": p.meta.get("lam"), "eta_scale": p.meta.get("eta_scale"), "roi": p.meta.get("roi"),
                "mcs": extra.get("mcs", p.meta.get("mcs")), "qp": p.meta.get("qp"),
-               "codec": p.meta.get("codec"), "yaw": vp.yaw, "pitch": vp.pitch, "t_wall": time.time()}
+               "codec": p.meta.get("codec"), "yaw": vp.yaw, "pitch": vp.pitch, "fov": vp.fov,
+               "t_wall": time.time()}
         if ref_roi is not None and rec is not None and rec.shape == ref_roi[0].shape:
             ref, roi = ref_roi
             row.update(psnr=psnr(ref, rec), ws_psnr=ws_psnr(ref, rec),
@@ -226,15 +227,17 @@ class Receiver:
                     write_rgb(self.out / "frames" / f"reference_{frame_id:05d}.jpg", ref)
         return row
 
-    def _publish(self, row: dict, rec, symbols, phy) -> None:
-        """Metrics + a small preview for the viewer; dropped when nobody keeps up (HWM)."""
+    def _publish(self, row: dict, rec, symbols, phy, reference=None) -> None:
+        """Metrics, the reconstruction and the original frame for the viewer; dropped when
+        nobody keeps up (HWM)."""
         constellation = np.asarray(symbols[:512], np.complex64).tobytes()
         sc = phy.subcarrier_snr_db.astype(np.float32).tobytes() if phy is not None else b""
         preview = b"" if rec is None else np.ascontiguousarray(rec).tobytes()
         shape = json.dumps(list(rec.shape) if rec is not None else []).encode()
         try:
+            ref = b"" if reference is None else np.ascontiguousarray(reference).tobytes()
             self.metrics_pub.send_multipart([b"M", json.dumps(row, default=float).encode(), shape,
-                                             preview, constellation, sc], flags=zmq.NOBLOCK)
+                                             preview, constellation, sc, ref], flags=zmq.NOBLOCK)
         except zmq.Again:
             pass
 

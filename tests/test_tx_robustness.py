@@ -71,3 +71,32 @@ def test_transmitter_survives_fuzzed_control_and_feedback(tmp_path, base_port):
         for s in (side, fb, ctl):
             s.close(0)
         ctx.term()
+
+
+def test_pause_and_single_step(tmp_path, base_port):
+    ep = Endpoints.from_base(base_port)
+    ctx = zmq.Context()
+    side = ctx.socket(zmq.PULL); side.bind(ep.side)
+    proc = spawn(cli("tx", "--base-port", str(base_port), "--frames", "0", "--fps", "20",
+                     "--resolution", "128x64", "--no-classical", "--device", "cpu"), tmp_path / "tx.log")
+    ctl = ctx.socket(zmq.PUSH); ctl.connect(ep.control)
+    try:
+        _next_meta(side)
+        ctl.send(json.dumps({"pause": True}).encode())
+        time.sleep(1.5)
+        while side.poll(0):
+            side.recv_multipart()  # frames already in flight
+        time.sleep(1.0)
+        assert not side.poll(1000), "frames kept coming while paused"
+        ctl.send(json.dumps({"step": 1}).encode())
+        first = _next_meta(side, timeout=30)
+        assert not side.poll(1500), "a single step sent more than one frame"
+        ctl.send(json.dumps({"pause": False}).encode())
+        assert _next_meta(side, timeout=30)["frame_id"] > first["frame_id"]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(10)
+        for s in (side, ctl):
+            s.close(0)
+        ctx.term()

@@ -102,6 +102,8 @@ class Transmitter:
         self.classical_skipped = 0
         self.phy_dropped = 0
         self.bad_inputs = 0
+        self.paused = False
+        self.steps_pending = 0
         self._drop_rng = np.random.default_rng(1234)
         # a restarted TX counts frames from 0 again; the RX tells sessions apart by this nonce
         self.tx_session = int.from_bytes(__import__("os").urandom(4), "little")
@@ -159,6 +161,10 @@ class Transmitter:
             self.args.lam = float(np.clip(float(msg["lam"]), 0.013, 0.72))
         if "edit_steps" in msg:
             self.edit_steps = int(np.clip(int(msg["edit_steps"]), 0, 100))
+        if "pause" in msg:
+            self.paused = bool(msg["pause"])
+        if "step" in msg:
+            self.steps_pending = int(np.clip(int(msg["step"]), 0, 100))
 
     # ------------------------------------------------------------------ one frame
     def send_frame(self, frame_id: int, rgb: np.ndarray, pose: Viewport) -> dict:
@@ -241,6 +247,11 @@ class Transmitter:
         frame_id = 0
         while n == 0 or frame_id < n:
             self._poll_inputs()
+            if self.paused and self.steps_pending == 0:
+                time.sleep(0.05)  # paused by the viewer: wait for resume or a single step
+                t_next = time.perf_counter()
+                continue
+            self.steps_pending = max(0, self.steps_pending - 1)
             rgb = next(frames)
             pose = self.pose or (trajectory[frame_id % len(trajectory)]
                                  if self.args.trajectory == "scripted" else Viewport())

@@ -171,6 +171,9 @@ def main(args) -> int:
     cfg = config_from(args)
     if not args.headless and has_display():
         from gui.viewer import run_viewer
+        if "--frames" not in " ".join(sys.argv):
+            cfg.frames = 0  # a live window streams until it is closed
+        cfg.classical_mode = "async"  # keep the learned stream live; classical skips when busy
         return run_viewer(cfg)
     if not args.headless:
         print("no display found: running the headless demo", file=sys.stderr)

@@ -1,0 +1,73 @@
+"""The shipped compatible NTSCC+ checkpoint: one model over the SNR and λ/η range, a rate map
+that follows content, and a stated PSNR floor on a Kodak image."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.checkpoint import DEFAULT_WEIGHTS, read_metadata
+from core.imageio import read_rgb
+from core.learned import LearnedCodec
+from core.metrics import psnr
+from core.sideinfo import SideInfo
+from tests.conftest import REPO
+
+KODIM20 = REPO / "tests" / "fixtures" / "kodak" / "kodim20.png"
+#: Stated in README: the shipped model on kodim20 over AWGN 10 dB at η = 0.2, λ = 0.18.
+PSNR_FLOOR_DB = 22.0
+CBR_RANGE = (0.01, 0.12)
+
+
+@pytest.fixture(scope="module")
+def codec():
+    return LearnedCodec(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def image():
+    return read_rgb(KODIM20)[:256, 128:512]  # a 256x384 crop keeps the test quick
+
+
+def _mean(codec, rgb, lam, eta, snr, seeds=(0, 1)):
+    ps, cbrs = [], []
+    for s in seeds:
+        rec, enc = codec.transmit_awgn(rgb, lam, eta, snr, np.random.default_rng(s))
+        ps.append(psnr(rgb, rec)); cbrs.append(enc.cbr)
+    return float(np.mean(ps)), float(np.mean(cbrs))
+
+
+def test_shipped_weights_are_small_safetensors():
+    assert DEFAULT_WEIGHTS.suffix == ".safetensors"
+    assert DEFAULT_WEIGHTS.stat().st_size <= 16 * 2**20
+    meta = read_metadata(DEFAULT_WEIGHTS)
+    assert meta["config"]["name"] == "small" and meta["info"]["step"] > 0
+
+
+def test_psnr_rises_with_snr(codec, image):
+    p = [_mean(codec, image, 0.18, 0.2, snr)[0] for snr in (0.0, 7.0, 14.0)]
+    assert p[0] < p[1] < p[2], p
+
+
+def test_cbr_and_psnr_rise_with_lambda_and_eta(codec, image):
+    p_lo, c_lo = _mean(codec, image, 0.013, 0.2, 10.0)
+    p_hi, c_hi = _mean(codec, image, 0.72, 0.2, 10.0)
+    assert c_hi > c_lo and p_hi > p_lo, (p_lo, c_lo, p_hi, c_hi)
+    p_e1, c_e1 = _mean(codec, image, 0.18, 0.15, 10.0)
+    p_e2, c_e2 = _mean(codec, image, 0.18, 0.3, 10.0)
+    assert c_e2 > c_e1 and p_e2 > p_e1, (p_e1, c_e1, p_e2, c_e2)
+
+
+def test_rate_map_follows_content(codec, image):
+    rgb = image.copy()
+    rgb[:, : rgb.shape[1] // 2] = rgb[:, : rgb.shape[1] // 2].mean(axis=(0, 1))  # flat left half
+    enc = codec.encode(rgb, 0.18, 0.2, 10.0)
+    k = np.asarray(codec.levels)[SideInfo.from_bytes(enc.side).rate_index]
+    half = k.shape[1] // 2
+    assert k[:, half + 1:].mean() > 1.5 * k[:, : half - 1].mean()
+
+
+def test_kodak_integration_floor(codec):
+    rgb = read_rgb(KODIM20)
+    rec, enc = codec.transmit_awgn(rgb, 0.18, 0.2, 10.0, np.random.default_rng(0))
+    assert CBR_RANGE[0] < enc.cbr < CBR_RANGE[1]
+    assert psnr(rgb, rec) >= PSNR_FLOOR_DB
