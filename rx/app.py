@@ -38,6 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds to wait for a PHY frame after its side info before decoding it as lost")
     p.add_argument("--idle-exit", type=float, default=0.0,
                    help="exit after this many seconds without any input (0 = never)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: TX, RX and the flowgraph share the cores)")
     p.add_argument("--device", default="auto")
     p.add_argument("--weights", default=None)
     p.add_argument("--exit-on-end", action=argparse.BooleanOptionalAction, default=True,
@@ -72,6 +74,9 @@ class Counters:
 
 class Receiver:
     def __init__(self, args):
+        import torch
+        if args.threads > 0:
+            torch.set_num_threads(args.threads)
         from core.learned import LearnedCodec
         self.args = args
         self.ep: Endpoints = endpoints_from(args)

@@ -67,6 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classical-mode", choices=["sync", "async"], default="sync",
                    help="sync: every frame through both chains (frame-aligned report); async: the "
                         "classical chain encodes in a worker and skips frames while busy (live view)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: TX, RX and the flowgraph share the cores)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present) | cpu | cuda")
     p.add_argument("--weights", default=None)
     p.add_argument("--drop-rate", type=float, default=0.0,
@@ -87,6 +89,9 @@ def _json_object(raw: bytes) -> dict:
 
 class Transmitter:
     def __init__(self, args):
+        import torch
+        if args.threads > 0:
+            torch.set_num_threads(args.threads)
         from core.learned import LearnedCodec
         self.args = args
         self.ep = endpoints_from(args)
