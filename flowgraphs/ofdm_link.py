@@ -162,8 +162,8 @@ class OfdmLink(gr.top_block):
         # tail_pad: a few zeros after each frame push its last samples through the channel
         # model's interpolator at once instead of with the next idle chunk
         self.src = OfdmFrameSource(self.in_sock, self.cfg, self.frame_gain, self.registry,
-                                   realtime=self.usrp, idle_chunk=1024, poll_ms=5.0,
-                                   tail_pad=0 if self.usrp else 64)
+                                   realtime=self.usrp, idle_chunk=2048, poll_ms=20.0,
+                                   tail_pad=0 if self.usrp else 64 + self.state.integer_delay())
         self.sink = OfdmFrameSink(self.out_sock, self.cfg, self.registry,
                                   equaliser=opts.equaliser, simulated=not self.usrp)
         _big_buffer(self.src)
@@ -266,6 +266,7 @@ class OfdmLink(gr.top_block):
             self.chan.set_taps(list(st.taps()))
         if "timing_offset" in changed:
             self.delay.set_dly(st.integer_delay())
+            self.src.tail_pad = 64 + st.integer_delay()  # flush the delay line with each frame
         if "sco_ppm" in changed:
             self.chan.set_timing_offset(1.0 + st.sco_ppm * 1e-6)
         rewire = (st.fading != was_fading) or (st.fading and (st.channel == "rician") != was_los)
