@@ -162,6 +162,59 @@ def write_md(reps: dict, bench: dict, png: str | None) -> None:
                      f"{fmt(r['snr_true_db'])} | {fmt(r['snr_measured_db'])} | {fmt(r['snr_mse_db'])} | "
                      f"{fmt(r['cqi_db'])} | {fmt(dm)} | {fmt(dc)} | "
                      f"{fmt(r['latency_ms_p50'], 1)} / {fmt(r['latency_ms_p95'], 1)} |")
+    lines += ["", "## Issue 2 \"done when\" against these runs", ""]
+    chk = lambda ok: "yes" if ok else "**NO**"  # noqa: E731
+    for name in ("awgn_0db", "awgn_5db", "awgn_10db", "awgn_20db"):
+        r = reps.get(name)
+        if r:
+            dm = abs(r["snr_measured_db"] - r["snr_set_db"])
+            dc = abs(r["cqi_db"] - r["snr_measured_db"])
+            lost_ok = r["frames_lost"] == 0 or r["snr_set_db"] < 5
+            lines.append(f"- AWGN {r['snr_set_db']:g} dB, {r['frames_sent']} frames: |measured − set| = "
+                         f"{dm:.2f} dB ≤ 1: {chk(dm <= 1)}; |CQI − measured| = {dc:.2f} dB ≤ 1: "
+                         f"{chk(dc <= 1)}; lost {r['frames_lost']}"
+                         + (" (0 required at ≥ 5 dB): " + chk(lost_ok) if r["snr_set_db"] >= 5 else ""))
+    r = reps.get("multipath_cfo_timing_15db")
+    if r:
+        dm = abs(r["snr_measured_db"] - r["snr_set_db"])
+        lines.append(f"- 3-tap multipath + CFO + timing offset at 15 dB: lost {r['frames_lost']} "
+                     f"(0 required): {chk(r['frames_lost'] == 0)}; |measured − set| = {dm:.2f} dB ≤ 2: "
+                     f"{chk(dm <= 2)}")
+    for name in ("rayleigh_10hz_15db", "rayleigh_200hz_15db", "trace_10db"):
+        r = reps.get(name)
+        if r and r.get("per_frame"):
+            import numpy as np
+            t = np.array(r["per_frame"]["snr_true_db"], float)
+            c = np.array(r["per_frame"]["cqi_db"], float)
+            corr = float(np.corrcoef(t, c)[0, 1]) if t.size > 2 and t.std() > 0 else float("nan")
+            lines.append(f"- {dict((x[0], x[1]) for x in CONFIGS)[name]}: ran to the end, "
+                         f"{r['frames_received']}/{r['frames_sent']} frames received; per-frame "
+                         f"applied SNR spans {t.min():.1f} .. {t.max():.1f} dB and the receiver's "
+                         f"CQI follows it (correlation {corr:.3f}, median |CQI − applied| "
+                         f"{float(np.median(np.abs(c - t))):.2f} dB)")
+    if bench:
+        best = max(r["throughput_msps"] for r in bench.values() if r)
+        lines.append(f"- Flowgraph throughput ≥ 5 Msps: best {best:.2f} Msps: {chk(best >= 5)} "
+                     "(table below)")
+    lines.append("- USRP path: `tests/test_flowgraph_link.py::test_usrp_without_device_fails_clearly` "
+                 "(exit code 3, \"no USRP found ... run 'uhd_find_devices' ... --usrp-args\")")
+    lines += ["", "Reading the figures:", "",
+              "- The unbiased equaliser (x̂ = Y/Ĥ) keeps x̂ = x + noise with per-RE noise "
+              "N0/|H|². In the 3-tap channel (deepest in-band notch −17 dB) the per-subcarrier "
+              "SNRs average to the set SNR, which is what `measured` and the CQI report; the "
+              "plain MSE ratio is dominated by the notch carriers and is lower (the viewer gets "
+              "the per-subcarrier SNR with every frame).",
+              "- Rayleigh at 10 Hz: a frame (6.7 ms of nominal air time at 5 Msps) sees an "
+              "almost constant gain, so applied, CQI and measured SNR agree frame by frame, "
+              "except in the deepest fades. At 200 Hz the gain changes within a frame: the "
+              "frame-average SNR (applied, CQI) stays near 15 dB while the error of the "
+              "equalised symbols is dominated by the faded parts. Frames lost under Rayleigh "
+              "are frames whose preamble/header fell into a deep fade.",
+              "- Latency is TX send → RX receive with `--window` frames in flight, so it "
+              "includes queueing behind the frames ahead; with `--window 1` a 5 000-symbol "
+              "frame takes about 3 ms.",
+              "- These runs shared the 2 cores with other sessions' jobs (training, test "
+              "suites); `load avg before` in the throughput table says how busy the machine was."]
     if bench:
         lines += ["", "## Throughput", "",
                   "Flowgraph throughput = channel samples of the received frames per second, "

@@ -12,6 +12,8 @@ The channel is built the way the COST 2100 geometry-based stochastic channel mod
 * **Cluster shadowing.** Each cluster has a log-normal power (sigma 6 dB) and a delay.
 * **Multipath components.** Each cluster holds 10 MPCs with their own delay (cluster delay
   spread 60 ns), angle of arrival (hence Doppler v*cos(theta)/lambda) and phase.
+* **Local cluster** around the terminal, always visible (20 MPCs, 30 ns delay spread), so
+  small-scale fading is present along the whole route.
 * **Path loss** with exponent 3 over the BS distance.
 
 For each frame the wideband channel power is the mean of |H(f, t)|^2 over the 4 MHz occupied
@@ -39,7 +41,7 @@ def vr_gain(r: np.ndarray, radius: float, transition: float, lam: float) -> np.n
 
 def generate(seed: int = 2100, frames: int = 900, fps: float = 30.0, speed: float = 1.5,
              fc: float = 2.45e9, bandwidth: float = 4e6, n_clusters: int = 8,
-             mpc_per_cluster: int = 10, mean_snr_db: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+             mpc_per_cluster: int = 10, mean_snr_db: float = 10.0, local_power: float = 0.7) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     lam = C / fc
     t = np.arange(frames) / fps
@@ -69,6 +71,16 @@ def generate(seed: int = 2100, frames: int = 900, fps: float = 30.0, speed: floa
         for m in range(mpc_per_cluster):
             ph = 2 * np.pi * fd[m] * t + phi[m]
             H += (vis * amp[m] * np.exp(1j * ph))[:, None] * np.exp(-2j * np.pi * f * tau[m])[None, :]
+    # local cluster around the terminal: always visible (COST 2100's MS local cluster), so
+    # small-scale fading is present along the whole route
+    n_local = 20
+    theta = rng.uniform(0, 2 * np.pi, n_local)
+    tau = rng.exponential(30e-9, n_local)
+    phi = rng.uniform(0, 2 * np.pi, n_local)
+    fd = speed * np.cos(theta) / lam
+    for m in range(n_local):
+        H += (np.sqrt(local_power / n_local) * np.exp(1j * (2 * np.pi * fd[m] * t + phi[m])))[:, None] \
+            * np.exp(-2j * np.pi * f * tau[m])[None, :]
     # line of sight, blocked between 35 % and 55 % of the route
     los_centre, los_radius = route[0, 0] + 0.45 * (route[-1, 0] - route[0, 0]), 4.5
     los_vis = 1.0 - vr_gain(np.abs(route[:, 0] - los_centre), los_radius, 2.0, lam)
@@ -94,7 +106,8 @@ def main() -> int:
     with open(out, "w") as fh:
         fh.write("# COST 2100-like per-frame SNR trace (tools/make_fading_trace.py, seed "
                  f"{args.seed}): walking terminal 1.5 m/s, 30 frames/s, 2.45 GHz, 4 MHz band,\n")
-        fh.write("# clusters with visibility regions + LOS blockage + path loss; mean 10 dB.\n")
+        fh.write("# clusters with visibility regions + local cluster + LOS blockage + path loss; "
+                 "mean 10 dB.\n")
         fh.write("frame,time_s,snr_db\n")
         for i, (ti, si) in enumerate(zip(t, snr)):
             fh.write(f"{i},{ti:.4f},{si:.3f}\n")
