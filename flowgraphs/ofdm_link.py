@@ -67,25 +67,18 @@ class UsrpNotFound(RuntimeError):
 
 
 def _bind(ctx: zmq.Context, kind: int, host: str, port: int, allow_remote: bool, keys) -> tuple:
+    """Bound socket and its port (port 0: a free one). Loopback only unless ``allow_remote``;
+    with CURVE keys the socket authenticates its clients (core.security)."""
+    from core.security import bind as secure_bind
     sock = ctx.socket(kind)
     sock.setsockopt(zmq.LINGER, 0)
     if kind == zmq.PUSH:
         sock.setsockopt(zmq.SNDHWM, 64)
     if kind == zmq.PULL:
         sock.setsockopt(zmq.RCVHWM, 16)  # back-pressure to the sender, bounded memory
-    if port == 0:
-        from core.endpoints import check_bind
-        check_bind(f"tcp://{host}:1", allow_remote)
-        if keys is not None:
-            from core.security import bind as secure_bind  # sets the CURVE server options
-            secure_bind(sock, f"tcp://{host}:*", allow_remote, keys)
-            port = int(sock.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1])
-        else:
-            port = sock.bind_to_random_port(f"tcp://{host}")
-    else:
-        from core.security import bind as secure_bind
-        secure_bind(sock, f"tcp://{host}:{port}", allow_remote, keys)
-    return sock, port
+    secure_bind(sock, f"tcp://{host}:{port if port else '*'}", allow_remote, keys)
+    bound = int(sock.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1])
+    return sock, bound
 
 
 class LeanChannel(gr.hier_block2):
