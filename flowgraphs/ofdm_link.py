@@ -160,7 +160,6 @@ class OfdmLink(gr.top_block):
         self.sink = OfdmFrameSink(self.out_sock, self.cfg, self.registry,
                                   equaliser=opts.equaliser, simulated=not self.usrp)
         _big_buffer(self.src)
-        self._wiring: list = []
         if self.usrp:
             self._build_usrp(opts)
         else:
