@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := gnuradio python3-zmq python3-numpy python3-venv xvfb
+APT_PACKAGES := gnuradio python3-zmq python3-numpy python3-scipy python3-venv xvfb
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Torch is pinned before the project install: an unpinned `torch` would pull a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
