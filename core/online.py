@@ -17,6 +17,7 @@ from .model import NTSCCPlus, Transmission, _batch, pad_to_multiple
 
 LR_LATENT = 5e-3
 LR_ENCODER = 1e-4
+DIST_SCALE = 1 / 25  # the training loss's distortion scale (core/train.py --dist-scale)
 
 
 def _encoder_parameters(model: NTSCCPlus) -> list[torch.nn.Parameter]:
@@ -69,7 +70,7 @@ def edit_and_transmit(model: NTSCCPlus, x: torch.Tensor, lam: float, eta, snr_db
         out = edited.forward_latent(y, anchor, lam_t, eta_scalar, snr_db, True, eta_map)
         pixels = xp.shape[-1] * xp.shape[-2]
         dist = (m * ((out["x_hat"] - xp) * 255) ** 2).mean()
-        loss = out["k"].sum() / pixels + lam * dist
+        loss = out["k"].sum() / pixels + lam * DIST_SCALE * dist
         trace.append(float(loss.detach()))
         if trace[-1] < best[0]:
             best = (trace[-1], y.detach().clone(),
