@@ -55,6 +55,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     p.add_argument("--max-minutes", type=float, default=0, help="stop cleanly after this long (0 = no limit)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--eta-range", default="0.15,0.3",
+                   help="η sampled uniformly in this range during compatible fine-tuning (paper: 0.15,0.3)")
     p.add_argument("--dist-scale", type=float, default=1 / 25,
                    help="D = dist_scale · MSE(0-255); calibrates Λ to the CBR range 0.01-0.1")
 
@@ -101,10 +103,11 @@ def stage_of(step: int, bounds: list[int]) -> str:
     return "compat"
 
 
-def sample_conditions(stage: str, cfg: ModelConfig, b: int, rng: random.Random):
+def sample_conditions(stage: str, cfg: ModelConfig, b: int, rng: random.Random,
+                      eta_range: tuple[float, float] = (0.15, 0.3)):
     if stage == "compat":
         lam = torch.tensor([rng.choice(cfg.lambdas) for _ in range(b)])
-        eta = torch.tensor([rng.uniform(0.15, 0.3) for _ in range(b)])
+        eta = torch.tensor([rng.uniform(*eta_range) for _ in range(b)])
         snr = torch.tensor([rng.uniform(0.0, 14.0) for _ in range(b)])
     else:
         lam = torch.full((b,), cfg.lambda0)
@@ -174,6 +177,7 @@ def main(args: argparse.Namespace) -> int:
     if len(bounds) != 3:
         raise SystemExit("--stage-steps needs three comma-separated numbers: ntc,jscc,compat")
     total = sum(bounds)
+    eta_range = tuple(float(v) for v in args.eta_range.split(","))
     cfg = get_config(args.config)
     model = NTSCCPlus(cfg).to(device)
     net = model
@@ -210,7 +214,7 @@ def main(args: argparse.Namespace) -> int:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, total, args.lr, args.lr_final)
         x = sampler.batch(args.batch).to(device)
-        lam, eta, snr = (t.to(device) for t in sample_conditions(stage, cfg, args.batch, rng))
+        lam, eta, snr = (t.to(device) for t in sample_conditions(stage, cfg, args.batch, rng, eta_range))
         with torch.autocast(device.type, enabled=device.type == "cuda"):
             out_d = net(x, lam, eta, snr, jscc=stage != "ntc")
         loss, mse255, rate = rd_loss({k: v.float() for k, v in out_d.items()}, x, lam, eta,
