@@ -18,8 +18,8 @@ help:
 setup: apt venv
 
 apt:
-	@if ! /usr/bin/python3 -c "import gnuradio.digital, zmq" >/dev/null 2>&1 \
-	    || ! command -v grcc >/dev/null || ! command -v Xvfb >/dev/null; then \
+	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 \
+	    || ! /usr/bin/python3 -c "import gnuradio.digital, zmq" >/dev/null 2>&1; then \
 	  echo ">> installing Debian packages: $(APT_PACKAGES)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \
 	fi
