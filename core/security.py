@@ -77,7 +77,12 @@ def bind(sock: zmq.Socket, address: str, allow_remote: bool = False,
     return sock
 
 
+#: reconnect quickly after a peer restarts (ZeroMQ's default is 100 ms)
+RECONNECT_IVL_MS = 50
+
+
 def connect(sock: zmq.Socket, address: str, keys: CurveKeys | None = None) -> zmq.Socket:
+    sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
     if keys is not None:
         public, secret = keys.client
         sock.curve_secretkey, sock.curve_publickey = secret, public

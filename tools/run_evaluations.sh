@@ -66,5 +66,7 @@ if has demo; then
   cp runs/demo_fps_512/summary.json "$R/demo_learned_only_512x256_summary.json"
 fi
 if has loss; then
-  log .venv/bin/python tools/reliability_bench.py --out runs/reliability --only loss,restart
+  log .venv/bin/python tools/reliability_bench.py --out runs/reliability --only loss,restart \
+    --markdown "$R/reliability.md"
+  cp runs/reliability/reliability.json "$R/reliability.json"
 fi
