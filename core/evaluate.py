@@ -42,6 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     common.add_argument("--seed", type=int, default=0)
     common.add_argument("--json", default=None, help="write the result JSON here (also printed)")
     common.add_argument("--plot", default=None, help="write a PNG plot here")
+    common.add_argument("--lambdas", default=None,
+                        help="SQI λ values for the compatible model (default: the model's grid Λ)")
     common.add_argument("--schemes", default="ntscc+,compatible",
                         help="comma-separated: ntscc+, compatible, vvc+ldpc, hevc+ldpc, av1+ldpc, "
                              "j2k+ldpc, jpeg+ldpc, <codec>+capacity")
@@ -99,7 +101,10 @@ def _crop64(rgb: np.ndarray) -> np.ndarray:
 
 def learned_points(codec, images, scheme: str, lambdas, etas, snr_db: float, seed: int,
                    progress: bool = True) -> dict[tuple[float, float], dict[str, list[float]]]:
-    """For every (λ, η): per-image (cbr, psnr) over AWGN at ``snr_db``."""
+    """For every (λ, η): per-image (cbr, psnr) over AWGN at ``snr_db``.
+
+    ``ntscc+`` is the same model held at its fixed training SQI λ0 (only η varies).
+    """
     from tqdm import tqdm
     lams = [codec.model.cfg.lambda0] if scheme == "ntscc+" else list(lambdas)
     grid = [(lam, eta) for lam in lams for eta in etas]
@@ -211,7 +216,10 @@ def run_rd(args) -> dict:
         if reused.get("snr_db") != args.snr or reused.get("n_images") != len(images):
             raise SystemExit(f"--reuse {args.reuse}: different SNR or image count")
     codec = None
+    learned_cache: dict = {}
     t0 = time.time()
+    # compatible first, so ntscc+ (its λ0 subset) can be taken from it
+    schemes = sorted(schemes, key=lambda s: s != "compatible")
     for scheme in schemes:
         if scheme in reused.get("curves", {}):
             curves[scheme] = reused["curves"][scheme]
@@ -223,8 +231,16 @@ def run_rd(args) -> dict:
             if codec is None:
                 from .learned import LearnedCodec
                 codec = LearnedCodec(device=args.device, weights=args.weights)
-            pts = learned_points(codec, images, scheme, codec.model.cfg.lambdas,
-                                 _floats(args.etas), args.snr, args.seed)
+            lams = _floats(args.lambdas) if args.lambdas else codec.model.cfg.lambdas
+            lam0 = codec.model.cfg.lambda0
+            if scheme == "compatible":
+                pts = learned_points(codec, images, scheme, lams, _floats(args.etas), args.snr, args.seed)
+                learned_cache["compatible"] = pts
+            else:  # ntscc+ (fixed SQI λ0) is a subset of the compatible sweep: reuse it
+                pts = {k: v for k, v in learned_cache.get("compatible", {}).items()
+                       if abs(k[0] - lam0) < 1e-9}
+                pts = pts or learned_points(codec, images, scheme, lams, _floats(args.etas),
+                                            args.snr, args.seed)
             avg = {f"{lam:g},{eta:g}": average_point(r) for (lam, eta), r in pts.items()}
             points[scheme] = avg
             curves[scheme] = pareto_front(list(avg.values()))
@@ -277,8 +293,8 @@ def run_snr(args) -> dict:
                 if codec is None:
                     from .learned import LearnedCodec
                     codec = LearnedCodec(device=args.device, weights=args.weights)
-                pts = learned_points(codec, images, scheme, codec.model.cfg.lambdas,
-                                     _floats(args.etas), snr, args.seed)
+                lams = _floats(args.lambdas) if args.lambdas else codec.model.cfg.lambdas
+                pts = learned_points(codec, images, scheme, lams, _floats(args.etas), snr, args.seed)
                 fit = [average_point(r) for r in pts.values() if average_point(r)[0] <= args.cbr]
                 curve.append([snr, max(p for _, p in fit) if fit else float("nan")])
             else:

@@ -20,7 +20,7 @@ log() { echo "+ $*" | tee -a "$R/commands.log"; "$@"; }
 #   ntscc-xr eval rd --schemes vvc+ldpc,hevc+ldpc,av1+ldpc,j2k+ldpc,jpeg+ldpc,vvc+capacity \
 #     --cbrs 0.01,0.02,0.03,0.04,0.06,0.08,0.1 --json runs/eval/rd_classical.json
 if has rd_learned; then
-  log $X eval rd --schemes ntscc+,compatible --etas 0.05,0.1,0.15,0.2,0.3 \
+  log $X eval rd --schemes ntscc+,compatible --lambdas 0.013,0.18,0.72 --etas 0.05,0.1,0.2,0.3 \
     --json runs/eval/rd_learned.json
 fi
 if has rd_merge; then
@@ -36,14 +36,14 @@ PY
     --plot "$R/rd_kodak_awgn10.png" --table "$R/rd_kodak_awgn10.md"
 fi
 if has snr; then
-  log $X eval snr --cbr 0.04 --limit 4 --schemes compatible,vvc+ldpc --etas 0.05,0.1,0.2 \
+  log $X eval snr --cbr 0.04 --limit 2 --schemes compatible,vvc+ldpc --lambdas 0.18,0.72 --etas 0.05,0.1,0.2 \
     --json "$R/snr_sweep_cbr004.json" --plot "$R/snr_sweep_cbr004.png"
 fi
 if has roi; then
-  log $X eval roi --resolution 1024x512 --json "$R/roi.json" --plot "$R/roi.png"
+  log $X eval roi --resolution 1024x512 --limit 2 --yaws 0,180 --json "$R/roi.json" --plot "$R/roi.png"
 fi
 if has edit; then
-  log $X eval edit --limit 2 --steps 20 --etas 0.1,0.2,0.3 --json "$R/ntscc_pp_edit.json" \
+  log $X eval edit --limit 1 --steps 20 --etas 0.1,0.2,0.3 --json "$R/ntscc_pp_edit.json" \
     --plot "$R/ntscc_pp_edit.png"
 fi
 if has fading; then
@@ -54,13 +54,14 @@ if has bench; then
   log $X bench --limit 4 --schemes compatible,vvc+ldpc,hevc+ldpc --json "$R/latency.json"
 fi
 if has demo; then
-  for res in 512x256 1024x512; do
-    for ch in awgn trace; do
+  for run in awgn:512x256 trace:512x256 awgn:1024x512; do
+    ch=${run%%:*}; res=${run##*:}
+    {
       log $X demo --headless --frames 60 --resolution "$res" --channel "$ch" --snr 10 \
         --out "runs/demo_${ch}_${res}"
       cp "runs/demo_${ch}_${res}/summary.json" "$R/demo_${ch}_${res}_summary.json"
       cp "runs/demo_${ch}_${res}/plots.png" "$R/demo_${ch}_${res}_plots.png"
-    done
+    }
   done
   log $X demo --headless --frames 60 --resolution 512x256 --no-classical --out runs/demo_fps_512
   cp runs/demo_fps_512/summary.json "$R/demo_learned_only_512x256_summary.json"
