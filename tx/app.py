@@ -248,6 +248,9 @@ class Transmitter:
         trajectory = head_trajectory(max(n, 600))
         period = 1.0 / self.args.fps if self.args.fps > 0 else 0.0
         frames = self.source.frames()
+        # wait (bounded) for the flowgraph connection: with IMMEDIATE the first frames would
+        # otherwise be dropped while the TCP connection is still being set up
+        self.to_fg.poll(5000, zmq.POLLOUT)
         t_next = time.perf_counter()
         frame_id = 0
         while n == 0 or frame_id < n:
