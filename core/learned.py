@@ -61,7 +61,10 @@ class LearnedCodec:
     def _tensor(self, rgb: np.ndarray) -> torch.Tensor:
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
-        return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div(255).to(self.device)
+        rgb = np.ascontiguousarray(rgb)
+        if not rgb.flags.writeable:  # e.g. frames decoded straight from a ZMQ buffer
+            rgb = rgb.copy()
+        return torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(255).to(self.device)
 
     def encode(self, rgb: np.ndarray, lam: float, eta: float | np.ndarray, snr_db: float,
                context_draws: int = 1, edit_steps: int = 0,
