@@ -1,7 +1,7 @@
 """Model configurations: one dataclass, a registry of named presets (CompressAI-style)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 #: SQI grid Λ of the paper (Sec. VI-B): λ values with a learned global rate scalar each.
 LAMBDAS: tuple[float, ...] = (0.013, 0.0483, 0.18, 0.36, 0.72)

@@ -211,8 +211,3 @@ class NTSCCPlus(nn.Module):
         y_hat = y_a * anchor + y_na * (1 - anchor)
         x_hat = self.synthesis(y_hat, lam_t, anchor).clamp(0, 1)
         return x_hat[..., :image_size[0], :image_size[1]]
-
-
-def symbol_count(rate_index: torch.Tensor, levels: tuple[int, ...]) -> int:
-    """Number of JSCC channel symbols implied by a rate-index map."""
-    return int(torch.tensor(levels)[rate_index.cpu()].sum())

@@ -29,7 +29,7 @@ the link is the per-resource-element SNR Es/N0 seen by each payload symbol.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np

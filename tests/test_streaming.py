@@ -5,7 +5,6 @@ import csv
 import json
 from pathlib import Path
 
-import numpy as np
 
 from tx.session import SessionConfig
 from tx.demo import run_headless

@@ -46,7 +46,7 @@ def loss_sweep(out: Path, base: int, frames: int) -> list[dict]:
         cfg = SessionConfig(out=d, frames=frames, resolution="512x256", snr_db=10.0,
                             classical=False, drop_rate=rate, base_port=base, device="cpu")
         t0 = time.time()
-        s = run_headless(cfg, timeout=3600)
+        run_headless(cfg, timeout=3600)
         rows = learned_rows(d)
         ps = np.array([float(r["psnr"]) for r in rows])
         res.append({"drop_rate": rate, "frames": len(rows),

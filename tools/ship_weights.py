@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import shutil
 import sys
 from pathlib import Path
 
