@@ -170,6 +170,9 @@ def write_markdown(result: dict, path: Path) -> None:
               "decodes afterwards; lost frames decode from erasures.",
               "- `tests/test_tx_robustness.py`: 10 000 malformed messages into the transmitter's "
               "control and CQI-feedback inputs; valid commands still take effect afterwards.",
+              "- `tests/test_flowgraph_link.py::test_flowgraph_inputs_survive_fuzzing`: 10 000 random/"
+              "mutated/truncated messages into the flowgraph's data input and 2 000 malformed "
+              "requests into its control socket; every request answered, a frame still crosses the link.",
               "- `tests/test_frame_fuzz.py`: hypothesis, 3 000 examples per property, on every wire parser.",
               "- `tests/test_security.py`: a non-loopback bind is refused without `--allow-remote`; a "
               "CURVE-protected socket delivers from a key holder and drops a plain client and a "
