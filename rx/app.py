@@ -95,6 +95,7 @@ class Receiver:
         self.pending: OrderedDict[tuple[int, int], Pending] = OrderedDict()
         self.refs: OrderedDict[int, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
         self.done_ids: OrderedDict[tuple[int, int], None] = OrderedDict()
+        self.orphans: OrderedDict[tuple[int, int], RxFrame] = OrderedDict()
         self.counters = Counters()
         self.cqi_ewma = float("nan")
         self.last_input = time.time()
@@ -120,7 +121,7 @@ class Receiver:
             if self.tx_session is not None:  # the TX restarted: its frame ids start over
                 print("rx: new transmitter session, resetting frame bookkeeping", file=sys.stderr)
                 self.counters.extra["tx_restarts"] = self.counters.extra.get("tx_restarts", 0) + 1
-                self.pending.clear(); self.done_ids.clear(); self.refs.clear()
+                self.pending.clear(); self.done_ids.clear(); self.refs.clear(); self.orphans.clear()
             self.tx_session = session
         if key in self.pending or key in self.done_ids:
             self.counters.duplicates += 1
@@ -140,6 +141,10 @@ class Receiver:
             while len(self.refs) > MAX_PENDING:
                 self.refs.popitem(last=False)
         self.pending[key] = Pending(meta, parts[2], time.time())
+        if key in self.orphans:  # its PHY frame overtook the side message
+            self.pending[key].phy = self.orphans.pop(key)
+            self._finish(key, self.pending.pop(key))
+            return
         while len(self.pending) > MAX_PENDING:
             old_key, old = self.pending.popitem(last=False)
             self.counters.dropped_pending += 1
@@ -157,7 +162,11 @@ class Receiver:
             return
         p = self.pending.get(key)
         if p is None:
-            self.counters.extra["phy_without_side"] = self.counters.extra.get("phy_without_side", 0) + 1
+            # the two paths race: the side message may still be queued behind others
+            self.orphans[key] = frame
+            while len(self.orphans) > MAX_PENDING:
+                self.orphans.popitem(last=False)
+                self.counters.extra["phy_without_side"] = self.counters.extra.get("phy_without_side", 0) + 1
             return
         if p.phy is None:
             p.phy = frame

@@ -102,6 +102,12 @@ def test_receiver_survives_fuzz_loss_and_duplicates(tmp_path, base_port, codec):
         row = _wait_metrics(sub, 1, timeout=20)
         assert row["status"] == "lost" and np.isfinite(row["psnr"])
 
+        # the PHY frame may overtake its side message (two paths): still decoded
+        side_3, phy_3 = _frame(codec, 3, rgb)
+        phy.send(phy_3); time.sleep(0.3); side.send_multipart(side_3)
+        row = _wait_metrics(sub, 3, timeout=20)
+        assert row["status"] == "ok"
+
         # NaN/Inf payload with a valid CRC is repaired, not fatal
         side_2, _ = _frame(codec, 2, rgb)
         bad = np.full(codec.expected_symbols(side_2[2]), np.nan, np.complex64); bad[::3] = np.inf
