@@ -171,16 +171,15 @@ class NTSCCPlus(nn.Module):
     def transmit_latent(self, y: torch.Tensor, anchor: torch.Tensor, image_size: tuple[int, int],
                         lam: float, eta, snr_db: float, context_draws: int = 1) -> Transmission:
         """:meth:`transmit` from the latent y onwards (the NTSCC++ edited latent, say)."""
-        x = y  # device/dtype reference
         h0, w0 = image_size
-        snr = _batch(snr_db, 1, x.device)
-        eta_t = torch.as_tensor(eta, dtype=torch.float32, device=x.device)
+        snr = _batch(snr_db, 1, y.device)
+        eta_t = torch.as_tensor(eta, dtype=torch.float32, device=y.device)
         eta_t = eta_t.view(1) if eta_t.dim() == 0 else eta_t.view(1, *eta_t.shape[-2:])
         hyper, _ = self.entropy.hyper(y)
         bits_a = self.entropy.anchor_bits(y, hyper)
         k_a, idx_a = self._rates(bits_a, eta_t)
         s_a = self.jscc.encode(y, idx_a, k_a, snr, True, anchor)
-        gen = torch.Generator(device=x.device).manual_seed(TX_SIMULATION_SEED)
+        gen = torch.Generator(device=y.device).manual_seed(TX_SIMULATION_SEED)
         y_ctx = self._anchor_estimate(s_a, idx_a, k_a, snr, anchor, context_draws, gen)
         bits_na = self.entropy.nonanchor_bits(y, hyper, y_ctx)
         k_na, idx_na = self._rates(bits_na, eta_t)
