@@ -15,7 +15,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "link-test": ("tx.link_test", "send random symbol frames through the real GNU Radio OFDM link and report SNR/CQI/loss/latency"),
     "flowgraph": ("flowgraphs.launcher", "run the GNU Radio OFDM flowgraph alone (ZMQ in/out, simulated channel or USRP)"),
     "train": ("core.train", "train the NTSCC+ / compatible NTSCC+ model (staged, resumable)"),
-    "eval": ("core.evaluate", "evaluations: rd (rate-distortion, BD-rate), snr (PSNR vs SNR), fading (per-frame PSNR over a trace)"),
+    "eval": ("core.evaluate", "evaluations: rd (rate-distortion, BD-rate), snr (PSNR vs SNR), roi (viewport ROI vs uniform), edit (NTSCC++ T steps vs T=0), fading (per-frame PSNR over a trace)"),
     "bench": ("core.bench", "encode/decode latency per scheme (paper Table II analogue)"),
     "demo": ("tx.demo", "the live 360-degree demo: viewer window, or --headless report"),
     "tx": ("tx.app", "transmitter process alone"),

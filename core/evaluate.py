@@ -64,8 +64,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     roi.add_argument("--snr", type=float, default=10.0)
     roi.add_argument("--resolution", default="1024x512")
     roi.add_argument("--yaws", default="0,90,180,270", help="viewport yaws per panorama (deg)")
-    roi.add_argument("--scales", default="0.1,0.15,0.2,0.3,0.4,0.6",
-                     help="η scales: uniform η = s; ROI η = s/0.2 · (0.25 in, 0.05 out)")
+    roi.add_argument("--scales", default="0.1,0.2,0.3,0.4",
+                     help="η scales: uniform η = s; ROI η = s/0.2 · (0.25 in, 0.05 out); "
+                          "every scale is run at every λ of --lambdas and the fronts compared")
     roi.add_argument("--edit-steps", type=int, default=0, help="NTSCC++ ROI editing steps (eq. 20)")
     fa = sub.add_parser("fading", parents=[common], help="per-frame PSNR over a time-varying SNR trace (paper Fig. 9)")
     fa.add_argument("--trace", default=str(REPO_ROOT / "flowgraphs" / "traces" / "cost2100_like.csv"))
@@ -80,7 +81,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ed = sub.add_parser("edit", parents=[common], help="NTSCC++ online editing: T steps vs T = 0 (BD-rate gain)")
     ed.add_argument("--snr", type=float, default=10.0)
     ed.add_argument("--steps", type=int, default=20)
-    ed.add_argument("--etas", default="0.1,0.2,0.3,0.4")
+    ed.add_argument("--etas", default="0.2",
+                    help="η values; every η is run at every λ of --lambdas and the fronts compared")
 
 
 def _floats(text: str) -> list[float]:
@@ -199,7 +201,8 @@ def bd_rates(curves: dict[str, list], anchor: str) -> dict[str, float]:
             out[name] = float("nan")  # no PSNR overlap: BD-rate undefined
             continue
         try:
-            out[name] = float(bd.bd_rate(a[:, 0], a[:, 1], t[:, 0], t[:, 1], method="pchip"))
+            out[name] = float(bd.bd_rate(a[:, 0], a[:, 1], t[:, 0], t[:, 1], method="pchip",
+                                         require_matching_points=False))
         except Exception as exc:  # degenerate curves: report, do not crash the evaluation
             print(f"BD-rate of {name} failed: {exc}", file=sys.stderr)
             out[name] = float("nan")
@@ -309,51 +312,84 @@ def run_snr(args) -> dict:
 
 
 def run_roi(args) -> dict:
-    """Viewport PSNR vs CBR with and without viewport ROI, per panorama and viewport."""
+    """Viewport PSNR vs CBR with and without viewport ROI, per panorama and viewport.
+
+    Both modes sweep the same (λ, η-scale) grid; each mode's Pareto front (CBR vs viewport
+    PSNR averaged over panoramas and yaws) is compared at equal viewport PSNR. A uniform
+    transmission does not depend on the viewport, so it is encoded once per panorama.
+    """
     from tx.source import parse_resolution
     from PIL import Image
+    from tqdm import tqdm
     from .geometry import Viewport, eta_map, quality_map, render_viewport, roi_grid_mask
     from .learned import LearnedCodec
     w, h = parse_resolution(args.resolution)
     folder = args.dataset if args.dataset != str(DEFAULT_KODAK) else str(REPO_ROOT / "data" / "erp")
     files = list_images(folder)[: args.limit or None]
     codec = LearnedCodec(device=args.device, weights=args.weights)
-    scales, yaws = _floats(args.scales), _floats(args.yaws)
-    acc = {"uniform": np.zeros((len(scales), 2)), "roi": np.zeros((len(scales), 2))}
-    n = 0
+    lams = _floats(args.lambdas) if args.lambdas else codec.model.cfg.lambdas
+    grid = [(lam, sc) for lam in lams for sc in _floats(args.scales)]
+    yaws = _floats(args.yaws)
+    views = [Viewport(yaw, 0.0, 90.0, (256, 256)) for yaw in yaws]
+    acc = {m: {g: [] for g in grid} for m in ("uniform", "roi")}
+    bar = tqdm(total=len(files) * len(grid) * (1 + len(views)), desc="roi", file=sys.stderr,
+               mininterval=2)
     for f in files:
         erp = np.asarray(Image.fromarray(read_rgb(f)).resize((w, h), Image.BICUBIC))
-        for yaw in yaws:
-            vp = Viewport(yaw, 0.0, 90.0, (256, 256))
-            mask = roi_grid_mask((h, w), [vp])
-            ref_vp = render_viewport(erp, vp)
-            for i, sc in enumerate(scales):
-                for mode in ("uniform", "roi"):
-                    rng = np.random.default_rng(args.seed)
-                    eta = sc if mode == "uniform" else eta_map(mask, 0.25 * sc / 0.2, 0.05 * sc / 0.2)
-                    q = quality_map(mask)[:h, :w] if (mode == "roi" and args.edit_steps) else None
-                    rec, enc = codec.transmit_awgn(erp, args.lam if hasattr(args, "lam") else 0.18, eta,
-                                                   args.snr, rng, edit_steps=args.edit_steps if mode == "roi" else 0,
-                                                   quality=q)
-                    acc[mode][i] += [enc.cbr, psnr(ref_vp, render_viewport(rec, vp))]
-            n += 1
-            print(f"roi: {f.stem} yaw {yaw:g} done", file=sys.stderr)
-    curves = {m: [[round(c / n, 5), round(p / n, 3)] for c, p in a] for m, a in acc.items()}
-    savings = []
-    u = np.array(sorted(curves["uniform"]))
-    for c, p in curves["roi"]:
-        if u[:, 1].min() <= p <= u[:, 1].max():
-            c_uniform = float(np.interp(p, u[:, 1], u[:, 0]))
-            savings.append({"viewport_psnr": p, "cbr_roi": c, "cbr_uniform": round(c_uniform, 5),
-                            "saving_pct": round(100 * (1 - c / c_uniform), 1)})
+        refs = [render_viewport(erp, vp) for vp in views]
+        masks = [roi_grid_mask((h, w), [vp]) for vp in views]
+        for lam, sc in grid:
+            rec, enc = codec.transmit_awgn(erp, lam, sc, args.snr, np.random.default_rng(args.seed))
+            bar.update(1)
+            for vp, ref in zip(views, refs):
+                acc["uniform"][(lam, sc)].append([enc.cbr, psnr(ref, render_viewport(rec, vp))])
+            for vp, ref, mask in zip(views, refs, masks):
+                q = quality_map(mask)[:h, :w] if args.edit_steps else None
+                rec, enc = codec.transmit_awgn(erp, lam, eta_map(mask, 0.25 * sc / 0.2, 0.05 * sc / 0.2),
+                                               args.snr, np.random.default_rng(args.seed),
+                                               edit_steps=args.edit_steps, quality=q)
+                acc["roi"][(lam, sc)].append([enc.cbr, psnr(ref, render_viewport(rec, vp))])
+                bar.update(1)
+    bar.close()
+    points = {m: {f"{lam:g},{sc:g}": np.mean(v, axis=0).round(5).tolist() for (lam, sc), v in a.items()}
+              for m, a in acc.items()}
+    curves = {m: pareto_front(list(p.values())) for m, p in points.items()}
     result = {"snr_db": args.snr, "resolution": f"{w}x{h}", "panoramas": [f.name for f in files],
-              "yaws": yaws, "edit_steps": args.edit_steps, "curves": curves,
-              "cbr_saving_at_equal_viewport_psnr": savings,
-              "bd_rate_roi_vs_uniform_pct": bd_rates({"uniform": curves["uniform"], "roi": curves["roi"]},
-                                                     "uniform").get("roi")}
+              "yaws": yaws, "lambdas": list(lams), "scales": _floats(args.scales),
+              "edit_steps": args.edit_steps, "points_lambda_scale": points, "curves": curves,
+              **equal_quality_savings(curves["uniform"], curves["roi"]),
+              "bd_rate_roi_vs_uniform_pct": bd_rates(curves, "uniform").get("roi")}
     if args.plot:
         plot_curves(curves, f"viewport PSNR vs CBR, ROI vs uniform (AWGN {args.snr:g} dB)", "CBR ρ", args.plot)
     return result
+
+
+def equal_quality_savings(anchor: list[list[float]], test: list[list[float]],
+                          tolerance_db: float = 0.3) -> dict:
+    """CBR saving of ``test`` over ``anchor`` at equal PSNR, two ways.
+
+    ``interpolated``: at each test point whose PSNR lies inside the anchor front's range, the
+    anchor's CBR interpolated at that PSNR. ``matched``: each test point against the cheapest
+    measured anchor point within ``tolerance_db`` — no interpolation at all.
+    """
+    a = np.array(sorted(anchor, key=lambda p: p[1]))
+    interp, matched = [], []
+    for c, p in test:
+        if a[0, 1] <= p <= a[-1, 1]:
+            ca = float(np.interp(p, a[:, 1], a[:, 0]))
+            interp.append({"psnr": p, "cbr": c, "cbr_anchor": round(ca, 5),
+                           "saving_pct": round(100 * (1 - c / ca), 1)})
+        near = [q for q in a.tolist() if abs(q[1] - p) <= tolerance_db]
+        if near:
+            ca, pa = min(near)
+            matched.append({"psnr": p, "cbr": c, "psnr_anchor": pa, "cbr_anchor": ca,
+                            "saving_pct": round(100 * (1 - c / ca), 1)})
+
+    def mean(rows):
+        return round(float(np.mean([r["saving_pct"] for r in rows])), 1) if rows else None
+    return {"saving_interpolated": interp, "saving_matched_within_db": tolerance_db,
+            "saving_matched": matched, "mean_saving_interpolated_pct": mean(interp),
+            "mean_saving_matched_pct": mean(matched)}
 
 
 def read_trace(path: str) -> np.ndarray:
@@ -449,25 +485,36 @@ def plot_fading(rows: list[dict], args, path: str) -> None:
 
 
 def run_edit(args) -> dict:
-    """RD with NTSCC++ online editing (T steps) against the amortised model (T = 0)."""
+    """RD with NTSCC++ online editing (T steps) against the amortised model (T = 0).
+
+    Both sweep the same (λ, η) grid; the Pareto fronts are compared (BD-rate and CBR saving
+    at equal PSNR).
+    """
+    from tqdm import tqdm
     from .learned import LearnedCodec
     images = load_images(args.dataset, args.limit)
     codec = LearnedCodec(device=args.device, weights=args.weights)
-    curves = {}
+    lams = _floats(args.lambdas) if args.lambdas else codec.model.cfg.lambdas
+    grid = [(lam, eta) for lam in lams for eta in _floats(args.etas)]
+    points, curves = {}, {}
+    bar = tqdm(total=2 * len(grid) * len(images), desc="edit", file=sys.stderr, mininterval=2)
     for steps in (0, args.steps):
-        pts = []
-        for eta in _floats(args.etas):
+        pts = {}
+        for lam, eta in grid:
             cb, ps = [], []
             for name, rgb in images:
-                rng = np.random.default_rng(args.seed)
-                rec, enc = codec.transmit_awgn(rgb, codec.model.cfg.lambda0, eta, args.snr, rng,
+                rec, enc = codec.transmit_awgn(rgb, lam, eta, args.snr, np.random.default_rng(args.seed),
                                                edit_steps=steps)
                 cb.append(enc.cbr); ps.append(psnr(rgb, rec))
-            pts.append([round(float(np.mean(cb)), 5), round(float(np.mean(ps)), 3)])
-            print(f"edit T={steps} eta={eta}: {pts[-1]}", file=sys.stderr)
-        curves[f"T={steps}"] = sorted(pts)
+                bar.update(1)
+            pts[f"{lam:g},{eta:g}"] = [round(float(np.mean(cb)), 5), round(float(np.mean(ps)), 3)]
+        points[f"T={steps}"] = pts
+        curves[f"T={steps}"] = pareto_front(list(pts.values()))
+    bar.close()
+    anchor, test = curves["T=0"], curves[f"T={args.steps}"]
     result = {"snr_db": args.snr, "dataset": Path(args.dataset).name, "n_images": len(images),
-              "curves": curves,
+              "lambdas": list(lams), "etas": _floats(args.etas), "points_lambda_eta": points,
+              "curves": curves, **equal_quality_savings(anchor, test),
               "bd_rate_pct": bd_rates(curves, "T=0").get(f"T={args.steps}")}
     if args.plot:
         plot_curves(curves, f"NTSCC++ online editing, AWGN {args.snr:g} dB", "CBR ρ", args.plot)
@@ -497,6 +544,7 @@ def main(args) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(text)
-    summary = {k: v for k, v in result.items() if k not in ("per_image", "points", "per_frame")}
+    summary = {k: v for k, v in result.items()
+               if k not in ("per_image", "points", "per_frame") and not k.startswith("points_")}
     print(json.dumps(summary, indent=1))
     return 0

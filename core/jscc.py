@@ -3,10 +3,11 @@
 Paper references: variable-rate JSCC (eq. 5), contextual JSCC (Sec. III, Fig. 5(c)), rate
 response (eq. 12-14) and SNR response (eq. 15-18).
 
-Shapes: every branch works on the full latent grid (B, C, H, W) and a checkerboard
-``branch`` mask selects where its output is meaningful; positions of the other branch are
-zero in the input and masked out of every attention key set, so nothing crosses branches
-except through the explicit anchor-context input of the non-anchor branch.
+Shapes: the codec's interface is the full latent grid (B, C, H, W) with a checkerboard anchor
+mask; inside, each branch runs on its own positions only, as a (B, C, N, 1) token grid
+(:class:`~core.layers.CheckerboardLayout`), so nothing crosses branches except through the
+explicit anchor-context input of the non-anchor branch, and no work is spent on the other
+branch's positions. Outputs are scattered back to the grid with zeros elsewhere.
 
 A JSCC codeword at position i has ``max_symbols`` complex entries stored as 2*max_symbols
 real channels (real parts first, then imaginary parts); only the first k̄_i are active.
@@ -19,7 +20,8 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .layers import ChannelLayerNorm, NeighbourhoodAttention, PointwiseMLP
+from .layers import (ChannelLayerNorm, CheckerboardLayout, Neighbourhood, NeighbourhoodAttention,
+                     PointwiseMLP, checkerboard_layout)
 
 
 class RateQuantizer(nn.Module):
@@ -122,7 +124,11 @@ class SnrResponse(nn.Module):
 
 
 class ContextualViTBlock(nn.Module):
-    """Self-attention within the branch, optional cross-attention to anchors, MLP (Fig. 5(c))."""
+    """Self-attention within the branch, optional cross-attention to anchors, MLP (Fig. 5(c)).
+
+    Works on token grids: ``x`` (B, dim, N, 1) holds one branch's positions, ``context``
+    (B, context_dim, N_anchor, 1) the anchors'; the tables say who attends to whom.
+    """
 
     def __init__(self, dim: int, heads: int, window: int, context_dim: int | None):
         super().__init__()
@@ -135,19 +141,20 @@ class ContextualViTBlock(nn.Module):
         self.norm_mlp = ChannelLayerNorm(dim)
         self.mlp = PointwiseMLP(dim, 2.0)
 
-    def forward(self, x: torch.Tensor, branch: torch.Tensor, context: torch.Tensor | None,
-                anchor_mask: torch.Tensor) -> torch.Tensor:
-        x = x + self.self_attn(self.norm_self(x), key_mask=branch)
+    def forward(self, x: torch.Tensor, self_table: Neighbourhood, context: torch.Tensor | None,
+                cross_table: Neighbourhood | None) -> torch.Tensor:
+        x = x + self.self_attn(self.norm_self(x), neighbourhood=self_table)
         if self.cross_attn is not None:
-            x = x + self.cross_attn(self.norm_cross(x), context, key_mask=anchor_mask)
+            x = x + self.cross_attn(self.norm_cross(x), context, neighbourhood=cross_table)
         return x + self.mlp(self.norm_mlp(x))
 
 
 class JSCCBranch(nn.Module):
     """One sub-encoder (f_e,a / f_e,na) or sub-decoder (f_d,a / f_d,na).
 
-    Input ``x`` (B, in_dim, H, W) and a rate index map (B, H, W) whose embedding ("rate
-    token") tells the network how many symbols the position has. Output (B, out_dim, H, W).
+    Input ``x`` (B, in_dim, N, 1) tokens of one branch and their rate indices (B, N, 1), whose
+    embedding ("rate token") tells the network how many symbols the position has.
+    Output (B, out_dim, N, 1).
     """
 
     def __init__(self, in_dim: int, out_dim: int, cfg: ModelConfig, contextual: bool):
@@ -161,13 +168,13 @@ class JSCCBranch(nn.Module):
             for _ in range(cfg.jscc_blocks))
         self.out = nn.Sequential(ChannelLayerNorm(d), nn.Conv2d(d, out_dim, 1))
 
-    def forward(self, x: torch.Tensor, rate_index: torch.Tensor, branch: torch.Tensor,
-                anchor_mask: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rate_index: torch.Tensor, self_table: Neighbourhood,
+                context: torch.Tensor | None = None,
+                cross_table: Neighbourhood | None = None) -> torch.Tensor:
         h = self.inp(x) + self.rate_token(rate_index).permute(0, 3, 1, 2)
-        h = h * branch
         for block in self.blocks:
-            h = block(h, branch, context, anchor_mask) * branch
-        return self.out(h) * branch
+            h = block(h, self_table, context, cross_table)
+        return self.out(h)
 
 
 class ContextualJSCC(nn.Module):
@@ -184,26 +191,44 @@ class ContextualJSCC(nn.Module):
         self.snr_enc = SnrResponse(cfg.snr_grid_db, width)
         self.snr_dec = SnrResponse(cfg.snr_grid_db, width)
 
+    def _layout(self, grid: torch.Tensor) -> CheckerboardLayout:
+        return checkerboard_layout(grid.shape[-2], grid.shape[-1], self.cfg.jscc_window,
+                                   str(grid.device))
+
+    def _run_branch(self, net: JSCCBranch, x: torch.Tensor, rate_index: torch.Tensor,
+                    anchors: bool, context: torch.Tensor | None, pre=None, post=None) -> torch.Tensor:
+        """Grid in, grid out: gather the branch's tokens, run ``pre``, ``net``, ``post``, scatter."""
+        layout = self._layout(x)
+        p = 0 if anchors else 1
+        tokens = layout.to_tokens(x, p)
+        if tokens.shape[2] == 0:  # a 1-position latent has no non-anchors
+            return x.new_zeros(x.shape[0], net.out[-1].out_channels, *x.shape[-2:])
+        rates = rate_index.flatten(1)[:, layout.positions[p]].unsqueeze(-1)
+        ctx = None if context is None else layout.to_tokens(context, 0)
+        tokens = tokens if pre is None else pre(tokens)
+        out = net(tokens, rates, layout.neighbourhood(p, p), ctx, layout.neighbourhood(p, 0))
+        return layout.to_grid(out if post is None else post(out), p)
+
     def encode(self, y: torch.Tensor, rate_index: torch.Tensor, k_bar: torch.Tensor,
                snr_db: torch.Tensor, anchors: bool, anchor_mask: torch.Tensor,
                context: torch.Tensor | None = None) -> torch.Tensor:
-        """Latent branch -> power-normalised, rate-masked codeword s (B, 2K, H, W)."""
+        """Latent grid -> power-normalised, rate-masked codeword s (B, 2K, H, W) of one branch."""
         branch = anchor_mask if anchors else 1 - anchor_mask
         enc = self.enc_a if anchors else self.enc_na
-        v_dot = enc(y * branch, rate_index, branch, anchor_mask, context)
-        v = v_dot / self.snr_enc.scale(v_dot, snr_db, anchors)  # eq. (17)
+        v = self._run_branch(enc, y, rate_index, anchors, context,  # eq. (17): v̇ / q_SNR
+                             post=lambda v_dot: v_dot / self.snr_enc.scale(v_dot, snr_db, anchors))
         mask = active_mask(k_bar, self.cfg.max_symbols) * branch
         return normalize_power(v, mask)
 
     def decode(self, s_hat: torch.Tensor, rate_index: torch.Tensor, k_bar: torch.Tensor,
                snr_db: torch.Tensor, anchors: bool, anchor_mask: torch.Tensor,
                context: torch.Tensor | None = None) -> torch.Tensor:
-        """Received (masked) codeword -> latent branch estimate (B, M, H, W)."""
+        """Received (masked) codeword grid -> latent estimate (B, M, H, W) of one branch."""
         branch = anchor_mask if anchors else 1 - anchor_mask
         s_hat = s_hat * active_mask(k_bar, self.cfg.max_symbols) * branch
-        v_hat = s_hat * self.snr_dec.scale(s_hat, snr_db, anchors)  # eq. (18)
         dec = self.dec_a if anchors else self.dec_na
-        return dec(v_hat, rate_index, branch, anchor_mask, context)
+        return self._run_branch(dec, s_hat, rate_index, anchors, context,  # eq. (18): ŝ · q_SNR
+                                pre=lambda s: s * self.snr_dec.scale(s, snr_db, anchors))
 
 
 def awgn(s: torch.Tensor, mask: torch.Tensor, snr_db: torch.Tensor,

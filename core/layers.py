@@ -8,13 +8,24 @@ multi-head attention where each query position attends to a k×k neighbourhood o
 * self-attention inside one checkerboard branch (keys restricted to that branch);
 * the cross-attention of the contextual JSCC (non-anchor queries, anchor keys/values).
 
-A sliding window (rather than Swin's shifted windows) keeps every op resolution-agnostic and
-makes checkerboard masking a per-key mask, so one module covers all three uses. No library
-ships this for masked checkerboard keys on CPU, hence our own.
+A sliding window (rather than Swin's shifted windows) keeps every op resolution-agnostic, so
+one module covers all three uses. No library ships this for checkerboard key sets on CPU,
+hence our own.
+
+Two layouts share the same parameters:
+
+* dense — a (B, C, H, W) grid, neighbours gathered with ``F.unfold`` (the ResTB);
+* checkerboard tokens — only one branch's positions, as a (B, C, N, 1) "token grid" with a
+  precomputed :class:`Neighbourhood` table. Keys of a checkerboard branch occupy only 13 (same
+  branch) or 12 (other branch) of the 25 offsets of a 5×5 window, and the queries are half the
+  grid, so the JSCC does about a quarter of the dense attention work and half of the 1×1
+  convolutions, with the same result as masking the dense grid (tested).
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +51,77 @@ class ChannelLayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+@dataclass(frozen=True)
+class Neighbourhood:
+    """Which key tokens each query token attends to (a k×k window restricted to one branch).
+
+    ``index`` (K, Nq) long: row of the key token list, ``Nk`` (one past the end) where the
+    offset falls outside the grid; ``valid`` (1, K, Nq) bool; ``offsets`` (K,) long: the
+    window offset's position in the dense k×k order (selects the relative-position bias).
+    """
+
+    index: torch.Tensor
+    valid: torch.Tensor
+    offsets: torch.Tensor
+
+
+@dataclass(frozen=True)
+class CheckerboardLayout:
+    """Token positions of both checkerboard branches of an (H, W) grid and their neighbourhoods.
+
+    ``positions[p]`` lists the raster positions of parity p (0 = anchors, (row+col) even);
+    ``neighbourhood(q, k)`` is the table for queries of parity q attending to keys of parity k.
+    """
+
+    height: int
+    width: int
+    positions: tuple[torch.Tensor, torch.Tensor]
+    tables: dict
+
+    def neighbourhood(self, query_parity: int, key_parity: int) -> Neighbourhood:
+        return self.tables[(query_parity, key_parity)]
+
+    def to_tokens(self, grid: torch.Tensor, parity: int) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, N, 1): the positions of one branch, raster order."""
+        return grid.flatten(2)[:, :, self.positions[parity]].unsqueeze(-1)
+
+    def to_grid(self, tokens: torch.Tensor, parity: int) -> torch.Tensor:
+        """Inverse of :meth:`to_tokens`; the other branch's positions are zero."""
+        b, c = tokens.shape[:2]
+        grid = tokens.new_zeros(b, c, self.height * self.width)
+        grid = grid.index_copy(2, self.positions[parity], tokens.flatten(2))
+        return grid.view(b, c, self.height, self.width)
+
+
+@lru_cache(maxsize=32)
+def checkerboard_layout(height: int, width: int, kernel: int, device: str = "cpu") -> CheckerboardLayout:
+    """Cached :class:`CheckerboardLayout` for a latent grid and an odd window size."""
+    rows = torch.arange(height).view(-1, 1)
+    cols = torch.arange(width).view(1, -1)
+    parity = ((rows + cols) % 2).flatten()
+    positions = tuple(torch.nonzero(parity == p).squeeze(1) for p in (0, 1))
+    token_of = torch.empty(height * width, dtype=torch.long)
+    for pos in positions:
+        token_of[pos] = torch.arange(pos.numel())
+    r = kernel // 2
+    tables = {}
+    for qp in (0, 1):
+        qr, qc = positions[qp] // width, positions[qp] % width
+        for kp in (0, 1):
+            offs = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)
+                    if (dy + dx) % 2 == (kp - qp) % 2]
+            dy = torch.tensor([o[0] for o in offs]).view(-1, 1)
+            dx = torch.tensor([o[1] for o in offs]).view(-1, 1)
+            kr, kc = qr.view(1, -1) + dy, qc.view(1, -1) + dx
+            inside = (kr >= 0) & (kr < height) & (kc >= 0) & (kc < width)
+            key = token_of[kr.clamp(0, height - 1) * width + kc.clamp(0, width - 1)]
+            key = torch.where(inside, key, positions[kp].numel())
+            offset_ids = (dy + r) * kernel + (dx + r)
+            tables[(qp, kp)] = Neighbourhood(key.to(device), inside.unsqueeze(0).to(device),
+                                             offset_ids.view(-1).to(device))
+    return CheckerboardLayout(height, width, tuple(p.to(device) for p in positions), tables)
 
 
 class NeighbourhoodAttention(nn.Module):
@@ -78,21 +160,41 @@ class NeighbourhoodAttention(nn.Module):
         self.rel_bias = nn.Parameter(torch.zeros(heads, kernel * kernel, 1))
 
     def forward(self, x: torch.Tensor, source: torch.Tensor | None = None,
-                key_mask: torch.Tensor | None = None) -> torch.Tensor:
+                key_mask: torch.Tensor | None = None,
+                neighbourhood: Neighbourhood | None = None) -> torch.Tensor:
+        """Dense grids, or token grids (B, C, N, 1) when a ``neighbourhood`` table is given."""
         b, c, h, w = x.shape
-        hd, k2 = c // self.heads, self.kernel ** 2
         source = x if source is None else source
+        if neighbourhood is not None:
+            return self._attend_tokens(x, source, neighbourhood)
+        hd, pad = c // self.heads, self.kernel // 2
         q = self.q(x).view(b, self.heads, hd, 1, h * w)
-        kv = F.unfold(self.kv(source), self.kernel, padding=self.kernel // 2)
-        kv = kv.view(b, 2, self.heads, hd, k2, h * w)
-        logits = (q * kv[:, 0]).sum(2) / math.sqrt(hd) + self.rel_bias  # (b, heads, k2, hw)
+        kv = F.unfold(self.kv(source), self.kernel, padding=pad)
+        kv = kv.view(b, 2, self.heads, hd, -1, h * w)
         ones = torch.ones(1, 1, h, w, device=x.device, dtype=x.dtype)
         valid = F.unfold(ones if key_mask is None else key_mask.to(x.dtype), self.kernel,
-                         padding=self.kernel // 2) > 0.5  # (1|b, k2, hw); padding is invalid
+                         padding=pad) > 0.5  # (1|b, k2, hw); padding and masked keys invalid
+        logits = (q * kv[:, 0]).sum(2) / math.sqrt(hd) + self.rel_bias  # (b, heads, k2, hw)
         logits = logits.masked_fill(~valid.unsqueeze(1), -1e4)
         attn = logits.softmax(dim=2)
         out = (attn.unsqueeze(2) * kv[:, 1]).sum(3)  # (b, heads, hd, hw)
         return self.proj(out.reshape(b, c, h, w))
+
+    def _attend_tokens(self, x: torch.Tensor, source: torch.Tensor, nb: Neighbourhood) -> torch.Tensor:
+        """Token-grid attention. Works token-major (b, n, channels) so that gathering the
+        neighbours copies whole contiguous rows; out-of-grid offsets hit an appended zero row."""
+        b, c, n, _ = x.shape
+        hd = c // self.heads
+        q = self.q(x).permute(0, 2, 3, 1).reshape(b, 1, n, self.heads, hd)
+        kv = self.kv(source).permute(0, 2, 3, 1).reshape(b, -1, 2 * c)
+        kv = F.pad(kv, (0, 0, 0, 1)).index_select(1, nb.index.flatten())
+        kv = kv.view(b, -1, n, 2, self.heads, hd)  # (b, K, n, k|v, heads, hd)
+        bias = self.rel_bias[:, nb.offsets, 0].t().unsqueeze(1)  # (K, 1, heads)
+        logits = (q * kv[:, :, :, 0]).sum(-1) / math.sqrt(hd) + bias  # (b, K, n, heads)
+        logits = logits.masked_fill(~nb.valid.unsqueeze(-1), -1e4)
+        attn = logits.softmax(dim=1)
+        out = (attn.unsqueeze(-1) * kv[:, :, :, 1]).sum(1)  # (b, n, heads, hd)
+        return self.proj(out.reshape(b, n, c).permute(0, 2, 1).unsqueeze(-1))
 
 
 class PointwiseMLP(nn.Module):

@@ -200,6 +200,8 @@ def main(args: argparse.Namespace) -> int:
     if rank == 0:
         (out / "command.txt").write_text("ntscc-xr train " + " ".join(sys.argv[2:]) + "\n")
     new_log = not log_path.exists()
+    if not new_log:
+        trim_log(log_path, step)
     log = open(log_path, "a", newline="")
     writer = csv.writer(log)
     if new_log:
@@ -249,6 +251,20 @@ def main(args: argparse.Namespace) -> int:
         import torch.distributed as dist
         dist.destroy_process_group()
     return 0
+
+
+def trim_log(log_path: Path, step: int) -> None:
+    """Drop log rows past the resumed checkpoint's step (the steps an interrupted run redoes),
+    so the resumed log has each step once."""
+    with open(log_path, newline="") as f:
+        rows = list(csv.reader(f))
+    kept, seen = rows[:1], set()
+    for row in rows[1:]:
+        if row and row[0].isdigit() and int(row[0]) <= step and row[0] not in seen:
+            seen.add(row[0])
+            kept.append(row)
+    with open(log_path, "w", newline="") as f:
+        csv.writer(f).writerows(kept)
 
 
 def save_checkpoint(model, opt, step, cfg, out: Path, args, stage: str) -> None:

@@ -11,6 +11,10 @@ from torch import nn
 from .config import ModelConfig
 from .layers import make_block
 
+#: oneDNN's convolutions (transpose ones above all) run 1.4-2.9x faster on NHWC tensors on a
+#: CPU (measured: 768x512 g_s 246 -> 151 ms, g_a 172 -> 123 ms, one thread); same results.
+CHANNELS_LAST = torch.channels_last
+
 
 class AnalysisTransform(nn.Module):
     """g_a: image (B, 3, H, W) in [0, 1] -> latent (B, M, H/16, W/16)."""
@@ -28,7 +32,7 @@ class AnalysisTransform(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net(x.contiguous(memory_format=CHANNELS_LAST)).contiguous()
 
 
 class SynthesisTransform(nn.Module):
@@ -48,4 +52,4 @@ class SynthesisTransform(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return self.net(y)
+        return self.net(y.contiguous(memory_format=CHANNELS_LAST)).contiguous()

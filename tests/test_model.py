@@ -12,7 +12,7 @@ from core.config import get_config
 from core.entropy import FactorizedDensity, MaskedConv2d, gaussian_likelihood
 from core.jscc import (RateQuantizer, active_mask, exp_interpolate, normalize_power,
                        pack_symbols, unpack_symbols)
-from core.layers import checkerboard_mask
+from core.layers import NeighbourhoodAttention, checkerboard_layout, checkerboard_mask
 from core.learned import LearnedCodec
 from core.model import NTSCCPlus
 from core.sideinfo import SideInfo, cbr, side_channel_uses
@@ -96,6 +96,38 @@ def test_pack_unpack_round_trip():
     assert torch.equal(back, s)
     with pytest.raises(ValueError):
         unpack_symbols(flat[:-1], k_bar, branch, k)
+
+
+@pytest.mark.parametrize("h,w", [(6, 7), (5, 4), (1, 3)])
+def test_token_attention_equals_masked_dense_attention(h, w):
+    """The checkerboard token path (what the JSCC runs) gives the same output as attending
+    over the dense grid with the other branch's keys masked out, for all four query/key
+    branch pairs, on odd and even grids with borders inside the window."""
+    torch.manual_seed(6)
+    attn = NeighbourhoodAttention(16, 2, 5, source_dim=8)
+    torch.nn.init.normal_(attn.rel_bias)
+    x, src = torch.randn(1, 16, h, w), torch.randn(1, 8, h, w)
+    layout = checkerboard_layout(h, w, 5)
+    for qp in (0, 1):
+        for kp in (0, 1):
+            if layout.positions[qp].numel() == 0 or layout.positions[kp].numel() == 0:
+                continue
+            dense = attn(x, src, key_mask=checkerboard_mask(h, w, anchors=kp == 0))
+            tokens = attn(layout.to_tokens(x, qp), layout.to_tokens(src, kp),
+                          neighbourhood=layout.neighbourhood(qp, kp))
+            assert torch.allclose(tokens, layout.to_tokens(dense, qp), atol=1e-5), (qp, kp)
+
+
+def test_checkerboard_layout_round_trip_and_window_counts():
+    layout = checkerboard_layout(6, 8, 5)
+    grid = torch.randn(2, 3, 6, 8)
+    anchors = checkerboard_mask(6, 8, True)
+    back = layout.to_grid(layout.to_tokens(grid, 0), 0) + layout.to_grid(layout.to_tokens(grid, 1), 1)
+    assert torch.equal(back, grid)
+    assert torch.equal(layout.to_grid(layout.to_tokens(grid, 0), 0), grid * anchors)
+    # a 5x5 window holds 13 same-branch and 12 other-branch offsets
+    assert layout.neighbourhood(0, 0).index.shape[0] == 13
+    assert layout.neighbourhood(1, 0).index.shape[0] == 12
 
 
 def test_masked_context_sees_only_anchors():
