@@ -78,6 +78,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     fa.add_argument("--classical", default="vvc+ldpc", help="classical scheme (CQI-driven MCS/QP)")
     fa.add_argument("--feedback-delay", type=int, default=1, help="frames between a CQI report and its use")
     fa.add_argument("--lam", type=float, default=0.72, help="SQI λ of the learned chain")
+    fa.add_argument("--olla", action=argparse.BooleanOptionalAction, default=True,
+                    help="outer-loop link adaptation (ACK-driven CQI back-off) for the classical chain")
     ed = sub.add_parser("edit", parents=[common], help="NTSCC++ online editing: T steps vs T = 0 (BD-rate gain)")
     ed.add_argument("--snr", type=float, default=10.0)
     ed.add_argument("--steps", type=int, default=20)
@@ -416,8 +418,9 @@ def run_fading(args) -> dict:
 
     Both chains see the same per-frame SNR and the same (delayed) CQI: frame t is encoded with
     the CQI reported for frame t - delay, and transmitted at SNR_t. The classical chain picks
-    its MCS at a 10 % BLER target and the largest-rate QP within the CBR budget; a frame whose
-    transport block fails shows the per-channel mean image (the cliff).
+    its MCS at a 10 % BLER target (with ``--olla``, from the CQI minus an ACK-driven back-off)
+    and the largest-rate QP within the CBR budget; a frame whose transport block fails shows the
+    per-channel mean image (the cliff).
     """
     import itertools
     from tx.source import FrameSource, parse_resolution
@@ -429,6 +432,8 @@ def run_fading(args) -> dict:
     frames = list(itertools.islice(FrameSource(src, (w, h)).frames(), min(args.frames, 300)))
     codec = LearnedCodec(device=args.device, weights=args.weights)
     chain = make_scheme(args.classical, codec_options={"preset": "faster"} if args.classical.startswith("vvc") else None)
+    from .baseline.mcs import OuterLoopLinkAdaptation
+    olla = OuterLoopLinkAdaptation() if args.olla else None
     rng = np.random.default_rng(args.seed)
     rows = []
     for t in range(args.frames):
@@ -443,20 +448,24 @@ def run_fading(args) -> dict:
         noisy = enc.symbols + (sigma * (rng.standard_normal(enc.n_symbols)
                                         + 1j * rng.standard_normal(enc.n_symbols))).astype(np.complex64)
         rec = codec.decode(noisy, enc.side, snr_db=float(np.clip(snr, 0, 14)))
-        tx = chain.symbols_for(rgb, args.cbr, cqi_db=cqi)
+        margin = olla.margin_db if olla else 0.0
+        tx = chain.symbols_for(rgb, args.cbr, cqi_db=cqi - margin)
         y = tx.symbols + (sigma * (rng.standard_normal(tx.symbols.size)
                                    + 1j * rng.standard_normal(tx.symbols.size))).astype(np.complex64)
         res = chain.receive(y, 10 ** (-snr / 10), tx.meta, original=rgb, snr_db=snr)
+        if olla:
+            olla.observe(bool(res.success))
         rows.append({"frame": t, "snr_db": round(snr, 2), "cqi_db": round(cqi, 2),
                      "learned_psnr": round(psnr(rgb, rec), 3), "learned_cbr": round(enc.cbr, 5),
                      "classical_psnr": round(psnr(rgb, res.recon), 3),
                      "classical_cbr": round(tx.symbols.size / (3 * h * w), 5),
-                     "classical_ok": bool(res.success), "mcs": tx.meta["mcs"], "qp": tx.meta["param"]})
+                     "classical_ok": bool(res.success), "mcs": tx.meta["mcs"], "qp": tx.meta["param"],
+                     "olla_margin_db": round(margin, 2)})
         if t % 10 == 0:
             print(f"fading frame {t}: {rows[-1]}", file=sys.stderr)
     lp = np.array([r["learned_psnr"] for r in rows]); cp = np.array([r["classical_psnr"] for r in rows])
     result = {"trace": Path(args.trace).name, "cbr": args.cbr, "frames": args.frames,
-              "classical": args.classical, "feedback_delay": args.feedback_delay,
+              "classical": args.classical, "feedback_delay": args.feedback_delay, "olla": args.olla,
               "learned_mean_psnr": round(float(lp.mean()), 3), "classical_mean_psnr": round(float(cp.mean()), 3),
               "learned_min_psnr": round(float(lp.min()), 3), "classical_min_psnr": round(float(cp.min()), 3),
               "classical_failures": int(sum(not r["classical_ok"] for r in rows)),

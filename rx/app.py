@@ -14,6 +14,7 @@ import csv
 import json
 import math
 import sys
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -50,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 METRIC_FIELDS = ["frame_id", "stream", "status", "psnr", "ws_psnr", "viewport_psnr", "roi_psnr",
                  "cbr", "snr_true_db", "cqi_db", "cqi_used", "encode_ms", "air_ms", "decode_ms", "lam",
-                 "eta_scale", "roi", "mcs", "qp", "codec", "yaw", "pitch", "fov", "t_wall"]
+                 "eta_scale", "roi", "mcs", "qp", "olla_margin_db", "codec", "yaw", "pitch", "fov", "t_wall"]
 
 
 @dataclass
@@ -98,6 +99,10 @@ class Receiver:
         self.orphans: OrderedDict[tuple[int, int], RxFrame] = OrderedDict()
         self.counters = Counters()
         self.cqi_ewma = float("nan")
+        # the classical chain's LDPC tables need sionna (seconds to import): load them now,
+        # beside start-up, rather than stall on the first classical frame
+        from core.baseline.ldpc import preload
+        threading.Thread(target=preload, daemon=True, name="ldpc-preload").start()
         self.last_input = time.time()
         self.expected_frames: int | None = None
         self.tx_session: int | None = None
@@ -209,7 +214,7 @@ class Receiver:
         self.csv.writerow(row)
         self.csv_file.flush()
         self._publish(row, rec, symbols, p.phy, ref_roi[0] if ref_roi is not None else None)
-        self._send_feedback(frame_id)
+        self._send_feedback(frame_id, row["stream"], status)
         self.write_counters()
 
     def _decode_classical(self, symbols, p: Pending, cqi: float):
@@ -227,6 +232,7 @@ class Receiver:
                "air_ms": (time.time_ns() - p.meta.get("t_sent_ns", time.time_ns())) / 1e6 - 1e3 * t_dec,
                "lam": p.meta.get("lam"), "eta_scale": p.meta.get("eta_scale"), "roi": p.meta.get("roi"),
                "mcs": extra.get("mcs", p.meta.get("mcs")), "qp": p.meta.get("qp"),
+               "olla_margin_db": p.meta.get("olla_margin_db"),
                "codec": p.meta.get("codec"), "yaw": vp.yaw, "pitch": vp.pitch, "fov": vp.fov,
                "t_wall": time.time()}
         if ref_roi is not None and rec is not None and rec.shape == ref_roi[0].shape:
@@ -255,8 +261,10 @@ class Receiver:
         except zmq.Again:
             pass
 
-    def _send_feedback(self, frame_id: int) -> None:
-        msg = {"cqi_db": self.cqi_ewma, "ack": frame_id, "lost": self.counters.lost,
+    def _send_feedback(self, frame_id: int, stream: str, status: str) -> None:
+        """CQI plus the frame's acknowledgement (``status`` ok / lost / cliff per stream)."""
+        msg = {"cqi_db": self.cqi_ewma, "ack": frame_id, "stream": stream, "status": status,
+               "lost": self.counters.lost,
                "decoded": self.counters.decoded}
         self.feedback.send(json.dumps(msg).encode())
 

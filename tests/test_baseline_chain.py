@@ -150,3 +150,24 @@ def test_evaluate_uniform_api(img, cache):
                                                     rng=np.random.default_rng(2))
         json.dumps(d)
         assert d["scheme"] == name and d["psnr"] > 20 and d["channel_uses"] <= d["budget_uses"]
+
+
+def test_outer_loop_link_adaptation_reaches_the_bler_target():
+    """OLLA against a CQI that is 2 dB optimistic with 1 dB jitter: a frame fails when the
+    CQI error exceeds the back-off. The back-off must settle where 10 % of frames fail,
+    i.e. near 2 + 1.28 dB, whatever the initial margin."""
+    rng = np.random.default_rng(0)
+    olla = M.OuterLoopLinkAdaptation(bler_target=0.1, step_db=0.5)
+    fails, margins = [], []
+    for i in range(6000):
+        ok = 2.0 + rng.standard_normal() <= olla.margin_db
+        olla.observe(ok)
+        if i >= 1000:
+            fails.append(not ok); margins.append(olla.margin_db)
+    assert 0.08 < np.mean(fails) < 0.12
+    assert abs(np.mean(margins) - 3.28) < 0.3
+    with pytest.raises(ValueError):
+        M.OuterLoopLinkAdaptation(bler_target=1.0)
+    fresh = M.OuterLoopLinkAdaptation(step_db=1.0)
+    fresh.observe(False)
+    assert fresh.margin_db == 1.0 and fresh.effective_cqi(10.0) == 9.0

@@ -34,6 +34,7 @@ def test_headless_stream_feedback_drives_tx(tmp_path, base_port):
     assert used[0] == 2.0 and abs(used[-1] - 12.0) < 1.5
     mcs = [int(r["mcs"]) for r in sorted(classical, key=lambda r: int(r["frame_id"]))]
     assert mcs[-1] > mcs[0]
+    assert all(r["olla_margin_db"] != "" for r in classical)  # OLLA on by default
     assert summary["streams"]["learned"]["frames"] == 5
     assert json.loads((tmp_path / "summary.json").read_text())["flowgraph_restarts"] == 0
     assert (tmp_path / "plots.png").exists()

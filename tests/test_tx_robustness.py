@@ -100,3 +100,45 @@ def test_pause_and_single_step(tmp_path, base_port):
         for s in (side, ctl):
             s.close(0)
         ctx.term()
+
+
+def test_classical_link_adaptation_follows_acknowledgements(tmp_path, base_port):
+    """Negative acknowledgements of classical frames raise the TX's OLLA back-off (the
+    classical chain then plans with CQI minus the back-off); positive ones lower it."""
+    ep = Endpoints.from_base(base_port)
+    ctx = zmq.Context()
+    side = ctx.socket(zmq.PULL); side.bind(ep.side)
+    fb = ctx.socket(zmq.PUB); fb.bind(ep.feedback)
+    proc = spawn(cli("tx", "--base-port", str(base_port), "--frames", "0", "--fps", "10",
+                     "--resolution", "128x64", "--classical", "--classical-codec", "hevc",
+                     "--device", "cpu", "--trajectory", "static", "--cqi-init", "10"),
+                 tmp_path / "tx.log")
+
+    def classical_meta(pred, timeout=60.0):
+        t_end = time.time() + timeout
+        while time.time() < t_end:
+            meta = _next_meta(side)
+            if meta["stream"] == 1 and pred(meta):
+                return meta
+        raise AssertionError((tmp_path / "tx.log").read_text()[-2000:])
+
+    def ack(status, n):
+        for _ in range(n):
+            fb.send(json.dumps({"cqi_db": 10.0, "stream": "classical", "status": status}).encode())
+            time.sleep(0.02)
+
+    try:
+        assert classical_meta(lambda m: True)["olla_margin_db"] == 0.0
+        ack("cliff", 3)
+        up = classical_meta(lambda m: m["olla_margin_db"] >= 3.0)
+        assert up["cqi_used"] == 10.0 - up["olla_margin_db"]
+        ack("ok", 30)  # each good frame lowers it by 1 dB * 0.1 / 0.9
+        down = classical_meta(lambda m: m["olla_margin_db"] < up["olla_margin_db"] - 2.0)
+        assert down["cqi_used"] > up["cqi_used"]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(10)
+        for s in (side, fb):
+            s.close(0)
+        ctx.term()

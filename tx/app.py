@@ -19,6 +19,7 @@ from dataclasses import asdict
 import numpy as np
 import zmq
 
+from core.baseline.mcs import OuterLoopLinkAdaptation
 from core.endpoints import Endpoints, bind_address
 from core.frame import STREAM_CLASSICAL, STREAM_LEARNED, TxFrame
 from core.geometry import (ETA_BACKGROUND, ETA_ROI, QUALITY_BACKGROUND, QUALITY_ROI, Viewport,
@@ -64,6 +65,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classical", action=argparse.BooleanOptionalAction, default=True,
                    help="also stream the classical chain (codec + 5G LDPC) on the same link")
     p.add_argument("--classical-codec", default="hevc", help="classical source codec for the live chain")
+    p.add_argument("--classical-olla", action=argparse.BooleanOptionalAction, default=True,
+                   help="outer-loop link adaptation for the classical chain: a CQI back-off "
+                        "steered by the RX's acknowledgements to the frame BLER target")
+    p.add_argument("--classical-bler-target", type=float, default=0.1,
+                   help="frame error rate the classical chain's link adaptation aims at")
     p.add_argument("--classical-mode", choices=["sync", "async"], default="sync",
                    help="sync: every frame through both chains (frame-aligned report); async: the "
                         "classical chain encodes in a worker and skips frames while busy (live view)")
@@ -114,6 +120,8 @@ class Transmitter:
         self.tx_session = int.from_bytes(__import__("os").urandom(4), "little")
         self._send_lock = threading.Lock()  # zmq sockets are not thread-safe
         self._classical_jobs: queue.Queue = queue.Queue(maxsize=1)
+        self.olla = (OuterLoopLinkAdaptation(args.classical_bler_target)
+                     if args.classical and args.classical_olla else None)
         if args.classical:
             from .classical import ClassicalTransmitter
             self.classical = ClassicalTransmitter(args.classical_codec)
@@ -142,6 +150,8 @@ class Transmitter:
             msg = _json_object(self.feedback.recv())
             try:
                 self.cqi.update(float(msg.get("cqi_db", float("nan"))))
+                if self.olla is not None and msg.get("stream") == "classical":
+                    self.olla.observe(msg.get("status") == "ok")
             except (ValueError, TypeError):
                 self.bad_inputs += 1  # malformed feedback is ignored, never fatal
         while self.control.poll(0):
@@ -199,7 +209,8 @@ class Transmitter:
             if self._drop_rng.random() >= self.args.drop_rate:
                 self._send_phy(TxFrame(frame_id, enc.symbols, STREAM_LEARNED))
         if self.classical is not None:
-            job = (frame_id, rgb, pose, self.cqi.value_db, self.rate.budget)
+            margin = self.olla.margin_db if self.olla is not None else 0.0
+            job = (frame_id, rgb, pose, self.cqi.value_db - margin, self.rate.budget, margin)
             if self.args.classical_mode == "sync":
                 self._send_classical(*job)
             elif not self._classical_jobs.full():
@@ -208,10 +219,11 @@ class Transmitter:
                 self.classical_skipped += 1
         return meta
 
-    def _send_classical(self, frame_id, rgb, pose, cqi_db, budget) -> None:
+    def _send_classical(self, frame_id, rgb, pose, cqi_db, budget, olla_margin_db=0.0) -> None:
         h, w = rgb.shape[:2]
         cmeta, symbols = self.classical.encode(rgb, cqi_db, budget)
         cmeta.update(stream=STREAM_CLASSICAL, frame_id=frame_id, t_sent_ns=time.time_ns(),
+                     olla_margin_db=olla_margin_db,
                      tx_session=self.tx_session,
                      viewport=asdict(pose), height=h, width=w)
         with self._send_lock:
@@ -268,7 +280,9 @@ class Transmitter:
                   file=sys.stderr, flush=True)
             frame_id += 1
             if period:
-                t_next += period
+                # a frame that ran late pushes the schedule back rather than bursting the
+                # following frames out back to back (a live camera does not queue)
+                t_next = max(t_next + period, time.perf_counter())
                 time.sleep(max(0.0, t_next - time.perf_counter()))
         if self.classical is not None and self.args.classical_mode == "async":
             self._classical_jobs.put(None)

@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from core.baseline.chain import make_scheme
+from core.baseline.ldpc import preload
 
 #: presets fast enough for live streaming (the offline tables use medium/slower)
 LIVE_CODEC_OPTIONS = {"vvc": {"preset": "faster"}, "hevc": {"preset": "ultrafast"}}
@@ -24,6 +25,7 @@ class ClassicalTransmitter:
         self.chain = make_scheme(f"{codec}+ldpc", cache=cache,
                                  codec_options=LIVE_CODEC_OPTIONS.get(codec))
         self._qp_hint = None
+        preload()  # at start-up, not on the first frame
 
     def encode(self, rgb: np.ndarray, cqi_db: float, budget: float) -> tuple[dict, np.ndarray]:
         """(side-link metadata incl. the JSON grant as ``payload``, QAM symbols)."""

@@ -33,6 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--edit-steps", type=int, default=0, help="NTSCC++ steps T")
     p.add_argument("--classical", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--classical-codec", default="hevc")
+    p.add_argument("--classical-olla", action=argparse.BooleanOptionalAction, default=True,
+                   help="outer-loop link adaptation (ACK-driven CQI back-off) for the classical chain")
     p.add_argument("--fps", type=float, default=0.0, help="pace the TX (0 = as fast as possible)")
     p.add_argument("--device", default="auto")
     p.add_argument("--base-port", type=int, default=5600)
@@ -44,7 +46,8 @@ def config_from(args) -> SessionConfig:
                          source=args.source, channel=args.channel, snr_db=args.snr,
                          doppler_hz=args.doppler, trace=args.trace, cbr=args.cbr, lam=args.lam,
                          roi=args.roi, edit_steps=args.edit_steps, classical=args.classical,
-                         classical_codec=args.classical_codec, fps=args.fps, device=args.device,
+                         classical_codec=args.classical_codec,
+                         classical_olla=args.classical_olla, fps=args.fps, device=args.device,
                          base_port=args.base_port)
 
 
@@ -109,7 +112,7 @@ def summarize(cfg: SessionConfig, wall: float, session: Session) -> dict:
             "psnr": mean("psnr"), "ws_psnr": mean("ws_psnr"), "viewport_psnr": mean("viewport_psnr"),
             "roi_psnr": mean("roi_psnr"), "cbr": mean("cbr"), "cqi_db": mean("cqi_db"),
             "snr_true_db": mean("snr_true_db"), "encode_ms": enc, "decode_ms": mean("decode_ms"),
-            "air_ms": mean("air_ms"),
+            "air_ms": mean("air_ms"), "olla_margin_db": mean("olla_margin_db"),
             "fps_end_to_end": round((len(rs) - 1) / span, 2) if len(rs) > 1 and span > 0 else None,
             "fps_codec": round(1000.0 / (enc + mean("decode_ms")), 2) if enc else None}
     counters = cfg.out / "rx_counters.json"

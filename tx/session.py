@@ -39,6 +39,7 @@ class SessionConfig:
     edit_steps: int = 0
     classical: bool = True
     classical_codec: str = "hevc"
+    classical_olla: bool = True
     fps: float = 0.0
     device: str = "auto"
     base_port: int = 5600
@@ -98,6 +99,7 @@ class Session:
             cmd += ["--drop-rate", str(c.drop_rate)]
         cmd.append("--roi" if c.roi else "--no-roi")
         cmd.append("--classical" if c.classical else "--no-classical")
+        cmd.append("--classical-olla" if c.classical_olla else "--no-classical-olla")
         if c.source:
             cmd += ["--source", c.source]
         return cmd

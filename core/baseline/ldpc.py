@@ -509,6 +509,12 @@ class LDPC5GCode:
         return llr if self._perm_inv is None else np.asarray(llr)[..., self._perm_inv]
 
 
+def preload() -> None:
+    """Import sionna's LDPC module now (≈ 3.5 s: it pulls in torch and sionna.phy) so that the
+    first live frame does not stall on it. Safe to call from a background thread."""
+    import sionna.phy.fec.ldpc  # noqa: F401
+
+
 @lru_cache(maxsize=256)
 def get_code(k: int, n: int, num_bits_per_symbol: int | None = None) -> LDPC5GCode:
     """Cached :class:`LDPC5GCode` (building one costs a few ms)."""

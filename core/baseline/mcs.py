@@ -32,7 +32,7 @@ __all__ = [
     "MCS_TABLE", "McsEntry", "mcs_entry", "num_mcs",
     "constellation", "modulate", "demodulate", "awgn", "noise_var_from_snr",
     "load_thresholds", "mcs_threshold_db", "select_mcs", "simulate_bler", "cb_target",
-    "THRESHOLDS_PATH",
+    "OuterLoopLinkAdaptation", "THRESHOLDS_PATH",
 ]
 
 # TS 38.214 Table 5.1.3.1-1 (MCS index table 1 for PDSCH): (Qm, target code rate x 1024,
@@ -300,6 +300,35 @@ def select_mcs(cqi_db: float, bler_target: float = 0.1, margin_db: float = 0.0,
         if mcs_threshold_db(i, cb_target(bler_target, c), path) <= cqi_db - margin_db:
             best = i
     return best
+
+
+@dataclass
+class OuterLoopLinkAdaptation:
+    """OLLA: a CQI back-off (dB) steered by the frame acknowledgements, as a 5G scheduler does.
+
+    After a failed frame the back-off grows by ``step_db``; after a good one it shrinks by
+    ``step_db · t / (1 - t)``, so the long-run frame error rate settles at ``t =
+    bler_target`` whatever bias or lag the reported CQI has (a stale CQI in a fading channel,
+    an optimistic estimator). The inner loop (:func:`select_mcs`) then uses ``cqi - margin``.
+    """
+
+    bler_target: float = 0.1
+    step_db: float = 1.0
+    min_db: float = -3.0  # may turn optimistic when the inner loop's thresholds are cautious
+    max_db: float = 10.0
+    margin_db: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.bler_target < 1:
+            raise ValueError(f"bler_target must lie in (0, 1), got {self.bler_target}")
+
+    def observe(self, ok: bool) -> None:
+        t = self.bler_target
+        delta = -self.step_db * t / (1 - t) if ok else self.step_db
+        self.margin_db = float(min(self.max_db, max(self.min_db, self.margin_db + delta)))
+
+    def effective_cqi(self, cqi_db: float) -> float:
+        return cqi_db - self.margin_db
 
 
 def _measure(args) -> int:
