@@ -18,7 +18,7 @@ from .messages import num
 
 STREAMS = ("learned", "classical")
 KEYS = ("frame_id", "psnr", "ws_psnr", "viewport_psnr", "snr_true_db", "cqi_db", "cbr", "mcs",
-        "qp", "t_recv", "encode_ms", "air_ms", "decode_ms")
+        "qp", "olla_margin_db", "t_recv", "encode_ms", "air_ms", "decode_ms")
 COLORS = {"psnr": (80, 160, 255), "ws_psnr": (255, 170, 40), "viewport_psnr": (90, 220, 120)}
 STREAM_COLOR = {"learned": (80, 170, 255), "classical": (255, 140, 50)}
 LABEL = {"learned": "NTSCC+", "classical": "classical"}
@@ -112,9 +112,11 @@ class PlotsPanel(QWidget):
                                                   connect="finite")
         self.budget_line = pg.InfiniteLine(angle=0, pen=_pen((220, 220, 220), Qt.DotLine))
         c.addItem(self.budget_line)
-        m = self._plot("mcs", 1, 0, "classical MCS index / QP", "")
+        m = self._plot("mcs", 1, 0, "classical MCS index / QP / OLLA back-off (dB)", "")
         self.curves["mcs"] = m.plot(pen=_pen((255, 140, 50)), name="MCS", connect="finite")
         self.curves["qp"] = m.plot(pen=_pen((190, 120, 255)), name="QP", connect="finite")
+        self.curves["olla"] = m.plot(pen=_pen((120, 220, 120), Qt.DashLine), name="OLLA dB",
+                                     connect="finite")
         k = self._plot("const", 1, 1, "received constellation (equalised)", "")
         k.setRange(xRange=(-1.8, 1.8), yRange=(-1.8, 1.8), padding=0)
         k.disableAutoRange()
@@ -201,9 +203,11 @@ class PlotsPanel(QWidget):
         if group in (None, "mcs"):
             x = h.array("classical", "frame_id")
             qp, mcs = h.array("classical", "qp"), h.array("classical", "mcs")
+            olla = h.array("classical", "olla_margin_db")
             self.curves["mcs"].setData(x, mcs)
             self.curves["qp"].setData(x, qp)
-            self._fit("mcs", [x], [mcs, qp])
+            self.curves["olla"].setData(x, olla)
+            self._fit("mcs", [x], [mcs, qp, olla])
         if group in (None, "link"):
             self._draw_link()
 

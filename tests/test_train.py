@@ -39,3 +39,11 @@ def test_refuses_to_train_on_kodak(tmp_path):
     from core.train import CropSampler
     with pytest.raises(ValueError, match="Kodak"):
         CropSampler(str(tmp_path / "kodak"), 64, 0)
+
+
+def test_trim_log_keeps_each_step_once_up_to_the_checkpoint(tmp_path):
+    from core.train import trim_log
+    log = tmp_path / "log.csv"
+    log.write_text("step,stage\n1,ntc\n2,ntc\n3,ntc\n2,ntc\n4,ntc\n")  # an interrupted, overlapping run
+    trim_log(log, 3)
+    assert log.read_text().splitlines() == ["step,stage", "1,ntc", "2,ntc", "3,ntc"]

@@ -4,7 +4,7 @@
 # On 2 cores, two lanes in parallel with one thread each finish in about half the time:
 #   OMP_NUM_THREADS=1 bash tools/run_evaluations.sh rd_learned rd_merge roi edit bench &
 #   OMP_NUM_THREADS=1 bash tools/run_evaluations.sh snr fading demo loss
-# Steps: rd_learned rd_merge snr roi edit fading bench demo loss
+# Steps: rd_learned rd_merge snr roi edit fading bench demo loss (and bench_idle, run alone)
 # Needs ../shared/data (Kodak) for rd/snr/edit/bench; everything else uses content in the repo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,7 @@ log() { echo "+ $*" | tee -a "$R/commands.log"; "$@"; }
 #   ntscc-xr eval rd --schemes vvc+ldpc,hevc+ldpc,av1+ldpc,j2k+ldpc,jpeg+ldpc,vvc+capacity \
 #     --cbrs 0.01,0.02,0.03,0.04,0.06,0.08,0.1 --json runs/eval/rd_classical.json
 if has rd_learned; then
-  log $X eval rd --schemes ntscc+,compatible --lambdas 0.013,0.18,0.72 --etas 0.05,0.1,0.2,0.3 \
+  log $X eval rd --schemes ntscc+,compatible --etas 0.05,0.1,0.15,0.2,0.3 \
     --json runs/eval/rd_learned.json
 fi
 if has rd_merge; then
@@ -40,10 +40,10 @@ if has snr; then
     --json "$R/snr_sweep_cbr004.json" --plot "$R/snr_sweep_cbr004.png"
 fi
 if has roi; then
-  log $X eval roi --resolution 1024x512 --limit 2 --yaws 0,180 --json "$R/roi.json" --plot "$R/roi.png"
+  log $X eval roi --resolution 1024x512 --yaws 0,90,180,270 --json "$R/roi.json" --plot "$R/roi.png"
 fi
 if has edit; then
-  log $X eval edit --limit 1 --steps 20 --etas 0.1,0.2,0.3 --json "$R/ntscc_pp_edit.json" \
+  log $X eval edit --limit 4 --steps 20 --etas 0.2 --json "$R/ntscc_pp_edit.json" \
     --plot "$R/ntscc_pp_edit.png"
 fi
 if has fading; then
@@ -52,6 +52,9 @@ if has fading; then
 fi
 if has bench; then
   log $X bench --limit 4 --schemes compatible,vvc+ldpc,hevc+ldpc --json "$R/latency.json"
+fi
+if has bench_idle; then  # run alone (nothing else on the machine): 2 threads
+  log $X bench --limit 4 --schemes compatible --threads 2 --json "$R/latency_learned_2threads.json"
 fi
 if has demo; then
   for run in awgn:512x256 trace:512x256 awgn:1024x512; do
