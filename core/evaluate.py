@@ -130,9 +130,9 @@ def learned_points(codec, images, scheme: str, lambdas, etas, snr_db: float, see
 def pareto_front(points: list[list[float]]) -> list[list[float]]:
     """Upper-left front of (cbr, psnr) points: no other point has lower CBR and higher PSNR."""
     front, best = [], -math.inf
-    for c, p in sorted(points):
-        if p > best:
-            front.append([round(c, 5), round(p, 3)])
+    for c, p in sorted((round(c, 5), round(p, 3)) for c, p in points):
+        if p > best:  # on the rounded values: the front's PSNRs strictly increase
+            front.append([c, p])
             best = p
     return front
 

@@ -339,6 +339,8 @@ class ViewerWindow(QMainWindow):
                 self.history.add(row)
             if rows:
                 self._plots_dirty.update(("quality", "snr", "cbr", "mcs"))
+                if self.problems:  # clear a stale "no metrics" at once, not at the next tick
+                    self._check_health()
 
     def _refresh_plots(self) -> None:
         """One plot group per tick: short paints keep the event loop responsive."""

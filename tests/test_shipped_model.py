@@ -13,8 +13,9 @@ from core.sideinfo import SideInfo
 from tests.conftest import REPO
 
 KODIM20 = REPO / "tests" / "fixtures" / "kodak" / "kodim20.png"
+KODIM05_CROP = REPO / "tests" / "fixtures" / "kodak" / "kodim05_crop.png"
 #: Stated in README: the shipped model on kodim20 over AWGN 10 dB at η = 0.2, λ = 0.18.
-PSNR_FLOOR_DB = 24.5  # measured 25.4 dB at CBR 0.096 with the shipped step-6711 model
+PSNR_FLOOR_DB = 25.5  # measured 26.1 dB at CBR 0.068 with the shipped step-24400 model
 CBR_RANGE = (0.01, 0.12)
 
 
@@ -25,7 +26,7 @@ def codec():
 
 @pytest.fixture(scope="module")
 def image():
-    return read_rgb(KODIM20)[:256, 128:512]  # a 256x384 crop keeps the test quick
+    return read_rgb(KODIM05_CROP)  # 384x256, textured and plain parts; keeps the test quick
 
 
 def _mean(codec, rgb, lam, eta, snr, seeds=(0, 1)):
@@ -54,27 +55,28 @@ def test_cbr_and_psnr_rise_with_lambda_and_eta(codec, image):
     assert c_hi > c_lo and p_hi > p_lo, (p_lo, c_lo, p_hi, c_hi)
     p_e1, c_e1 = _mean(codec, image, 0.18, 0.15, 10.0)
     p_e2, c_e2 = _mean(codec, image, 0.18, 0.3, 10.0)
-    # η buys symbols; at a fixed λ the under-trained model turns them into little PSNR
-    # (docs/results: the RD front rises through λ), so only "no worse" is asserted here.
-    assert c_e2 > 1.3 * c_e1 and p_e2 > p_e1 - 0.3, (p_e1, c_e1, p_e2, c_e2)
+    assert c_e2 > 1.3 * c_e1 and p_e2 > p_e1, (p_e1, c_e1, p_e2, c_e2)
 
 
-def test_rate_map_follows_content(codec):
+def test_rate_map_follows_content(codec, image):
     """More symbols where there is more to say: a flat picture costs far fewer symbols than a
-    textured one, and inside one picture the textured half gets more than a flat half
-    (measured far from the boundary: g_a's receptive field is a few hundred pixels)."""
-    k = read_rgb(KODIM20)
+    textured one, and inside one picture the symbol count per position rises with the local
+    detail (pixel standard deviation of the 16x16 block it codes)."""
+    from scipy.stats import spearmanr
     levels = np.asarray(codec.levels)
 
     def symbols(rgb):
         enc = codec.encode(rgb, 0.18, 0.2, 10.0)
-        return levels[SideInfo.from_bytes(enc.side).rate_index]
+        return levels[SideInfo.from_bytes(enc.side).rate_index].astype(float)
 
-    flat = np.full_like(k, 128)
-    assert symbols(flat).mean() < 0.6 * symbols(k).mean()
-    half = np.concatenate([np.full((512, 512, 3), k.mean(axis=(0, 1)), np.uint8), k[:, :512]], 1)
-    s = symbols(half)
-    assert s[:, 48:].mean() > 1.05 * s[:, :16].mean()
+    k = read_rgb(KODIM20)
+    assert symbols(np.full_like(k, 128)).mean() < 0.6 * symbols(k).mean()
+    h, w = image.shape[:2]
+    detail = image.astype(float).mean(2).reshape(h // 16, 16, w // 16, 16).std(axis=(1, 3))
+    s = symbols(image)
+    assert spearmanr(detail.ravel(), s.ravel())[0] > 0.4
+    busy, plain = s[detail > np.quantile(detail, 0.75)], s[detail < np.quantile(detail, 0.25)]
+    assert busy.mean() > 1.4 * plain.mean(), (busy.mean(), plain.mean())
 
 
 def test_kodak_integration_floor(codec):

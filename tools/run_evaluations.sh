@@ -20,7 +20,8 @@ log() { echo "+ $*" | tee -a "$R/commands.log"; "$@"; }
 #   ntscc-xr eval rd --schemes vvc+ldpc,hevc+ldpc,av1+ldpc,j2k+ldpc,jpeg+ldpc,vvc+capacity \
 #     --cbrs 0.01,0.02,0.03,0.04,0.06,0.08,0.1 --json runs/eval/rd_classical.json
 if has rd_learned; then
-  log $X eval rd --schemes ntscc+,compatible --etas 0.05,0.1,0.15,0.2,0.3 \
+  log $X eval rd --schemes ntscc+,compatible --lambdas 0.013,0.0483,0.18,0.72 \
+    --etas 0.05,0.1,0.15,0.2,0.3,0.4,0.6,0.9 \
     --json runs/eval/rd_learned.json
 fi
 if has rd_merge; then
@@ -36,7 +37,7 @@ PY
     --plot "$R/rd_kodak_awgn10.png" --table "$R/rd_kodak_awgn10.md"
 fi
 if has snr; then
-  log $X eval snr --cbr 0.04 --limit 2 --schemes compatible,vvc+ldpc --lambdas 0.18,0.72 --etas 0.05,0.1,0.2 \
+  log $X eval snr --cbr 0.04 --limit 2 --schemes compatible,vvc+ldpc --lambdas 0.18,0.72 --etas 0.05,0.1,0.15,0.2,0.3 \
     --json "$R/snr_sweep_cbr004.json" --plot "$R/snr_sweep_cbr004.png"
 fi
 if has roi; then
