@@ -14,7 +14,6 @@ import csv
 import json
 import math
 import sys
-import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -46,6 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exit-on-end", action=argparse.BooleanOptionalAction, default=True,
                    help="exit once the TX's end-of-stream marker arrived and nothing is pending")
     p.add_argument("--save-every", type=int, default=10, help="save a viewport contact image every N frames (0 = never)")
+    p.add_argument("--classical-preload", action=argparse.BooleanOptionalAction, default=False,
+                   help="load the classical chain's LDPC tables at start-up (a few seconds) rather "
+                        "than on its first frame; the demo sets it when the classical chain runs")
     add_link_arguments(p)
 
 
@@ -84,6 +86,11 @@ class Receiver:
         keys = CurveKeys(Path(args.curve_keys)) if args.curve_keys else None
         self.codec = LearnedCodec(device=args.device, weights=args.weights)
         self.classical = None
+        if args.classical_preload:
+            # sionna (seconds to import) in the main thread, before the sockets exist: a
+            # background import could hold the import lock and delay a Ctrl-C for as long
+            from core.baseline.ldpc import preload
+            preload()
         ctx = zmq.Context.instance()
         self.phy = connect(ctx.socket(zmq.PULL), self.ep.fg_out, keys)
         self.phy.setsockopt(zmq.RCVHWM, 16)
@@ -99,10 +106,6 @@ class Receiver:
         self.orphans: OrderedDict[tuple[int, int], RxFrame] = OrderedDict()
         self.counters = Counters()
         self.cqi_ewma = float("nan")
-        # the classical chain's LDPC tables need sionna (seconds to import): load them now,
-        # beside start-up, rather than stall on the first classical frame
-        from core.baseline.ldpc import preload
-        threading.Thread(target=preload, daemon=True, name="ldpc-preload").start()
         self.last_input = time.time()
         self.expected_frames: int | None = None
         self.tx_session: int | None = None

@@ -85,7 +85,8 @@ class Session:
     def rx_command(self) -> list[str]:
         c = self.cfg
         return _cli() + ["rx", "--out", str(c.out), "--base-port", str(c.base_port),
-                         "--device", c.device, "--idle-exit", "600"]
+                         "--device", c.device, "--idle-exit", "600",
+                         "--classical-preload" if c.classical else "--no-classical-preload"]
 
     def tx_command(self) -> list[str]:
         c = self.cfg
