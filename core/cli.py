@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 #: name -> (module, one-line help). Add a subcommand by adding a row here.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -39,6 +41,11 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A background job of a non-interactive shell (`nohup make demo &`, a CI script's `&`)
+    # starts with SIGINT ignored, and Python keeps it ignored: the TX/RX/flowgraph would then be
+    # deaf to Ctrl-C and to the session supervisor's stop. Ctrl-C always means stop here.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     argv = list(sys.argv[1:] if argv is None else argv)
     selected = next((a for a in argv if not a.startswith("-")), None)
     if selected is not None and selected not in SUBCOMMANDS:
