@@ -26,6 +26,16 @@ def _next_meta(side: zmq.Socket, timeout: float = 60.0) -> dict:
     raise AssertionError("the transmitter sent nothing")
 
 
+def _stop(proc, ctx: zmq.Context, *sockets: zmq.Socket) -> None:
+    """Ctrl-C the transmitter's process group, then close the test's sockets."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(10)
+    for s in sockets:
+        s.close(0)
+    ctx.term()
+
+
 def test_transmitter_survives_fuzzed_control_and_feedback(tmp_path, base_port):
     ep = Endpoints.from_base(base_port)
     ctx = zmq.Context()
@@ -65,12 +75,7 @@ def test_transmitter_survives_fuzzed_control_and_feedback(tmp_path, base_port):
         else:
             raise AssertionError("valid control/feedback ignored after fuzzing")
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            proc.wait(10)
-        for s in (side, fb, ctl):
-            s.close(0)
-        ctx.term()
+        _stop(proc, ctx, side, fb, ctl)
 
 
 def test_pause_and_single_step(tmp_path, base_port):
@@ -94,12 +99,7 @@ def test_pause_and_single_step(tmp_path, base_port):
         ctl.send(json.dumps({"pause": False}).encode())
         assert _next_meta(side, timeout=30)["frame_id"] > first["frame_id"]
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            proc.wait(10)
-        for s in (side, ctl):
-            s.close(0)
-        ctx.term()
+        _stop(proc, ctx, side, ctl)
 
 
 def test_classical_link_adaptation_follows_acknowledgements(tmp_path, base_port):
@@ -136,9 +136,4 @@ def test_classical_link_adaptation_follows_acknowledgements(tmp_path, base_port)
         down = classical_meta(lambda m: m["olla_margin_db"] < up["olla_margin_db"] - 2.0)
         assert down["cqi_used"] > up["cqi_used"]
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            proc.wait(10)
-        for s in (side, fb):
-            s.close(0)
-        ctx.term()
+        _stop(proc, ctx, side, fb)
