@@ -425,6 +425,7 @@ def run_fading(args) -> dict:
     import itertools
     from tx.source import FrameSource, parse_resolution
     from .baseline.chain import make_scheme
+    from .baseline.mcs import OuterLoopLinkAdaptation
     from .learned import LearnedCodec
     trace = read_trace(args.trace)
     w, h = parse_resolution(args.resolution)
@@ -432,7 +433,6 @@ def run_fading(args) -> dict:
     frames = list(itertools.islice(FrameSource(src, (w, h)).frames(), min(args.frames, 300)))
     codec = LearnedCodec(device=args.device, weights=args.weights)
     chain = make_scheme(args.classical, codec_options={"preset": "faster"} if args.classical.startswith("vvc") else None)
-    from .baseline.mcs import OuterLoopLinkAdaptation
     olla = OuterLoopLinkAdaptation() if args.olla else None
     rng = np.random.default_rng(args.seed)
     rows = []
@@ -449,7 +449,7 @@ def run_fading(args) -> dict:
                                         + 1j * rng.standard_normal(enc.n_symbols))).astype(np.complex64)
         rec = codec.decode(noisy, enc.side, snr_db=float(np.clip(snr, 0, 14)))
         margin = olla.margin_db if olla else 0.0
-        tx = chain.symbols_for(rgb, args.cbr, cqi_db=cqi - margin)
+        tx = chain.symbols_for(rgb, args.cbr, cqi_db=olla.effective_cqi(cqi) if olla else cqi)
         y = tx.symbols + (sigma * (rng.standard_normal(tx.symbols.size)
                                    + 1j * rng.standard_normal(tx.symbols.size))).astype(np.complex64)
         res = chain.receive(y, 10 ** (-snr / 10), tx.meta, original=rgb, snr_db=snr)

@@ -209,8 +209,10 @@ class Transmitter:
             if self._drop_rng.random() >= self.args.drop_rate:
                 self._send_phy(TxFrame(frame_id, enc.symbols, STREAM_LEARNED))
         if self.classical is not None:
-            margin = self.olla.margin_db if self.olla is not None else 0.0
-            job = (frame_id, rgb, pose, self.cqi.value_db - margin, self.rate.budget, margin)
+            cqi, margin = self.cqi.value_db, 0.0
+            if self.olla is not None:
+                cqi, margin = self.olla.effective_cqi(cqi), self.olla.margin_db
+            job = (frame_id, rgb, pose, cqi, self.rate.budget, margin)
             if self.args.classical_mode == "sync":
                 self._send_classical(*job)
             elif not self._classical_jobs.full():

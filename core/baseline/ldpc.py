@@ -511,7 +511,8 @@ class LDPC5GCode:
 
 def preload() -> None:
     """Import sionna's LDPC module now (≈ 3.5 s: it pulls in torch and sionna.phy) so that the
-    first live frame does not stall on it. Safe to call from a background thread."""
+    first live frame does not stall on it. Call it from the main thread: an import running in
+    a background thread can hold the import lock and keep Ctrl-C waiting."""
     import sionna.phy.fec.ldpc  # noqa: F401
 
 
