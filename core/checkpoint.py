@@ -58,5 +58,20 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
         cfg = ModelConfig.from_dict(ckpt["config"])
         state = ckpt["model"]
     model = NTSCCPlus(cfg)
-    model.load_state_dict(state)
+    load_state(model, state)
     return model.to(device).eval()
+
+
+#: Parameters added after a checkpoint format was shipped, with an initialisation that keeps an
+#: older checkpoint's behaviour unchanged: such a checkpoint loads with them at their init.
+OPTIONAL_KEYS = ("jscc.snr_enc.nu_embed_a", "jscc.snr_enc.nu_embed_na",
+                 "jscc.snr_dec.nu_embed_a", "jscc.snr_dec.nu_embed_na")
+
+
+def load_state(model: NTSCCPlus, state: dict[str, torch.Tensor]) -> None:
+    """Load ``state`` into ``model``; only the :data:`OPTIONAL_KEYS` may be missing."""
+    result = model.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if k not in OPTIONAL_KEYS]
+    if missing or result.unexpected_keys:
+        raise RuntimeError(f"checkpoint does not match the model: missing {missing}, "
+                           f"unexpected {result.unexpected_keys}")

@@ -75,6 +75,18 @@ def exp_interpolate(table: torch.Tensor, grid: torch.Tensor, value: torch.Tensor
     return torch.exp(table[lo] * (1 - t) + table[hi] * t)
 
 
+def linear_interpolate(table: torch.Tensor, grid: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """Rows of ``table`` (knots, D) linearly interpolated at ``value`` (B,) on ``grid`` -> (B, D).
+
+    ``value`` is clamped to the grid's range.
+    """
+    value = value.clamp(grid[0], grid[-1])
+    hi = torch.bucketize(value, grid).clamp(1, len(grid) - 1)
+    lo = hi - 1
+    t = ((value - grid[lo]) / (grid[hi] - grid[lo])).unsqueeze(-1)
+    return table[lo] * (1 - t) + table[hi] * t
+
+
 class RateResponse(nn.Module):
     """Rate response (eq. 12-14): q_rate = r_global,λ · r_a (anchors) or · r_na (non-anchors).
 
@@ -97,10 +109,17 @@ class RateResponse(nn.Module):
 
 
 class SnrResponse(nn.Module):
-    """SNR response (eq. 15-18): q_SNR = c_global,ν · FCN(codeword), per branch.
+    """SNR response (eq. 15-18): q_SNR = c_global,ν · FCN([codeword, embed(ν)]), per branch.
 
     FCN is two 1×1 layers with a ReLU; its output passes 2·sigmoid so it starts at 1 and stays
     positive. One instance lives in the encoder (FCN on v̇) and one in the decoder (FCN on ŝ).
+
+    ν also enters the FCN's hidden layer through a learned embedding, linearly interpolated
+    between the knots of the CQI grid (``nu_embed_a``/``nu_embed_na``, (knots, hidden)). Why:
+    the encoder power-normalises each frame after the response, which divides the scalar
+    c_global,ν out, so without the embedding the transmitted codeword would not depend on ν at
+    all (the paper's text asks for ν inside the channel attention). The embeddings start at
+    zero, so a checkpoint trained without them behaves exactly as before.
     """
 
     def __init__(self, snr_grid_db: tuple[float, ...], width: int, hidden: int = 64):
@@ -109,6 +128,8 @@ class SnrResponse(nn.Module):
         self.log_c_global = nn.Parameter(torch.zeros(len(snr_grid_db)))
         self.fcn_a = self._fcn(width, hidden)
         self.fcn_na = self._fcn(width, hidden)
+        self.nu_embed_a = nn.Parameter(torch.zeros(len(snr_grid_db), hidden))
+        self.nu_embed_na = nn.Parameter(torch.zeros(len(snr_grid_db), hidden))
 
     @staticmethod
     def _fcn(width: int, hidden: int) -> nn.Module:
@@ -118,9 +139,12 @@ class SnrResponse(nn.Module):
         return net
 
     def scale(self, codeword: torch.Tensor, snr_db: torch.Tensor, anchors: bool) -> torch.Tensor:
+        """Per-channel q_SNR (B, width, N, 1) for a codeword (B, width, N, 1) and ν (B,)."""
         c = exp_interpolate(self.log_c_global, self.grid, snr_db).view(-1, 1, 1, 1)
         fcn = self.fcn_a if anchors else self.fcn_na
-        return c * 2 * torch.sigmoid(fcn(codeword))
+        embed = linear_interpolate(self.nu_embed_a if anchors else self.nu_embed_na, self.grid, snr_db)
+        hidden = fcn[1](fcn[0](codeword) + embed.view(*embed.shape, 1, 1))
+        return c * 2 * torch.sigmoid(fcn[2](hidden))
 
 
 class ContextualViTBlock(nn.Module):

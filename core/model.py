@@ -105,20 +105,26 @@ class NTSCCPlus(nn.Module):
 
     # ------------------------------------------------------------------ training
     def forward(self, x: torch.Tensor, lam, eta, snr_db, jscc: bool = True,
-                eta_map: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                eta_map: torch.Tensor | None = None, ntc_proxy: bool = False) -> dict[str, torch.Tensor]:
         """Differentiable end-to-end pass used for training and evaluation.
 
         With ``jscc=False`` (training stage 1) the channel is replaced by the additive
         uniform-noise proxy ŷ = y + U(-1/2, 1/2): the transform + entropy model pretraining.
         Returns x_hat, per-position bits (B, h, w), bits_z (B,), k_bar (B, h, w) and the
         continuous symbol demand k (B, h, w) used by the rate loss.
+
+        With ``ntc_proxy=True`` (and ``jscc=True``) it also returns ``x_ntc`` = g_s(y + U), the
+        transform-coding reconstruction of the same latent: its distortion is the only term of
+        the loss that ties the entropy (hence the symbol count) to quality, because the rate
+        quantiser Q is not differentiable.
         """
         lam_t = _batch(lam, x.shape[0], x.device)
         y, anchor = self.analysis(x, lam_t)
-        return self.forward_latent(y, anchor, lam_t, eta, snr_db, jscc, eta_map)
+        return self.forward_latent(y, anchor, lam_t, eta, snr_db, jscc, eta_map, ntc_proxy)
 
     def forward_latent(self, y: torch.Tensor, anchor: torch.Tensor, lam, eta, snr_db,
-                       jscc: bool = True, eta_map: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                       jscc: bool = True, eta_map: torch.Tensor | None = None,
+                       ntc_proxy: bool = False) -> dict[str, torch.Tensor]:
         """:meth:`forward` from the latent y onwards (used by NTSCC++ online editing)."""
         b = y.shape[0]
         lam, eta, snr = (_batch(v, b, y.device) for v in (lam, eta, snr_db))
@@ -147,8 +153,11 @@ class NTSCCPlus(nn.Module):
         y_hat = y_hat_a * anchor + y_hat_na * (1 - anchor)
         is_anchor = anchor[:, 0].bool()
         bits = torch.where(is_anchor, bits_a, bits_na)
-        return dict(x_hat=self.synthesis(y_hat, lam, anchor), bits=bits, bits_z=bits_z,
-                    k_bar=torch.where(is_anchor, k_a, k_na), k=self._demand(bits, eta_eff))
+        out = dict(x_hat=self.synthesis(y_hat, lam, anchor), bits=bits, bits_z=bits_z,
+                   k_bar=torch.where(is_anchor, k_a, k_na), k=self._demand(bits, eta_eff))
+        if ntc_proxy:
+            out["x_ntc"] = self.synthesis(y + torch.empty_like(y).uniform_(-0.5, 0.5), lam, anchor)
+        return out
 
     @staticmethod
     def _demand(bits: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:

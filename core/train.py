@@ -5,19 +5,37 @@ Stages (by global step):
 1. ``ntc``   — transforms + entropy model, the channel replaced by the uniform-noise proxy,
                λ = λ0, η = 0.2;
 2. ``jscc``  — add the contextual JSCC over AWGN at 10 dB, λ = λ0, η = 0.2;
-3. ``compat``— compatible fine-tuning: λ uniform over Λ, η ~ U[0.15, 0.3], SNR ~ U[0, 14] dB.
+3. ``compat``— compatible fine-tuning: λ and η drawn log-uniformly over [min Λ, max Λ] and
+               ``--eta-range`` (rate-balanced: log CBR ≈ log η + log bits(λ), so every octave
+               of the CBR range gets about the same share of the samples; ``--lambda-draw grid``
+               draws λ from the knots only), SNR ~ U[0, 14] dB.
 
 Loss (eq. 7): R + λ·D, with R the channel uses per pixel η·Σ_i -log2 p(y_i) / (H·W) (plus the
 hyperprior's η·bits_z/(H·W), which regularises z although z itself is not transmitted) and D
 the MSE on the 0-255 scale times ``--dist-scale``. The paper does not state its normalisation;
 the default 1/25 is calibrated so that Λ = {0.013 … 0.72} at η = 0.2 spans CBR ≈ 0.01–0.1,
-the range of the paper's Fig. 4(a) (with 1.0 every λ in Λ saturated the rate levels). Everything (model, optimiser, step, RNG) is checkpointed to
-``--out`` every ``--ckpt-every`` steps; rerunning the same command resumes.
+the range of the paper's Fig. 4(a) (with 1.0 every λ in Λ saturated the rate levels).
+
+In the JSCC stages D also holds, weighted by ``--ntc-weight``, the transform-coding proxy
+distortion d(x, g_s(y + U)) (as NTSCC training keeps it): the rate quantiser Q is not
+differentiable, so without this term nothing rewards entropy (symbols) and the rate term
+alone drives the symbol count down (the shipped model's crop CBR fell 0.10 -> 0.015 over
+20 000 steps while its PSNR stayed flat).
+
+The rate- and SNR-response scalars (log r_global,λ, log r_a/na, log c_global,ν) learn at
+``--response-lr-mult`` times the learning rate: Adam moves a parameter by about lr per step, so
+at lr 1e-4 a log-scale factor would need 10 000 steps to move by e (x2.7).
+
+Training state (model, EMA of the weights, optimiser, step) is checkpointed to ``--out`` every
+``--ckpt-every`` steps; rerunning the same command resumes. The exported float16 weights are
+the EMA's (``--ema``). ``--init-from`` starts a new run from shipped weights.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import copy
+import math
 import os
 import random
 import sys
@@ -27,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import export_weights
+from .checkpoint import export_weights, load_model, load_state, read_metadata
 from .config import ModelConfig, get_config
 from .imageio import list_images, read_rgb
 from .model import NTSCCPlus
@@ -47,16 +65,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--lr-final", type=float, default=3e-5, help="learning rate over the last 10%% of steps")
     p.add_argument("--ckpt-every", type=int, default=200)
-    p.add_argument("--export", default="weights/ntscc_plus_small.safetensors",
-                   help="where to export the float16 safetensors weights at each checkpoint")
+    p.add_argument("--export", default=None,
+                   help="where to export the float16 safetensors weights at each checkpoint (default: "
+                        "OUT/candidate.safetensors; tools/promote_candidate.py replaces the shipped "
+                        "weights only when the candidate's Kodak front is better)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     p.add_argument("--max-minutes", type=float, default=0, help="stop cleanly after this long (0 = no limit)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--eta-range", default="0.15,0.3",
-                   help="η sampled uniformly in this range during compatible fine-tuning (paper: 0.15,0.3)")
+    p.add_argument("--eta-range", default="0.05,0.4",
+                   help="η drawn log-uniformly in this range during compatible fine-tuning "
+                        "(paper: 0.15,0.3; wider here so that inference never leaves the trained range)")
+    p.add_argument("--lambda-draw", choices=["log-uniform", "grid"], default="log-uniform",
+                   help="compatible stage: λ log-uniform over [min Λ, max Λ] (rate-balanced) or the knots of Λ")
     p.add_argument("--dist-scale", type=float, default=1 / 25,
                    help="D = dist_scale · MSE(0-255); calibrates Λ to the CBR range 0.01-0.1")
+    p.add_argument("--ntc-weight", type=float, default=1.0,
+                   help="weight of the transform-coding proxy distortion d(x, g_s(y+U)) in the JSCC stages (0 = off)")
+    p.add_argument("--response-lr-mult", type=float, default=30.0,
+                   help="learning-rate multiplier of the rate/SNR response scalars")
+    p.add_argument("--ema", type=float, default=0.999, help="EMA decay of the exported weights (0 = no EMA)")
+    p.add_argument("--warmup", type=int, default=300,
+                   help="linear learning-rate warm-up steps at the start of a run (not on resume)")
+    p.add_argument("--init-from", default=None,
+                   help="start a new run (no checkpoint in --out yet) from these weights, e.g. the shipped "
+                        "weights/ntscc_plus_small.safetensors")
 
 
 class CropSampler:
@@ -101,11 +134,18 @@ def stage_of(step: int, bounds: list[int]) -> str:
     return "compat"
 
 
+def log_uniform(rng: random.Random, lo: float, hi: float) -> float:
+    return math.exp(rng.uniform(math.log(lo), math.log(hi)))
+
+
 def sample_conditions(stage: str, cfg: ModelConfig, b: int, rng: random.Random,
-                      eta_range: tuple[float, float] = (0.15, 0.3)):
+                      eta_range: tuple[float, float] = (0.05, 0.4), lambda_draw: str = "log-uniform"):
+    """(λ, η, SNR dB) for a batch: the training point λ0/η0/ν0 before the compatible stage."""
     if stage == "compat":
-        lam = torch.tensor([rng.choice(cfg.lambdas) for _ in range(b)])
-        eta = torch.tensor([rng.uniform(*eta_range) for _ in range(b)])
+        lo, hi = min(cfg.lambdas), max(cfg.lambdas)
+        lam = torch.tensor([rng.choice(cfg.lambdas) if lambda_draw == "grid" else log_uniform(rng, lo, hi)
+                            for _ in range(b)])
+        eta = torch.tensor([log_uniform(rng, *eta_range) for _ in range(b)])
         snr = torch.tensor([rng.uniform(0.0, 14.0) for _ in range(b)])
     else:
         lam = torch.full((b,), cfg.lambda0)
@@ -115,17 +155,60 @@ def sample_conditions(stage: str, cfg: ModelConfig, b: int, rng: random.Random,
 
 
 def rd_loss(out: dict, x: torch.Tensor, lam: torch.Tensor, eta: torch.Tensor,
-            dist_scale: float = 1 / 25):
-    """Per-image R + λ·D (eq. 7); returns (loss, mse255, channel uses per pixel)."""
+            dist_scale: float = 1 / 25, ntc_weight: float = 0.0):
+    """Per-image R + λ·D (eq. 7); returns (loss, mse255, channel uses per pixel).
+
+    With ``out["x_ntc"]`` present, D = MSE(x̂) + ntc_weight · MSE(g_s(y + U)).
+    """
     pixels = x.shape[-1] * x.shape[-2]
     mse255 = ((out["x_hat"] - x) * 255).pow(2).mean(dim=(1, 2, 3))
+    dist = mse255
+    if "x_ntc" in out and ntc_weight:
+        dist = dist + ntc_weight * ((out["x_ntc"] - x) * 255).pow(2).mean(dim=(1, 2, 3))
     rate = out["k"].sum(dim=(1, 2)) / pixels
     rate_z = eta * out["bits_z"] / pixels
-    return (rate + rate_z + lam * dist_scale * mse255).mean(), mse255, rate
+    return (rate + rate_z + lam * dist_scale * dist).mean(), mse255, rate
 
 
-def lr_at(step: int, total: int, lr: float, lr_final: float) -> float:
-    return lr_final if step >= 0.9 * total else lr
+def lr_at(step: int, total: int, lr: float, lr_final: float, warmup_from: int | None = None,
+          warmup: int = 0) -> float:
+    """Linear warm-up over ``warmup`` steps after ``warmup_from`` (a fresh optimiser), then
+    ``lr``, then ``lr_final`` over the last 10 % of the schedule."""
+    base = lr_final if step >= 0.9 * total else lr
+    if warmup_from is not None and warmup and step < warmup_from + warmup:
+        return base * (step - warmup_from + 1) / warmup
+    return base
+
+
+RESPONSE_SCALARS = ("log_r_global", "log_r_a", "log_r_na", "log_c_global")
+
+
+def param_groups(model: torch.nn.Module, lr: float, response_lr_mult: float) -> list[dict]:
+    """Two Adam groups: the response scalars at ``response_lr_mult``·lr, everything else at lr."""
+    fast, rest = [], []
+    for name, p in model.named_parameters():
+        (fast if name.rsplit(".", 1)[-1] in RESPONSE_SCALARS else rest).append(p)
+    return [{"params": rest, "lr": lr, "lr_mult": 1.0},
+            {"params": fast, "lr": lr * response_lr_mult, "lr_mult": response_lr_mult}]
+
+
+class EMA:
+    """Exponential moving average of a model's floating-point state (weights and buffers)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        for k, v in model.state_dict().items():
+            if v.is_floating_point():
+                self.state[k].mul_(self.decay).add_(v.detach(), alpha=1 - self.decay)
+            else:
+                self.state[k].copy_(v)
+
+    def copy_to(self, model: torch.nn.Module) -> None:
+        model.load_state_dict(self.state)
 
 
 def plot_curves(log_path: Path, png_path: Path) -> None:
@@ -169,6 +252,7 @@ def main(args: argparse.Namespace) -> int:
                           else ("cpu" if args.device == "auto" else args.device))
     rank, world, device = init_distributed(device)
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    args.export = args.export or str(out / "candidate.safetensors")
     if rank == 0:
         (out / "train.pid").write_text(str(os.getpid()))
     bounds = [int(s) for s in args.stage_steps.split(",")]
@@ -183,15 +267,32 @@ def main(args: argparse.Namespace) -> int:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=True)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    opt = torch.optim.Adam(param_groups(model, args.lr, args.response_lr_mult), lr=args.lr)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
-    step, ckpt_path = 0, out / "last.pt"
+    step, ckpt_path, warmup_from = 0, out / "last.pt", None
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
         if ckpt["config"] != cfg.to_dict():
             raise SystemExit(f"{ckpt_path} was trained with another config; use a new --out")
-        model.load_state_dict(ckpt["model"]); opt.load_state_dict(ckpt["opt"]); step = ckpt["step"]
+        load_state(model, ckpt["model"]); step = ckpt["step"]
+        try:
+            opt.load_state_dict(ckpt["opt"])
+        except ValueError:  # an older checkpoint with one parameter group: fresh Adam moments
+            warmup_from = step
         print(f"resuming {ckpt_path} at step {step}", file=sys.stderr)
+    elif args.init_from:
+        init = load_model(args.init_from, device)
+        if init.cfg.to_dict() != cfg.to_dict():
+            raise SystemExit(f"{args.init_from} has config {init.cfg.name!r}, not {cfg.name!r}")
+        load_state(model, init.state_dict())
+        step = int(read_metadata(args.init_from)["info"].get("step", 0))  # the step count goes on
+        warmup_from = step
+        print(f"initialised from {args.init_from}", file=sys.stderr)
+    else:
+        warmup_from = 0
+    ema = EMA(model, args.ema) if args.ema else None
+    if ema and ckpt_path.exists() and "ema" in ckpt:
+        ema.state = {k: v.to(device) for k, v in ckpt["ema"].items()}
     seed = args.seed + step + 1000 * rank
     sampler = CropSampler(args.data, args.crop, seed)
     rng = random.Random(seed)
@@ -212,18 +313,22 @@ def main(args: argparse.Namespace) -> int:
     while step < total:
         stage = stage_of(step, bounds)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, total, args.lr, args.lr_final)
+            g["lr"] = g["lr_mult"] * lr_at(step, total, args.lr, args.lr_final, warmup_from, args.warmup)
         x = sampler.batch(args.batch).to(device)
-        lam, eta, snr = (t.to(device) for t in sample_conditions(stage, cfg, args.batch, rng, eta_range))
+        lam, eta, snr = (t.to(device) for t in sample_conditions(stage, cfg, args.batch, rng, eta_range,
+                                                                 args.lambda_draw))
         with torch.autocast(device.type, enabled=device.type == "cuda"):
-            out_d = net(x, lam, eta, snr, jscc=stage != "ntc")
+            out_d = net(x, lam, eta, snr, jscc=stage != "ntc",
+                        ntc_proxy=stage != "ntc" and args.ntc_weight > 0)
         loss, mse255, rate = rd_loss({k: v.float() for k, v in out_d.items()}, x, lam, eta,
-                                     args.dist_scale)
+                                     args.dist_scale, args.ntc_weight)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(opt)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         scaler.step(opt); scaler.update()
+        if ema:
+            ema.update(model)
         step += 1
         now = time.time()
         psnr = float((10 * torch.log10(255.0 ** 2 / mse255.detach().clamp_min(1e-6))).mean())
@@ -241,7 +346,7 @@ def main(args: argparse.Namespace) -> int:
             stop = bool(flag.item() > 0)
         if rank == 0 and (step % args.ckpt_every == 0 or step == total or stop):
             log.flush()
-            save_checkpoint(model, opt, step, cfg, out, args, stage)
+            save_checkpoint(model, opt, step, cfg, out, args, stage, ema)
             plot_curves(log_path, out / "curves.png")
         if stop:
             print(f"stopping after {args.max_minutes} min at step {step}", file=sys.stderr)
@@ -267,12 +372,18 @@ def trim_log(log_path: Path, step: int) -> None:
         csv.writer(f).writerows(kept)
 
 
-def save_checkpoint(model, opt, step, cfg, out: Path, args, stage: str) -> None:
+def save_checkpoint(model, opt, step, cfg, out: Path, args, stage: str, ema: EMA | None = None) -> None:
     tmp = out / "last.pt.tmp"
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                "config": cfg.to_dict()}, tmp)
+    state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "config": cfg.to_dict()}
+    if ema:
+        state["ema"] = ema.state
+    torch.save(state, tmp)
     os.replace(tmp, out / "last.pt")  # atomic: a kill mid-save never corrupts the checkpoint
     if args.export:
-        export_weights(model, args.export, {"step": step, "stage": stage, "config_name": cfg.name,
-                                            "trained_on": Path(args.data).name, "crop": args.crop,
-                                            "batch": args.batch})
+        exported = model
+        if ema:  # export the averaged weights
+            exported = copy.deepcopy(model)
+            ema.copy_to(exported)
+        export_weights(exported, args.export, {"step": step, "stage": stage, "config_name": cfg.name,
+                                               "trained_on": Path(args.data).name, "crop": args.crop,
+                                               "batch": args.batch, "ema": args.ema})

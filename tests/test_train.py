@@ -25,7 +25,7 @@ def test_staged_training_logs_and_resumes(tmp_path):
     assert [row["stage"] for row in rows] == ["ntc"] * 2 + ["jscc"] * 2 + ["compat"] * 2
     assert (tmp_path / "curves.png").stat().st_size > 1000
     compat = rows[-2:]
-    assert all(0.15 <= float(r["eta"]) <= 0.3 for r in compat)
+    assert all(0.05 <= float(r["eta"]) <= 0.4 for r in compat)
     model = load_model(tmp_path / "w.safetensors")
     assert model.cfg.name == "tiny"
     r = _train(tmp_path, "2,2,4")  # longer schedule: resumes at step 6
