@@ -22,7 +22,7 @@ differentiable, so without this term nothing rewards entropy (symbols) and the r
 alone drives the symbol count down (the shipped model's crop CBR fell 0.10 -> 0.015 over
 20 000 steps while its PSNR stayed flat).
 
-The rate- and SNR-response scalars (log r_global,λ, log r_a/na, log c_global,ν) learn at
+The rate- and SNR-response scalars (log r_global,λ, log r_a/na, log c_global,ν, ν embeddings) learn at
 ``--response-lr-mult`` times the learning rate: Adam moves a parameter by about lr per step, so
 at lr 1e-4 a log-scale factor would need 10 000 steps to move by e (x2.7).
 
@@ -47,7 +47,6 @@ import torch
 
 from .checkpoint import export_weights, load_model, load_state, read_metadata
 from .config import ModelConfig, get_config
-from .imageio import list_images, read_rgb
 from .model import NTSCCPlus
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "OUT/candidate.safetensors; tools/promote_candidate.py replaces the shipped "
                         "weights only when the candidate's Kodak front is better)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--amp", choices=["bf16", "fp16", "off"], default="bf16",
+                   help="mixed precision on CUDA (bf16 needs no loss scaling); CPU always trains in float32")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     p.add_argument("--max-minutes", type=float, default=0, help="stop cleanly after this long (0 = no limit)")
     p.add_argument("--seed", type=int, default=1)
@@ -93,15 +94,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 class CropSampler:
-    """Random crops (with flips) from a folder of photos held in memory as uint8."""
+    """Random crops (with flips) from photos held in memory as uint8.
+
+    ``folder`` is a folder of photos (decoded with Pillow) or a ``.npz`` pack made by
+    ``tools/pack_train_data.py`` (numpy only: for a GPU machine without Pillow).
+    """
 
     def __init__(self, folder: str, crop: int, seed: int):
         if "kodak" in str(folder).lower():
             raise ValueError("refusing to train on Kodak: it is the test set")
-        files = list_images(folder)
         self.crop, self.rng = crop, np.random.default_rng(seed)
-        self.images = []
-        for f in files:
+        if str(folder).endswith(".npz"):
+            with np.load(folder) as pack:
+                rgbs = [pack[k] for k in sorted(pack.files)]
+            self.images = [torch.from_numpy(np.array(r, copy=True)).permute(2, 0, 1)
+                           for r in rgbs if min(r.shape[:2]) >= crop]
+        else:
+            self.images = self._read_folder(folder, crop)
+        if not self.images:
+            raise ValueError(f"no training image in {folder} is at least {crop}px on its short side")
+
+    @staticmethod
+    def _read_folder(folder: str, crop: int) -> list[torch.Tensor]:
+        from .imageio import list_images, read_rgb
+        images = []
+        for f in list_images(folder):
             rgb = read_rgb(f)
             # Halve large photos: fewer JPEG artefacts, more content per crop.
             if min(rgb.shape[:2]) >= 4 * crop:
@@ -109,9 +126,8 @@ class CropSampler:
                 im = Image.fromarray(rgb)
                 rgb = np.asarray(im.resize((im.width // 2, im.height // 2), Image.BICUBIC))
             if min(rgb.shape[:2]) >= crop:
-                self.images.append(torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1))
-        if not self.images:
-            raise ValueError(f"no training image in {folder} is at least {crop}px on its short side")
+                images.append(torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1))
+        return images
 
     def batch(self, n: int) -> torch.Tensor:
         out = []
@@ -180,7 +196,9 @@ def lr_at(step: int, total: int, lr: float, lr_final: float, warmup_from: int | 
     return base
 
 
-RESPONSE_SCALARS = ("log_r_global", "log_r_a", "log_r_na", "log_c_global")
+#: The response networks' scalars and ν embeddings: few parameters that must move far (a log
+#: scale by ~1, an embedding from zero), so they learn at ``--response-lr-mult`` times the rate.
+RESPONSE_SCALARS = ("log_r_global", "log_r_a", "log_r_na", "log_c_global", "nu_embed_a", "nu_embed_na")
 
 
 def param_groups(model: torch.nn.Module, lr: float, response_lr_mult: float) -> list[dict]:
@@ -211,8 +229,27 @@ class EMA:
         model.load_state_dict(self.state)
 
 
+class _NoBar:
+    """Stands in for tqdm where it is not installed."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def plot_curves(log_path: Path, png_path: Path) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # curves are a convenience; the CSV log is the record
+        return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     rows = list(csv.DictReader(open(log_path)))
@@ -245,7 +282,10 @@ def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    try:
+        from tqdm import tqdm
+    except ImportError:  # a bare GPU machine: no progress bar, the log CSV still says everything
+        tqdm = _NoBar
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
@@ -268,7 +308,11 @@ def main(args: argparse.Namespace) -> int:
             model, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=True)
     opt = torch.optim.Adam(param_groups(model, args.lr, args.response_lr_mult), lr=args.lr)
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    amp = device.type == "cuda" and args.amp != "off"
+    amp_dtype = torch.bfloat16 if args.amp == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=amp and args.amp == "fp16")
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
     step, ckpt_path, warmup_from = 0, out / "last.pt", None
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
@@ -315,9 +359,11 @@ def main(args: argparse.Namespace) -> int:
         for g in opt.param_groups:
             g["lr"] = g["lr_mult"] * lr_at(step, total, args.lr, args.lr_final, warmup_from, args.warmup)
         x = sampler.batch(args.batch).to(device)
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
         lam, eta, snr = (t.to(device) for t in sample_conditions(stage, cfg, args.batch, rng, eta_range,
                                                                  args.lambda_draw))
-        with torch.autocast(device.type, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
             out_d = net(x, lam, eta, snr, jscc=stage != "ntc",
                         ntc_proxy=stage != "ntc" and args.ntc_weight > 0)
         loss, mse255, rate = rd_loss({k: v.float() for k, v in out_d.items()}, x, lam, eta,

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Evaluate a candidate checkpoint on Kodak and ship it only when its front is better.
+
+    .venv/bin/python tools/promote_candidate.py runs/train_small/candidate.safetensors [--promote]
+
+Both models are scored the same way: ``ntscc-xr eval rd --schemes compatible`` (AWGN 10 dB,
+every λ of the model's grid × the default η grid, the Pareto front of the average (CBR, PSNR)
+points), then the front's PSNR at the CBR budgets 0.01, 0.015, 0.02, 0.03, 0.04, 0.06, 0.08,
+0.1 — "the best point whose CBR fits the budget", so a front that ends early keeps its last
+PSNR and a budget below the front's start scores the front's first PSNR minus 3 dB. The score is the mean over the budgets; the
+candidate wins when its score is higher by at least ``--margin`` dB. With ``--promote`` a
+winner is copied over ``weights/ntscc_plus_small.safetensors``. The shipped model's score is
+computed afresh unless ``--shipped-json`` gives an earlier result of the same command.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = REPO / "weights" / "ntscc_plus_small.safetensors"
+BUDGETS = (0.01, 0.015, 0.02, 0.03, 0.04, 0.06, 0.08, 0.1)
+log = logging.getLogger("promote_candidate")
+
+
+def front_psnr_at(front: list[list[float]], budget: float) -> float:
+    """PSNR of the best front point whose CBR is within ``budget`` (see the module doc)."""
+    fits = [p for c, p in front if c <= budget + 1e-9]
+    return max(fits) if fits else front[0][1] - 3.0
+
+
+def score(front: list[list[float]]) -> dict:
+    at = {f"{b:g}": round(front_psnr_at(front, b), 3) for b in BUDGETS}
+    return {"mean_psnr": round(sum(at.values()) / len(at), 3), "psnr_at_budget": at,
+            "front_end_cbr": front[-1][0]}
+
+
+def evaluate(weights: Path, out_json: Path, dataset: str, limit: int, threads: int) -> list[list[float]]:
+    cmd = [sys.executable, "-m", "core.cli", "eval", "rd", "--schemes", "compatible",
+           "--weights", str(weights), "--dataset", dataset, "--json", str(out_json)]
+    if limit:
+        cmd += ["--limit", str(limit)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    log.info("evaluating %s: %s", weights, " ".join(cmd))
+    subprocess.run(cmd, cwd=REPO, check=True, env=env, stdout=subprocess.DEVNULL)
+    return json.loads(out_json.read_text())["curves"]["compatible"]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__)
+    p.add_argument("candidate", type=Path)
+    p.add_argument("--dataset", default=str(REPO.parent / "shared" / "data" / "kodak"))
+    p.add_argument("--limit", type=int, default=0, help="first N images only (a quick look; ship on the full set)")
+    p.add_argument("--shipped-json", type=Path, default=None,
+                   help="an earlier `eval rd --schemes compatible` JSON of the shipped model (same data)")
+    p.add_argument("--out", type=Path, default=REPO / "runs" / "promote")
+    p.add_argument("--margin", type=float, default=0.05)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--promote", action="store_true", help="copy a winning candidate over the shipped weights")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not args.candidate.exists():
+        raise SystemExit(f"candidate {args.candidate} not found (training exports it to RUN/candidate.safetensors)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    cand = evaluate(args.candidate, args.out / "candidate_rd.json", args.dataset, args.limit, args.threads)
+    if args.shipped_json:
+        shipped = json.loads(args.shipped_json.read_text())["curves"]["compatible"]
+    else:
+        shipped = evaluate(SHIPPED, args.out / "shipped_rd.json", args.dataset, args.limit, args.threads)
+    result = {"candidate": str(args.candidate), "limit": args.limit,
+              "candidate_score": score(cand), "shipped_score": score(shipped),
+              "candidate_front": cand, "shipped_front": shipped}
+    gain = result["candidate_score"]["mean_psnr"] - result["shipped_score"]["mean_psnr"]
+    result["gain_db"] = round(gain, 3)
+    result["better"] = gain >= args.margin
+    (args.out / "decision.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps({k: result[k] for k in ("candidate_score", "shipped_score", "gain_db", "better")}, indent=1))
+    if result["better"] and args.promote:
+        shutil.copyfile(args.candidate, SHIPPED)
+        log.info("promoted %s -> %s", args.candidate, SHIPPED)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
