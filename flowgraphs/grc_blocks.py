@@ -16,8 +16,8 @@ import threading
 import numpy as np
 import zmq
 
-from core.endpoints import check_bind
-from core.ofdm import OfdmConfig
+from core.link.endpoints import check_bind
+from core.phy.ofdm import OfdmConfig
 from flowgraphs.blocks import FrameRegistry, OfdmFrameSink, OfdmFrameSource
 
 REGISTRY = FrameRegistry()

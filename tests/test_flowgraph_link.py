@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import zmq
 
-from core.frame import STREAM_TEST, RxFrame, TxFrame, time_meta
+from core.link.frame import STREAM_TEST, RxFrame, TxFrame, time_meta
 from flowgraphs.channel import SnrTrace, DEFAULT_TRACE
 from flowgraphs.launcher import FlowgraphError, FlowgraphProcess, GR_PYTHON
 from flowgraphs.options import to_argv

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.evaluate import read_trace
-from core.imageio import read_rgb
-from tx.source import FrameSource, parse_resolution
+from core.experiments.evaluate import read_trace
+from core.media.imageio import read_rgb
+from core.media.source import FrameSource, parse_resolution
 from tests.conftest import REPO
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.checkpoint import DEFAULT_WEIGHTS, read_metadata
-from core.imageio import read_rgb
-from core.learned import LearnedCodec
-from core.metrics import psnr
-from core.sideinfo import SideInfo
+from core.codec.checkpoint import DEFAULT_WEIGHTS, read_metadata
+from core.media.imageio import read_rgb
+from core.codec.learned import LearnedCodec
+from core.media.metrics import psnr
+from core.codec.sideinfo import SideInfo
 from tests.conftest import REPO
 
 KODIM20 = REPO / "tests" / "fixtures" / "kodak" / "kodim20.png"

@@ -5,7 +5,7 @@ import csv
 import subprocess
 from pathlib import Path
 
-from core.checkpoint import load_model
+from core.codec.checkpoint import load_model
 from tests.conftest import REPO, cli
 
 FIXTURES = REPO / "tests" / "fixtures" / "train"
@@ -36,13 +36,13 @@ def test_staged_training_logs_and_resumes(tmp_path):
 
 def test_refuses_to_train_on_kodak(tmp_path):
     import pytest
-    from core.train import CropSampler
+    from core.experiments.train import CropSampler
     with pytest.raises(ValueError, match="Kodak"):
         CropSampler(str(tmp_path / "kodak"), 64, 0)
 
 
 def test_trim_log_keeps_each_step_once_up_to_the_checkpoint(tmp_path):
-    from core.train import trim_log
+    from core.experiments.train import trim_log
     log = tmp_path / "log.csv"
     log.write_text("step,stage\n1,ntc\n2,ntc\n3,ntc\n2,ntc\n4,ntc\n")  # an interrupted, overlapping run
     trim_log(log, 3)

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import zmq
 
-from core.endpoints import Endpoints
+from core.link.endpoints import Endpoints
 from tests.conftest import cli, spawn
 
 N_FUZZ = 10_000

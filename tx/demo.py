@@ -1,5 +1,6 @@
-"""``ntscc-xr demo``: the lab demo. Opens the viewer when a display exists; ``--headless``
-(or no display) runs flowgraph + RX + TX as processes and writes a report:
+"""``ntscc-xr demo``: the lab demo. With a display (and no ``--headless``) the CLI opens the
+viewer (:mod:`gui.viewer`) instead; here ``--headless`` (or no display) runs flowgraph + RX + TX
+as processes and writes a report:
 ``metrics.csv``, ``summary.json``, ``plots.png`` and ``viewports.jpg`` (contact sheet).
 """
 from __future__ import annotations
@@ -49,10 +50,6 @@ def config_from(args) -> SessionConfig:
                          classical_codec=args.classical_codec,
                          classical_olla=args.classical_olla, fps=args.fps, device=args.device,
                          base_port=args.base_port)
-
-
-def has_display() -> bool:
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def run_headless(cfg: SessionConfig, timeout: float) -> dict:
@@ -147,8 +144,8 @@ def plot_report(out: Path) -> None:
 
 def contact_sheet(out: Path, max_rows: int = 6) -> None:
     """Rows of [original viewport | learned | classical] for the frames the RX saved."""
-    from core.geometry import Viewport, render_viewport
-    from core.imageio import read_rgb, write_rgb
+    from core.media.geometry import Viewport, render_viewport
+    from core.media.imageio import read_rgb, write_rgb
     frames = out / "frames"
     if not frames.is_dir():
         return
@@ -171,12 +168,6 @@ def contact_sheet(out: Path, max_rows: int = 6) -> None:
 
 def main(args) -> int:
     cfg = config_from(args)
-    if not args.headless and has_display():
-        from gui.viewer import run_viewer
-        if "--frames" not in " ".join(sys.argv):
-            cfg.frames = 0  # a live window streams until it is closed
-        cfg.classical_mode = "async"  # keep the learned stream live; classical skips when busy
-        return run_viewer(cfg)
     if not args.headless:
         print("no display found: running the headless demo", file=sys.stderr)
     try:

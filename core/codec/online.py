@@ -17,7 +17,7 @@ from .model import NTSCCPlus, Transmission, _batch, pad_to_multiple
 
 LR_LATENT = 5e-3
 LR_ENCODER = 1e-4
-DIST_SCALE = 1 / 25  # the training loss's distortion scale (core/train.py --dist-scale)
+DIST_SCALE = 1 / 25  # the training loss's distortion scale (core/experiments/train.py --dist-scale)
 
 
 def _encoder_parameters(model: NTSCCPlus) -> list[torch.nn.Parameter]:

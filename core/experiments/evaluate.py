@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .imageio import list_images, read_rgb
-from .metrics import psnr
+from core.media.imageio import list_images, read_rgb
+from core.media.metrics import psnr
+from core.paths import REPO_ROOT, asset
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_KODAK = REPO_ROOT.parent / "shared" / "data" / "kodak"
 LEARNED = ("compatible", "ntscc+")
 DEFAULT_ETAS = (0.05, 0.08, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4)
@@ -72,7 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     fa.add_argument("--trace", default=str(REPO_ROOT / "flowgraphs" / "traces" / "cost2100_like.csv"))
     fa.add_argument("--cbr", type=float, default=0.04)
     fa.add_argument("--frames", type=int, default=120)
-    fa.add_argument("--video", default=str(REPO_ROOT / "data" / "video" / "vrview_richoh1_0_3.mp4"),
+    fa.add_argument("--video", default=str(asset("data", "video", "vrview_richoh1_0_3.mp4")),
                     help="content (ERP video); --dataset is used instead when given explicitly")
     fa.add_argument("--resolution", default="512x256")
     fa.add_argument("--classical", default="vvc+ldpc", help="classical scheme (CQI-driven MCS/QP)")
@@ -146,7 +146,7 @@ def make_classical(scheme: str):
     """A classical scheme for offline evaluation. VVC uses vvenc's ``faster`` preset here:
     on this 2-core CPU ``medium`` costs ~8 s per 768x512 encode and the Appendix-A sweep needs
     dozens per image (the preset is stated in every result)."""
-    from .baseline.chain import make_scheme
+    from core.classical.chain import make_scheme
     codec = scheme.split("+")[0]
     opts = {"vvc": {"preset": CLASSICAL_VVC_PRESET}}.get(codec)
     return make_scheme(scheme, codec_options=opts)
@@ -163,7 +163,7 @@ def classical_curve(scheme: str, images, cbrs, snr_db: float, seed: int,
     average distortion over the data set is kept (failed frames count as the per-channel mean
     image). ``<codec>+capacity``: the largest-rate QP within capacity arrives error-free.
     """
-    from .baseline.chain import select_dataset_mcs
+    from core.classical.chain import select_dataset_mcs
     chain = make_classical(scheme)
     rng = np.random.default_rng(seed)
     per_image: dict[str, list] = {name: [] for name, _ in images}
@@ -234,7 +234,7 @@ def run_rd(args) -> dict:
             continue
         if scheme in LEARNED:
             if codec is None:
-                from .learned import LearnedCodec
+                from core.codec.learned import LearnedCodec
                 codec = LearnedCodec(device=args.device, weights=args.weights)
             lams = _floats(args.lambdas) if args.lambdas else codec.model.cfg.lambdas
             lam0 = codec.model.cfg.lambda0
@@ -296,7 +296,7 @@ def run_snr(args) -> dict:
         for snr in snrs:
             if scheme in LEARNED:
                 if codec is None:
-                    from .learned import LearnedCodec
+                    from core.codec.learned import LearnedCodec
                     codec = LearnedCodec(device=args.device, weights=args.weights)
                 lams = _floats(args.lambdas) if args.lambdas else codec.model.cfg.lambdas
                 pts = learned_points(codec, images, scheme, lams, _floats(args.etas), snr, args.seed)
@@ -320,13 +320,13 @@ def run_roi(args) -> dict:
     PSNR averaged over panoramas and yaws) is compared at equal viewport PSNR. A uniform
     transmission does not depend on the viewport, so it is encoded once per panorama.
     """
-    from tx.source import parse_resolution
+    from core.media.source import parse_resolution
     from PIL import Image
     from tqdm import tqdm
-    from .geometry import Viewport, eta_map, quality_map, render_viewport, roi_grid_mask
-    from .learned import LearnedCodec
+    from core.media.geometry import Viewport, eta_map, quality_map, render_viewport, roi_grid_mask
+    from core.codec.learned import LearnedCodec
     w, h = parse_resolution(args.resolution)
-    folder = args.dataset if args.dataset != str(DEFAULT_KODAK) else str(REPO_ROOT / "data" / "erp")
+    folder = args.dataset if args.dataset != str(DEFAULT_KODAK) else str(asset("data", "erp"))
     files = list_images(folder)[: args.limit or None]
     codec = LearnedCodec(device=args.device, weights=args.weights)
     lams = _floats(args.lambdas) if args.lambdas else codec.model.cfg.lambdas
@@ -423,10 +423,10 @@ def run_fading(args) -> dict:
     per-channel mean image (the cliff).
     """
     import itertools
-    from tx.source import FrameSource, parse_resolution
-    from .baseline.chain import make_scheme
-    from .baseline.mcs import OuterLoopLinkAdaptation
-    from .learned import LearnedCodec
+    from core.media.source import FrameSource, parse_resolution
+    from core.classical.chain import make_scheme
+    from core.classical.mcs import OuterLoopLinkAdaptation
+    from core.codec.learned import LearnedCodec
     trace = read_trace(args.trace)
     w, h = parse_resolution(args.resolution)
     src = args.dataset if args.dataset != str(DEFAULT_KODAK) else args.video
@@ -500,7 +500,7 @@ def run_edit(args) -> dict:
     at equal PSNR).
     """
     from tqdm import tqdm
-    from .learned import LearnedCodec
+    from core.codec.learned import LearnedCodec
     images = load_images(args.dataset, args.limit)
     codec = LearnedCodec(device=args.device, weights=args.weights)
     lams = _floats(args.lambdas) if args.lambdas else codec.model.cfg.lambdas

@@ -45,12 +45,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import export_weights, load_model, load_state, read_metadata
-from .config import ModelConfig, get_config
-from .imageio import list_images, read_rgb
-from .model import NTSCCPlus
+from core.codec.checkpoint import export_weights, load_model, load_state, read_metadata
+from core.codec.config import ModelConfig, get_config
+from core.media.imageio import list_images, read_rgb
+from core.codec.model import NTSCCPlus
+from core.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "train"
 
 

@@ -11,10 +11,10 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-from core.imageio import IMAGE_SUFFIXES, list_images, read_rgb
+from core.media.imageio import IMAGE_SUFFIXES, list_images, read_rgb
+from core.paths import asset
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONTENT = REPO_ROOT / "data" / "video" / "vrview_richoh1_0_3.mp4"
+DEFAULT_CONTENT = asset("data", "video", "vrview_richoh1_0_3.mp4")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi")
 ASPECT_TOLERANCE = 0.1
 
