@@ -18,9 +18,7 @@ from pathlib import Path
 
 import zmq
 
-from core.endpoints import Endpoints
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from core.link.endpoints import Endpoints
 
 
 @dataclass
@@ -109,7 +107,7 @@ class Session:
     def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen:
         log_file = open(self.cfg.out / f"{name}.log", "ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
                                 env=env, start_new_session=True)
         self.procs[name] = proc
         return proc
