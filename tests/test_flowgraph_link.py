@@ -198,7 +198,7 @@ def test_missing_gnuradio_is_explained():
 
 @pytest.mark.skipif(shutil.which("grcc") is None, reason="grcc not installed (make setup)")
 def test_grc_twin_compiles_and_runs(tmp_path):
-    from conftest import free_base_port
+    from tests.helpers import free_base_port
     env = dict(os.environ, GRC_BLOCKS_PATH=str(REPO / "flowgraphs" / "grc"), PYTHONPATH=str(REPO))
     out = subprocess.run(["grcc", "-o", str(tmp_path), str(REPO / "flowgraphs" / "ofdm_link.grc")],
                          env=env, capture_output=True, text=True, timeout=120)

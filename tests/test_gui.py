@@ -27,7 +27,7 @@ from PyQt5.QtGui import QImage  # noqa: E402
 from PyQt5.QtTest import QTest  # noqa: E402
 from PyQt5.QtWidgets import QApplication  # noqa: E402
 
-from conftest import free_base_port  # noqa: E402
+from tests.helpers import free_base_port  # noqa: E402
 from core.media.geometry import Viewport, roi_grid_mask  # noqa: E402
 from gui import messages  # noqa: E402
 from gui.overlay import pose_at, position_of, viewport_outline  # noqa: E402

@@ -10,7 +10,7 @@ from PIL import Image
 from core.experiments.evaluate import read_trace
 from core.media.imageio import read_rgb
 from core.media.source import FrameSource, parse_resolution
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def test_resolution_parsing():

@@ -14,7 +14,7 @@ import zmq
 from core.link.endpoints import Endpoints
 from core.link.frame import STREAM_LEARNED, RxFrame
 from core.codec.learned import LearnedCodec
-from tests.conftest import cli, spawn
+from tests.helpers import cli, spawn
 
 N_FUZZ = 10_000
 

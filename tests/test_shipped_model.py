@@ -10,7 +10,7 @@ from core.media.imageio import read_rgb
 from core.codec.learned import LearnedCodec
 from core.media.metrics import psnr
 from core.codec.sideinfo import SideInfo
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 KODIM20 = REPO / "tests" / "fixtures" / "kodak" / "kodim20.png"
 KODIM05_CROP = REPO / "tests" / "fixtures" / "kodak" / "kodim05_crop.png"

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from core.codec.checkpoint import load_model
-from tests.conftest import REPO, cli
+from tests.helpers import REPO, cli
 
 FIXTURES = REPO / "tests" / "fixtures" / "train"
 

@@ -11,7 +11,7 @@ import numpy as np
 import zmq
 
 from core.link.endpoints import Endpoints
-from tests.conftest import cli, spawn
+from tests.helpers import cli, spawn
 
 N_FUZZ = 10_000
 
