@@ -19,6 +19,7 @@ from pathlib import Path
 import zmq
 
 from core.link.endpoints import Endpoints
+from core.paths import REPO_ROOT
 
 
 @dataclass
@@ -106,7 +107,9 @@ class Session:
     # ------------------------------------------------------------------ processes
     def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen:
         log_file = open(self.cfg.out / f"{name}.log", "ab")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # the children import the same packages as this process, wherever it was started
+        path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path)
         proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
                                 env=env, start_new_session=True)
         self.procs[name] = proc
