@@ -552,10 +552,6 @@ class TBLayout:
     def num_symbols(self) -> int:
         return self.coded_bits // self.qm
 
-    @property
-    def effective_rate(self) -> float:
-        return self.payload_bits / self.coded_bits
-
     def to_dict(self) -> dict:
         return {"payload_bits": self.payload_bits, "qm": self.qm, "rate": self.rate,
                 "num_cbs": self.num_cbs, "k_cb": self.k_cb, "e_cb": self.e_cb}
