@@ -15,10 +15,14 @@ import threading
 
 #: name -> (module, one-line help). Add a subcommand by adding a row here.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "link-test": ("tx.link_test", "send random symbol frames through the real GNU Radio OFDM link and report SNR/CQI/loss/latency"),
-    "flowgraph": ("flowgraphs.launcher", "run the GNU Radio OFDM flowgraph alone (ZMQ in/out, simulated channel or USRP)"),
+    "link-test": ("tx.link_test", "send random symbol frames through the real GNU Radio OFDM link and "
+                                  "report SNR/CQI/loss/latency"),
+    "flowgraph": ("flowgraphs.launcher", "run the GNU Radio OFDM flowgraph alone (ZMQ in/out, simulated "
+                                         "channel or USRP)"),
     "train": ("core.experiments.train", "train the NTSCC+ / compatible NTSCC+ model (staged, resumable)"),
-    "eval": ("core.experiments.evaluate", "evaluations: rd (rate-distortion, BD-rate), snr (PSNR vs SNR), roi (viewport ROI vs uniform), edit (NTSCC++ T steps vs T=0), fading (per-frame PSNR over a trace)"),
+    "eval": ("core.experiments.evaluate", "evaluations: rd (rate-distortion, BD-rate), snr (PSNR vs SNR), "
+                                          "roi (viewport ROI vs uniform), edit (NTSCC++ T steps vs T=0), "
+                                          "fading (per-frame PSNR over a trace)"),
     "bench": ("core.experiments.bench", "encode/decode latency per scheme (paper Table II analogue)"),
     "demo": ("tx.demo", "the live 360-degree demo: viewer window, or --headless report"),
     "tx": ("tx.app", "transmitter process alone"),

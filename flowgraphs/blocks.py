@@ -23,7 +23,7 @@ import pmt
 import zmq
 from gnuradio import gr
 
-from core.link.frame import FrameError, RxFrame, TxFrame, meta_time_ns, FLAG_HEADER_OK
+from core.link.frame import FLAG_HEADER_OK, FrameError, RxFrame, TxFrame, meta_time_ns
 from core.phy.ofdm import OfdmConfig
 from flowgraphs.ofdm_dsp import FrameModulator, StreamReceiver
 

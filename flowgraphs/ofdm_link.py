@@ -38,7 +38,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import zmq  # noqa: E402
-from gnuradio import analog, blocks, channels, filter as gr_filter, gr  # noqa: E402
+from gnuradio import analog, blocks, channels, gr  # noqa: E402
+from gnuradio import filter as gr_filter  # noqa: E402
 
 from core.phy.ofdm import OfdmConfig  # noqa: E402
 from flowgraphs.blocks import FramePowerProbe, FrameRegistry, OfdmFrameSink, OfdmFrameSource  # noqa: E402

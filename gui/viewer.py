@@ -26,11 +26,9 @@ import sys
 import time
 
 import numpy as np
-
 from PyQt5.QtCore import QObject, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QColor, QPalette
-from PyQt5.QtWidgets import (QApplication, QGridLayout, QHBoxLayout, QLabel, QMainWindow,
-                             QSplitter, QWidget)
+from PyQt5.QtWidgets import QApplication, QGridLayout, QHBoxLayout, QLabel, QMainWindow, QSplitter, QWidget
 
 from core.media.geometry import Viewport
 
@@ -70,6 +68,7 @@ class LazyReference:
         if self._ref is None and self.error is None:
             try:
                 from core.media.source import parse_resolution
+
                 from .reference import ReferenceFrames
                 self._ref = ReferenceFrames(self.source, parse_resolution(self.resolution))
             except Exception as exc:

@@ -24,9 +24,9 @@ import zmq
 
 from core.link.endpoints import Endpoints, add_link_arguments, bind_address, endpoints_from
 from core.link.frame import STREAM_CLASSICAL, STREAM_LEARNED, FrameError, RxFrame
+from core.link.security import CurveKeys, bind, connect
 from core.media.geometry import Viewport, pixel_mask, render_viewport
 from core.media.metrics import masked_psnr, psnr, ws_psnr
-from core.link.security import CurveKeys, bind, connect
 
 MAX_PENDING = 32  # bounded join buffer: older unmatched frames are declared lost
 
@@ -43,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None)
     p.add_argument("--exit-on-end", action=argparse.BooleanOptionalAction, default=True,
                    help="exit once the TX's end-of-stream marker arrived and nothing is pending")
-    p.add_argument("--save-every", type=int, default=10, help="save a viewport contact image every N frames (0 = never)")
+    p.add_argument("--save-every", type=int, default=10,
+                   help="save a viewport contact image every N frames (0 = never)")
     p.add_argument("--classical-preload", action=argparse.BooleanOptionalAction, default=False,
                    help="load the classical chain's LDPC tables at start-up (a few seconds) rather "
                         "than on its first frame; the demo sets it when the classical chain runs")

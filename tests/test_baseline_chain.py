@@ -9,8 +9,7 @@ import pytest
 from PIL import Image
 
 from core.classical import mcs as M
-from core.classical.chain import (CapacityChain, ClassicalChain, budget_uses, make_scheme,
-                                 select_dataset_mcs)
+from core.classical.chain import CapacityChain, ClassicalChain, budget_uses, make_scheme, select_dataset_mcs
 from core.classical.codecs import BitstreamCache, mean_image, psnr
 
 FIX = Path(__file__).parent / "fixtures"

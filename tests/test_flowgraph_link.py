@@ -21,8 +21,8 @@ import pytest
 import zmq
 
 from core.link.frame import STREAM_TEST, RxFrame, TxFrame, time_meta
-from flowgraphs.channel import SnrTrace, DEFAULT_TRACE
-from flowgraphs.launcher import FlowgraphError, FlowgraphProcess, GR_PYTHON
+from flowgraphs.channel import DEFAULT_TRACE, SnrTrace
+from flowgraphs.launcher import GR_PYTHON, FlowgraphError, FlowgraphProcess
 from flowgraphs.options import to_argv
 from tx import link_test
 

@@ -6,8 +6,17 @@ import time
 import numpy as np
 import pytest
 
-from core.link.frame import (FLAG_HEADER_OK, MAX_SYMBOLS, STREAM_CLASSICAL, STREAM_TEST, FrameError,
-                        RxFrame, TxFrame, meta_time_ns, time_meta)
+from core.link.frame import (
+    FLAG_HEADER_OK,
+    MAX_SYMBOLS,
+    STREAM_CLASSICAL,
+    STREAM_TEST,
+    FrameError,
+    RxFrame,
+    TxFrame,
+    meta_time_ns,
+    time_meta,
+)
 
 
 def _symbols(n: int, seed: int = 0) -> np.ndarray:

@@ -4,8 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.media.geometry import (Viewport, eta_map, head_trajectory, pixel_mask, quality_map,
-                           render_viewport, roi_grid_mask)
+from core.media.geometry import (
+    Viewport,
+    eta_map,
+    head_trajectory,
+    pixel_mask,
+    quality_map,
+    render_viewport,
+    roi_grid_mask,
+)
 from core.media.metrics import erp_weights, psnr, ws_psnr
 
 

@@ -27,13 +27,13 @@ from PyQt5.QtGui import QImage  # noqa: E402
 from PyQt5.QtTest import QTest  # noqa: E402
 from PyQt5.QtWidgets import QApplication  # noqa: E402
 
-from tests.helpers import free_base_port  # noqa: E402
 from core.media.geometry import Viewport, roi_grid_mask  # noqa: E402
 from gui import messages  # noqa: E402
 from gui.overlay import pose_at, position_of, viewport_outline  # noqa: E402
 from gui.reference import ReferenceFrames  # noqa: E402
 from gui.replay import ReplayLink  # noqa: E402
 from gui.viewer import ViewerWindow, apply_style  # noqa: E402
+from tests.helpers import free_base_port  # noqa: E402
 from tx.session import Session, SessionConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

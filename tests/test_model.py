@@ -10,8 +10,7 @@ from scipy.stats import norm
 
 from core.codec.config import get_config
 from core.codec.entropy import FactorizedDensity, MaskedConv2d, gaussian_likelihood
-from core.codec.jscc import (RateQuantizer, active_mask, exp_interpolate, normalize_power,
-                       pack_symbols, unpack_symbols)
+from core.codec.jscc import RateQuantizer, active_mask, exp_interpolate, normalize_power, pack_symbols, unpack_symbols
 from core.codec.layers import NeighbourhoodAttention, checkerboard_layout, checkerboard_mask
 from core.codec.learned import LearnedCodec
 from core.codec.model import NTSCCPlus

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.phy.ofdm import HEADER_BITS, OfdmConfig, PhyHeader, crc16_ccitt, prbs_bits
-from flowgraphs.channel import ChannelState, SnrTrace, DEFAULT_TRACE, fractional_delay, multipath_taps
+from flowgraphs.channel import DEFAULT_TRACE, ChannelState, SnrTrace, fractional_delay, multipath_taps
 from flowgraphs.ofdm_dsp import FrameModulator, StreamReceiver, bessel_j0, doppler_from_correlation
 
 CFG = OfdmConfig()

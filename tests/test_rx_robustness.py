@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import zmq
 
+from core.codec.learned import LearnedCodec
 from core.link.endpoints import Endpoints
 from core.link.frame import STREAM_LEARNED, RxFrame
-from core.codec.learned import LearnedCodec
 from tests.helpers import cli, spawn
 
 N_FUZZ = 10_000

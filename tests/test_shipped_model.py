@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from core.codec.checkpoint import DEFAULT_WEIGHTS, read_metadata
-from core.media.imageio import read_rgb
 from core.codec.learned import LearnedCodec
-from core.media.metrics import psnr
 from core.codec.sideinfo import SideInfo
+from core.media.imageio import read_rgb
+from core.media.metrics import psnr
 from tests.helpers import REPO
 
 KODIM20 = REPO / "tests" / "fixtures" / "kodak" / "kodim20.png"

@@ -36,6 +36,7 @@ def test_staged_training_logs_and_resumes(tmp_path):
 
 def test_refuses_to_train_on_kodak(tmp_path):
     import pytest
+
     from core.experiments.train import CropSampler
     with pytest.raises(ValueError, match="Kodak"):
         CropSampler(str(tmp_path / "kodak"), 64, 0)

@@ -20,14 +20,22 @@ import numpy as np
 import zmq
 
 from core.classical.mcs import OuterLoopLinkAdaptation
-from core.link.endpoints import Endpoints, add_link_arguments, bind_address, endpoints_from
+from core.link.endpoints import add_link_arguments, bind_address, endpoints_from
 from core.link.frame import STREAM_CLASSICAL, STREAM_LEARNED, TxFrame
-from core.media.geometry import (ETA_BACKGROUND, ETA_ROI, QUALITY_BACKGROUND, QUALITY_ROI, Viewport,
-                           eta_map, head_trajectory, roi_grid_mask)
 from core.link.security import CurveKeys, bind, connect
+from core.media.geometry import (
+    ETA_BACKGROUND,
+    ETA_ROI,
+    QUALITY_BACKGROUND,
+    QUALITY_ROI,
+    Viewport,
+    eta_map,
+    head_trajectory,
+    roi_grid_mask,
+)
+from core.media.source import FrameSource, parse_resolution
 
 from .adaptation import CqiTracker, LearnedRateController
-from core.media.source import FrameSource, parse_resolution
 
 SIDE_QUEUE = 8  # bounded: a stalled receiver makes the TX drop side messages, not grow memory
 

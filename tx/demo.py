@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channel", default="awgn", choices=["awgn", "rayleigh", "multipath", "trace"])
     p.add_argument("--snr", type=float, default=10.0, help="channel SNR in dB (mean SNR for fading)")
     p.add_argument("--doppler", type=float, default=0.0, help="Doppler (Hz) for --channel rayleigh")
-    p.add_argument("--trace", default=None, help="SNR trace CSV for --channel trace (default: shipped COST2100-like trace)")
+    p.add_argument("--trace", default=None,
+                   help="SNR trace CSV for --channel trace (default: shipped COST2100-like trace)")
     p.add_argument("--cbr", type=float, default=0.04, help="per-frame CBR budget")
     p.add_argument("--lam", type=float, default=0.18, help="SQI λ")
     p.add_argument("--roi", action=argparse.BooleanOptionalAction, default=True)

@@ -66,7 +66,8 @@ def carrier_of_payload(cfg: OfdmConfig, n_payload: int) -> np.ndarray:
     return np.nonzero(dmask)[1][:n_payload]
 
 
-def frame_snr(x: np.ndarray, xh: np.ndarray, carriers: np.ndarray, n_carriers: int) -> tuple[float, float, float, float]:
+def frame_snr(x: np.ndarray, xh: np.ndarray, carriers: np.ndarray,
+              n_carriers: int) -> tuple[float, float, float, float]:
     """Per-frame (snr_percarrier_db, snr_mse_db, signal_energy, error_energy)."""
     e = np.abs(xh - x) ** 2
     s = np.abs(x) ** 2

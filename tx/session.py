@@ -130,7 +130,8 @@ class Session:
         while time.time() - t0 < timeout:
             if self.procs["flowgraph"].poll() is not None:
                 tail = (self.cfg.out / "flowgraph.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"the flowgraph exited at start (code {self.procs['flowgraph'].returncode}):\n{tail}")
+                code = self.procs["flowgraph"].returncode
+                raise RuntimeError(f"the flowgraph exited at start (code {code}):\n{tail}")
             if self.flowgraph_control({"cmd": "ping"}, timeout_ms=500) is not None:
                 return
             time.sleep(0.3)

@@ -154,6 +154,7 @@ def plot_bler(sionna_pts: dict, path: Path) -> None:
 
 def bench_image(image: Path, quick: bool, rng) -> list[dict]:
     from PIL import Image
+
     from .chain import ClassicalChain
     from .codecs import BitstreamCache
     rgb = np.asarray(Image.open(image).convert("RGB"))

@@ -11,12 +11,13 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from core.paths import asset
 
 from .config import ModelConfig, get_config
 from .model import NTSCCPlus
-from core.paths import asset
 
 DEFAULT_WEIGHTS = asset("weights", "ntscc_plus_small.safetensors")
 

@@ -20,8 +20,14 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .layers import (ChannelLayerNorm, CheckerboardLayout, Neighbourhood, NeighbourhoodAttention,
-                     PointwiseMLP, checkerboard_layout)
+from .layers import (
+    ChannelLayerNorm,
+    CheckerboardLayout,
+    Neighbourhood,
+    NeighbourhoodAttention,
+    PointwiseMLP,
+    checkerboard_layout,
+)
 
 
 class RateQuantizer(nn.Module):

@@ -57,7 +57,9 @@ def time_classical(scheme: str, images, repeat: int, cbr: float = 0.04, snr_db: 
     then demapping + LDPC decode + codec decode. Timed with the bitstream cache disabled
     (a fresh cache folder) so the codec's real encode time is counted."""
     import tempfile
+
     from core.classical.chain import make_scheme
+
     from .evaluate import CLASSICAL_VVC_PRESET
     codec = scheme.split("+")[0]
     enc_t, dec_t, ldpc_t = [], [], []

@@ -60,7 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sn.add_argument("--cbr", type=float, default=0.04)
     sn.add_argument("--snrs", default="0,2,4,6,8,10,12,14")
     sn.add_argument("--etas", default=",".join(map(str, DEFAULT_ETAS)))
-    roi = sub.add_parser("roi", parents=[common], help="viewport ROI vs uniform transmission on 360° panoramas (paper Fig. 8)")
+    roi = sub.add_parser("roi", parents=[common],
+                         help="viewport ROI vs uniform transmission on 360° panoramas (paper Fig. 8)")
     roi.add_argument("--snr", type=float, default=10.0)
     roi.add_argument("--resolution", default="1024x512")
     roi.add_argument("--yaws", default="0,90,180,270", help="viewport yaws per panorama (deg)")
@@ -279,8 +280,9 @@ def markdown_table(result: dict) -> str:
     for name, curve in result["curves"].items():
         vals = [_interp_at(curve, x) for x in (0.02, 0.04, 0.08)]
         bd = result["bd_rate"].get(name)
+        bd_text = "anchor" if name == result["anchor"] else ("—" if bd is None or math.isnan(bd) else f"{bd:+.1f} %")
         lines.append(f"| {name} | " + " | ".join("—" if math.isnan(v) else f"{v:.2f}" for v in vals)
-                     + f" | {'anchor' if name == result['anchor'] else ('—' if bd is None or math.isnan(bd) else f'{bd:+.1f} %')} |")
+                     + f" | {bd_text} |")
     return "\n".join(lines) + "\n"
 
 
@@ -320,11 +322,12 @@ def run_roi(args) -> dict:
     PSNR averaged over panoramas and yaws) is compared at equal viewport PSNR. A uniform
     transmission does not depend on the viewport, so it is encoded once per panorama.
     """
-    from core.media.source import parse_resolution
     from PIL import Image
     from tqdm import tqdm
-    from core.media.geometry import Viewport, eta_map, quality_map, render_viewport, roi_grid_mask
+
     from core.codec.learned import LearnedCodec
+    from core.media.geometry import Viewport, eta_map, quality_map, render_viewport, roi_grid_mask
+    from core.media.source import parse_resolution
     w, h = parse_resolution(args.resolution)
     folder = args.dataset if args.dataset != str(DEFAULT_KODAK) else str(asset("data", "erp"))
     files = list_images(folder)[: args.limit or None]
@@ -423,16 +426,18 @@ def run_fading(args) -> dict:
     per-channel mean image (the cliff).
     """
     import itertools
-    from core.media.source import FrameSource, parse_resolution
+
     from core.classical.chain import make_scheme
     from core.classical.mcs import OuterLoopLinkAdaptation
     from core.codec.learned import LearnedCodec
+    from core.media.source import FrameSource, parse_resolution
     trace = read_trace(args.trace)
     w, h = parse_resolution(args.resolution)
     src = args.dataset if args.dataset != str(DEFAULT_KODAK) else args.video
     frames = list(itertools.islice(FrameSource(src, (w, h)).frames(), min(args.frames, 300)))
     codec = LearnedCodec(device=args.device, weights=args.weights)
-    chain = make_scheme(args.classical, codec_options={"preset": "faster"} if args.classical.startswith("vvc") else None)
+    chain = make_scheme(args.classical,
+                        codec_options={"preset": "faster"} if args.classical.startswith("vvc") else None)
     olla = OuterLoopLinkAdaptation() if args.olla else None
     rng = np.random.default_rng(args.seed)
     rows = []
@@ -500,6 +505,7 @@ def run_edit(args) -> dict:
     at equal PSNR).
     """
     from tqdm import tqdm
+
     from core.codec.learned import LearnedCodec
     images = load_images(args.dataset, args.limit)
     codec = LearnedCodec(device=args.device, weights=args.weights)

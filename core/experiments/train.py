@@ -33,8 +33,8 @@ the EMA's (``--ema``). ``--init-from`` starts a new run from shipped weights.
 from __future__ import annotations
 
 import argparse
-import csv
 import copy
+import csv
 import math
 import os
 import random
@@ -47,8 +47,8 @@ import torch
 
 from core.codec.checkpoint import export_weights, load_model, load_state, read_metadata
 from core.codec.config import ModelConfig, get_config
-from core.media.imageio import list_images, read_rgb
 from core.codec.model import NTSCCPlus
+from core.media.imageio import list_images, read_rgb
 from core.paths import REPO_ROOT
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "train"
