@@ -44,8 +44,16 @@ def module_for(args: argparse.Namespace) -> str:
     return SUBCOMMANDS[args.command][0]
 
 
+class Parser(argparse.ArgumentParser):
+    """Bad command-line input ends the command with one line (no usage block), before any
+    process starts: ``ntscc-xr demo: error: argument --resolution: ...``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ntscc-xr",
         description="ntscc-xr: NTSCC+ semantic transmission of 360-degree XR content over a "
                     "GNU Radio OFDM link, compared against the classical VVC + 5G LDPC chain.",

@@ -33,7 +33,7 @@ from core.media.geometry import (
     head_trajectory,
     roi_grid_mask,
 )
-from core.media.source import FrameSource, parse_resolution
+from core.media.source import FrameSource, parse_resolution, resolution_arg, source_arg
 
 from .adaptation import CqiTracker, LearnedRateController
 
@@ -41,8 +41,10 @@ SIDE_QUEUE = 8  # bounded: a stalled receiver makes the TX drop side messages, n
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", default=None, help="ERP video, image folder or panorama (default: shipped sample video)")
-    p.add_argument("--resolution", default="512x256", help="ERP resolution WxH (2:1, multiples of 16)")
+    p.add_argument("--source", default=None, type=source_arg,
+                   help="ERP video, image folder or panorama (default: shipped sample video)")
+    p.add_argument("--resolution", default="512x256", type=resolution_arg,
+                   help="ERP resolution WxH (2:1, multiples of 16)")
     p.add_argument("--frames", type=int, default=60, help="frames to send (0 = forever)")
     p.add_argument("--fps", type=float, default=0.0, help="pace the stream (0 = as fast as it encodes)")
     p.add_argument("--cbr", type=float, default=0.04, help="per-frame CBR budget (channel uses / (3HW))")

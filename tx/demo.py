@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.media.source import resolution_arg, source_arg
+
 from .session import Session, SessionConfig
 
 
@@ -21,8 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--headless", action="store_true", help="no window: run and write the report")
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--out", default="runs/demo", help="report folder")
-    p.add_argument("--resolution", default="512x256", help="ERP WxH (2:1)")
-    p.add_argument("--source", default=None, help="ERP video / image folder / panorama (default: shipped sample)")
+    p.add_argument("--resolution", default="512x256", type=resolution_arg, help="ERP WxH (2:1)")
+    p.add_argument("--source", default=None, type=source_arg,
+                   help="ERP video / image folder / panorama (default: shipped sample)")
     p.add_argument("--channel", default="awgn", choices=["awgn", "rayleigh", "multipath", "trace"])
     p.add_argument("--snr", type=float, default=10.0, help="channel SNR in dB (mean SNR for fading)")
     p.add_argument("--doppler", type=float, default=0.0, help="Doppler (Hz) for --channel rayleigh")

@@ -5,6 +5,7 @@ loops forever. Inputs are validated up front with messages that say what to do.
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Iterator
 
@@ -32,6 +33,25 @@ def parse_resolution(text: str) -> tuple[int, int]:
     if w * h > 4096 * 2048:
         raise ValueError(f"resolution {w}x{h} is larger than 4096x2048")
     return w, h
+
+
+def resolution_arg(text: str) -> str:
+    """argparse ``type=`` for ``--resolution``: checked at parse time (before any process
+    starts), kept as the text the processes are given."""
+    try:
+        parse_resolution(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def source_arg(text: str) -> str:
+    """argparse ``type=`` for ``--source``: the content must exist and be of a kind we read."""
+    try:
+        FrameSource(text, (32, 16))
+    except (OSError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _check_aspect(shape: tuple[int, ...], origin: str) -> None:
