@@ -106,7 +106,8 @@ class Session:
 
     # ------------------------------------------------------------------ processes
     def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen:
-        log_file = open(self.cfg.out / f"{name}.log", "ab")
+        # a fresh log per session; a restart within the session appends (the crash stays readable)
+        log_file = open(self.cfg.out / f"{name}.log", "ab" if name in self.procs else "wb")
         # the children import the same packages as this process, wherever it was started
         path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path)
