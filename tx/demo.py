@@ -126,7 +126,7 @@ def plot_report(out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     rows = _read_rows(out / "metrics.csv")
-    fig, ax = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
+    fig, ax = plt.subplots(3, 1, figsize=(11, 8), sharex=True)
     for stream, style in (("learned", "-o"), ("classical", "--s")):
         rs = [r for r in rows if r["stream"] == stream]
         if not rs:
@@ -140,13 +140,26 @@ def plot_report(out: Path) -> None:
             ax[1].plot(f, [_num(r["cqi_db"]) for r in rs], ".", label="CQI (estimated)")
     ax[0].set_ylabel("PSNR (dB)"); ax[1].set_ylabel("SNR (dB)"); ax[2].set_ylabel("CBR")
     ax[2].set_xlabel("frame")
-    for a in ax:
-        a.grid(alpha=0.3); a.legend(fontsize=7)
-    fig.tight_layout(); fig.savefig(out / "plots.png", dpi=100); plt.close(fig)
+    ax[0].set_title("headless demo: per-frame quality, channel and rate", fontsize=10)
+    for a in ax:  # legends beside the axes, never over the data
+        a.grid(alpha=0.3); a.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.tight_layout(); fig.savefig(out / "plots.png", dpi=100, bbox_inches="tight"); plt.close(fig)
+
+
+def _label(tile: np.ndarray, text: str, top: bool = False) -> np.ndarray:
+    """``text`` on a dark strip at the bottom (or top) of ``tile``."""
+    from PIL import Image, ImageDraw
+    img = Image.fromarray(tile)
+    draw = ImageDraw.Draw(img)
+    y = 0 if top else img.height - 14
+    draw.rectangle((0, y, img.width, y + 14), fill=(0, 0, 0))
+    draw.text((3, y + 1), text, fill=(255, 255, 255))
+    return np.asarray(img)
 
 
 def contact_sheet(out: Path, max_rows: int = 6) -> None:
-    """Rows of [original viewport | learned | classical] for the frames the RX saved."""
+    """Rows of [original viewport | learned | classical] for the frames the RX saved, under a
+    header that names the columns; each tile carries its frame and viewport PSNR."""
     from core.media.geometry import Viewport, render_viewport
     from core.media.imageio import read_rgb, write_rgb
     frames = out / "frames"
@@ -160,13 +173,21 @@ def contact_sheet(out: Path, max_rows: int = 6) -> None:
         if r is None:
             continue
         vp = Viewport(_num(r["yaw"]), _num(r["pitch"]), 90.0, (160, 160))
-        row = [render_viewport(read_rgb(ref_path), vp)]
+        row = [_label(render_viewport(read_rgb(ref_path), vp), f"frame {fid}")]
         for stream in ("learned", "classical"):
             p = frames / f"{stream}_{fid:05d}.jpg"
-            row.append(render_viewport(read_rgb(p), vp) if p.exists() else np.zeros_like(row[0]))
+            tile = render_viewport(read_rgb(p), vp) if p.exists() else np.zeros_like(row[0])
+            s = rows.get((stream, fid))
+            psnr = _num(s["viewport_psnr"]) if s else float("nan")
+            row.append(_label(tile, f"vp PSNR {psnr:.1f} dB" if np.isfinite(psnr) else "not received"))
         tiles.append(np.concatenate(row, 1))
     if tiles:
-        write_rgb(out / "viewports.jpg", np.concatenate(tiles, 0))
+        header = np.full((16, tiles[0].shape[1], 3), 0, np.uint8)
+        w = tiles[0].shape[1] // 3
+        header = np.concatenate([_label(header[:, i * w:(i + 1) * w].copy(), name, top=True)
+                                 for i, name in enumerate(("original viewport", "NTSCC+ (learned)",
+                                                           "classical"))], 1)
+        write_rgb(out / "viewports.jpg", np.concatenate([header, *tiles], 0))
 
 
 def main(args) -> int:
