@@ -8,11 +8,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Torch is pinned before the project install: an unpinned `torch` would pull a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup apt venv demo test bench clean help
+.PHONY: setup apt venv demo test lint bench clean help
 
 help:
 	@echo "make demo   - set up everything, then run the demo (headless report without a display)"
-	@echo "make test   - set up everything, then run the test suite"
+	@echo "make test   - set up everything, then ruff and the test suite"
+	@echo "make lint   - ruff check ."
 	@echo "make setup  - apt packages (GNU Radio), .venv and the project install; idempotent"
 
 setup: apt venv
@@ -36,7 +37,10 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(VENV)/bin/ntscc-xr demo
 
-test: setup
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: setup lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra
 
 bench: setup

@@ -8,26 +8,52 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 import threading
 
 #: name -> (module, one-line help). Add a subcommand by adding a row here.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "link-test": ("tx.link_test", "send random symbol frames through the real GNU Radio OFDM link and report SNR/CQI/loss/latency"),
-    "flowgraph": ("flowgraphs.launcher", "run the GNU Radio OFDM flowgraph alone (ZMQ in/out, simulated channel or USRP)"),
-    "train": ("core.train", "train the NTSCC+ / compatible NTSCC+ model (staged, resumable)"),
-    "eval": ("core.evaluate", "evaluations: rd (rate-distortion, BD-rate), snr (PSNR vs SNR), roi (viewport ROI vs uniform), edit (NTSCC++ T steps vs T=0), fading (per-frame PSNR over a trace)"),
-    "bench": ("core.bench", "encode/decode latency per scheme (paper Table II analogue)"),
+    "link-test": ("tx.link_test", "send random symbol frames through the real GNU Radio OFDM link and "
+                                  "report SNR/CQI/loss/latency"),
+    "flowgraph": ("flowgraphs.launcher", "run the GNU Radio OFDM flowgraph alone (ZMQ in/out, simulated "
+                                         "channel or USRP)"),
+    "train": ("core.experiments.train", "train the NTSCC+ / compatible NTSCC+ model (staged, resumable)"),
+    "eval": ("core.experiments.evaluate", "evaluations: rd (rate-distortion, BD-rate), snr (PSNR vs SNR), "
+                                          "roi (viewport ROI vs uniform), edit (NTSCC++ T steps vs T=0), "
+                                          "fading (per-frame PSNR over a trace)"),
+    "bench": ("core.experiments.bench", "encode/decode latency per scheme (paper Table II analogue)"),
     "demo": ("tx.demo", "the live 360-degree demo: viewer window, or --headless report"),
     "tx": ("tx.app", "transmitter process alone"),
     "rx": ("rx.app", "receiver process alone"),
-    "keys": ("core.security", "create CurveZMQ key pairs for --curve-keys (needed with --allow-remote)"),
+    "keys": ("core.link.security", "create CurveZMQ key pairs for --curve-keys (needed with --allow-remote)"),
 }
+#: subcommands that open a window instead when a display exists and --headless is not given
+WINDOWED: dict[str, str] = {"demo": "gui.viewer"}
+
+
+def has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def module_for(args: argparse.Namespace) -> str:
+    """The module that runs the parsed command: the viewer or the headless one."""
+    if args.command in WINDOWED and not getattr(args, "headless", True) and has_display():
+        return WINDOWED[args.command]
+    return SUBCOMMANDS[args.command][0]
+
+
+class Parser(argparse.ArgumentParser):
+    """Bad command-line input ends the command with one line (no usage block), before any
+    process starts: ``ntscc-xr demo: error: argument --resolution: ...``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ntscc-xr",
         description="ntscc-xr: NTSCC+ semantic transmission of 360-degree XR content over a "
                     "GNU Radio OFDM link, compared against the classical VVC + 5G LDPC chain.",
@@ -55,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    module = importlib.import_module(SUBCOMMANDS[args.command][0])
+    module = importlib.import_module(module_for(args))
     return int(module.main(args) or 0)
 
 

@@ -1,12 +1,12 @@
 """GNU Radio blocks of the ntscc-xr OFDM link (Python blocks, whole frames per work call).
 
-* :class:`OfdmFrameSource` -- ZMQ PULL of :class:`core.frame.TxFrame` messages -> OFDM
+* :class:`OfdmFrameSource` -- ZMQ PULL of :class:`core.link.frame.TxFrame` messages -> OFDM
   baseband (preamble, PHY header, pilots, IFFT, CP), continuous idle fill between frames.
 * :class:`FramePowerProbe` -- pass-through that measures each frame's received power after the
   fading block (so the RX frame can report the instantaneous SNR the emulator applied).
 * :class:`OfdmFrameSink` -- the OFDM receiver (:class:`flowgraphs.ofdm_dsp.StreamReceiver`):
   sync, CFO, FFT, pilot channel estimation, soft equalisation, SNR estimation ->
-  :class:`core.frame.RxFrame` on a ZMQ PUSH socket.
+  :class:`core.link.frame.RxFrame` on a ZMQ PUSH socket.
 
 Runs under Debian's ``/usr/bin/python3`` (GNU Radio 3.10, numpy 1.24).
 """
@@ -23,8 +23,8 @@ import pmt
 import zmq
 from gnuradio import gr
 
-from core.frame import FrameError, RxFrame, TxFrame, meta_time_ns, FLAG_HEADER_OK
-from core.ofdm import OfdmConfig
+from core.link.frame import FLAG_HEADER_OK, FrameError, RxFrame, TxFrame, meta_time_ns
+from core.phy.ofdm import OfdmConfig
 from flowgraphs.ofdm_dsp import FrameModulator, StreamReceiver
 
 FRAME_TAG = pmt.intern("nx_frame")

@@ -7,25 +7,46 @@ The block definitions GRC reads are ``flowgraphs/grc/*.block.yml``; open the flo
 and compile it with ``grcc`` the same way. These wrappers take plain parameters (addresses,
 SNR) instead of sockets and callables, so GRC can instantiate them; the source and the sink of
 one process share :data:`REGISTRY` (send times and applied SNR per frame).
+
+A GRC-generated script ends with ``tb.stop(); tb.wait(); sys.exit(0)`` on SIGINT/SIGTERM and
+never closes a socket: at interpreter exit :func:`_close_all` stops the control thread and
+closes every socket made here, so no ZeroMQ socket is torn down under a thread blocked in it
+(which crashed the process with SIGSEGV now and then).
 """
 from __future__ import annotations
 
+import atexit
 import json
 import threading
 
 import numpy as np
 import zmq
 
-from core.endpoints import check_bind
-from core.ofdm import OfdmConfig
+from core.link.endpoints import check_bind
+from core.phy.ofdm import OfdmConfig
 from flowgraphs.blocks import FrameRegistry, OfdmFrameSink, OfdmFrameSource
 
 REGISTRY = FrameRegistry()
+_SOCKETS: list[zmq.Socket] = []
+_CONTROLS: list["link_control"] = []
+
+
+def _close_all() -> None:
+    """Clean stop at interpreter exit (after the GRC script's tb.stop(); tb.wait())."""
+    for ctl in _CONTROLS:
+        ctl.close()
+    for sock in _SOCKETS:
+        sock.close(0)
+    _SOCKETS.clear()
+
+
+atexit.register(_close_all)
 
 
 def _bound(kind: int, address: str) -> zmq.Socket:
     check_bind(address, allow_remote=False)
     sock = zmq.Context.instance().socket(kind)
+    _SOCKETS.append(sock)
     sock.setsockopt(zmq.LINGER, 0)
     if kind == zmq.PUSH:
         sock.setsockopt(zmq.SNDHWM, 64)
@@ -92,8 +113,14 @@ class link_control:  # noqa: N801 - GRC naming
     def __init__(self, top_block, address: str = "tcp://127.0.0.1:5602"):
         self.tb = top_block
         self.sock = _bound(zmq.REP, address)
+        self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="ntscc-grc-control", daemon=True)
+        _CONTROLS.append(self)
         self.thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=2.0)
 
     def _handle(self, req: dict) -> dict:
         cmd = req.pop("cmd", "set")
@@ -117,8 +144,10 @@ class link_control:  # noqa: N801 - GRC naming
         return {"ok": True}
 
     def _run(self) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
+                if not self.sock.poll(100):
+                    continue
                 raw = self.sock.recv()
             except zmq.ZMQError:
                 return

@@ -1,8 +1,11 @@
 """Run the GNU Radio flowgraph as its own process from the ``.venv`` side.
 
 Debian's GNU Radio 3.10.5 cannot be imported next to numpy 2, so the flowgraph runs under
-``/usr/bin/python3`` (``python3 -m flowgraphs.ofdm_link``) with ``PYTHONPATH`` = the repository
-root, and everything else talks to it over ZeroMQ.
+``/usr/bin/python3`` (``python3 -m flowgraphs.ofdm_link``), and everything else talks to it over
+ZeroMQ. That process gets a clean environment: its ``PYTHONPATH`` is a temporary folder that
+holds only the packages it imports (``flowgraphs``, ``core.link``, ``core.phy``), so nothing of
+the venv (numpy 2 beside an installed wheel, the caller's ``PYTHONPATH``) leaks into it;
+``NTSCC_GR_PYTHONPATH`` adds folders (e.g. a GNU Radio built from source).
 
 * :class:`FlowgraphProcess` -- start, wait for the ``READY`` line, control requests, clean stop
   (``{"cmd": "stop"}`` -> ``tb.stop(); tb.wait()``; SIGINT, then SIGKILL only as a last resort).
@@ -20,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,6 +33,30 @@ from flowgraphs.options import add_flowgraph_arguments, to_argv
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GR_PYTHON = os.environ.get("NTSCC_GR_PYTHON", "/usr/bin/python3")
 FLOWGRAPH_MODULE = "flowgraphs.ofdm_link"
+#: what the flowgraph process imports of this project (torch-free, numpy-1 safe)
+GR_PACKAGES = ("flowgraphs", "core/link", "core/phy")
+
+
+def gr_tree() -> Path:
+    """A temporary folder with links to :data:`GR_PACKAGES` alone: the flowgraph's sys.path."""
+    tree = Path(tempfile.mkdtemp(prefix="ntscc-gr-"))
+    (tree / "core").mkdir()
+    shutil.copy(REPO_ROOT / "core" / "__init__.py", tree / "core" / "__init__.py")
+    for pkg in GR_PACKAGES:
+        os.symlink(REPO_ROOT / pkg, tree / pkg, target_is_directory=True)
+    return tree
+
+
+def gr_environment(tree: Path) -> dict[str, str]:
+    """The environment of the flowgraph process: ours without the Python variables of the venv."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PYTHON") and k not in ("VIRTUAL_ENV", "CONDA_PREFIX")}
+    extra = os.environ.get("NTSCC_GR_PYTHONPATH")
+    env["PYTHONPATH"] = str(tree) + (os.pathsep + extra if extra else "")
+    env["PYTHONNOUSERSITE"] = "1"  # a numpy 2 in ~/.local would break GNU Radio as well
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, "1")
+    return env
 
 
 class FlowgraphError(RuntimeError):
@@ -80,6 +108,7 @@ class FlowgraphProcess:
         self._ready = threading.Event()
         self._threads: list[threading.Thread] = []
         self._zmq_ctx = None
+        self._tree: Path | None = None
 
     # ------------------------------------------------------------------ life cycle
     def command(self) -> list[str]:
@@ -89,13 +118,8 @@ class FlowgraphProcess:
         if not (os.path.isfile(self.python) or shutil.which(self.python)):
             raise FlowgraphError(f"{self.python} not found: the flowgraph needs Debian's python3 "
                                  "with GNU Radio; run 'make setup'.")
-        env = dict(os.environ)
-        env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            env.setdefault(var, "1")
-        env.pop("PYTHONHOME", None)
-        env.pop("VIRTUAL_ENV", None)
-        self.proc = subprocess.Popen(self.command(), cwd=str(REPO_ROOT), env=env,
+        self._tree = gr_tree()
+        self.proc = subprocess.Popen(self.command(), cwd=str(self._tree), env=gr_environment(self._tree),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, bufsize=1)
         for stream, handler in ((self.proc.stdout, self._on_stdout),
@@ -109,6 +133,8 @@ class FlowgraphProcess:
                 for t in self._threads:
                     t.join(timeout=2.0)
                 tail = "\n".join(self.stderr_tail)
+                shutil.rmtree(self._tree, ignore_errors=True)
+                self._tree = None
                 raise FlowgraphError(_explain(self.proc.returncode, tail), self.proc.returncode,
                                      from_child="\nERROR: " in "\n" + tail)
             if time.monotonic() - t0 > self.ready_timeout:
@@ -151,10 +177,10 @@ class FlowgraphProcess:
         sock.setsockopt(zmq.LINGER, 0)
         keys = None
         if "--curve-keys" in self.argv:  # the flowgraph authenticates clients: so do we
-            from core.security import CurveKeys
+            from core.link.security import CurveKeys
             keys = CurveKeys(Path(self.argv[self.argv.index("--curve-keys") + 1]))
         try:
-            from core.security import connect
+            from core.link.security import connect
             connect(sock, self.endpoints["ctrl"], keys)
             sock.send(json.dumps(msg).encode())
             if not sock.poll(timeout_ms):
@@ -192,6 +218,9 @@ class FlowgraphProcess:
         if self._zmq_ctx is not None:
             self._zmq_ctx.term()
             self._zmq_ctx = None
+        if self._tree is not None:
+            shutil.rmtree(self._tree, ignore_errors=True)
+            self._tree = None
         return rc
 
     def __enter__(self) -> "FlowgraphProcess":

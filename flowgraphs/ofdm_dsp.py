@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.ofdm import OfdmConfig, PhyHeader, fft_c64
+from core.phy.ofdm import OfdmConfig, PhyHeader, fft_c64
 
 EQUALISERS = ("ummse", "mmse", "zf")
 

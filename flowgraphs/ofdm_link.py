@@ -38,9 +38,10 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import zmq  # noqa: E402
-from gnuradio import analog, blocks, channels, filter as gr_filter, gr  # noqa: E402
+from gnuradio import analog, blocks, channels, gr  # noqa: E402
+from gnuradio import filter as gr_filter  # noqa: E402
 
-from core.ofdm import OfdmConfig  # noqa: E402
+from core.phy.ofdm import OfdmConfig  # noqa: E402
 from flowgraphs.blocks import FramePowerProbe, FrameRegistry, OfdmFrameSink, OfdmFrameSource  # noqa: E402
 from flowgraphs.channel import DEFAULT_TRACE, ChannelState, SnrTrace  # noqa: E402
 from flowgraphs.options import add_flowgraph_arguments  # noqa: E402
@@ -67,8 +68,8 @@ class UsrpNotFound(RuntimeError):
 
 def _bind(ctx: zmq.Context, kind: int, host: str, port: int, allow_remote: bool, keys) -> tuple:
     """Bound socket and its port (port 0: a free one). Loopback only unless ``allow_remote``;
-    with CURVE keys the socket authenticates its clients (core.security)."""
-    from core.security import bind as secure_bind
+    with CURVE keys the socket authenticates its clients (core.link.security)."""
+    from core.link.security import bind as secure_bind
     sock = ctx.socket(kind)
     sock.setsockopt(zmq.LINGER, 0)
     if kind == zmq.PUSH:
@@ -134,7 +135,7 @@ class OfdmLink(gr.top_block):
         self.ctx = ctx or zmq.Context.instance()
         keys = None
         if opts.curve_keys:
-            from core.security import CurveKeys
+            from core.link.security import CurveKeys
             keys = CurveKeys(Path(opts.curve_keys))
         base = opts.base_port
         p = (lambda off: 0 if base == 0 else base + off)

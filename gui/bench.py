@@ -214,7 +214,8 @@ def plot(samples: dict, result: dict, path: Path) -> None:
         s = np.sort(np.asarray(s, float))
         if s.size:
             ax[0].plot(s, np.arange(1, s.size + 1) / s.size,
-                       label=f"{LABELS.get(key, key)}: p50 {np.percentile(s, 50):.1f}, p95 {np.percentile(s, 95):.1f} ms")
+                       label=f"{LABELS.get(key, key)}: p50 {np.percentile(s, 50):.1f}, "
+                             f"p95 {np.percentile(s, 95):.1f} ms")
     ax[0].set_xscale("symlog", linthresh=1)
     ax[0].set_xlabel("lateness of a 10 ms timer (ms)")
     ax[0].set_ylabel("CDF")

@@ -1,7 +1,7 @@
 """Overlays on the ERP panel: the viewport outline and the ROI cells; pose <-> ERP position.
 
 The outline uses py360convert's own perspective rays (``utils.xyzpers``), the same ones
-``core.geometry.render_viewport`` samples with, so the drawn outline is exactly what the
+``core.media.geometry.render_viewport`` samples with, so the drawn outline is exactly what the
 viewport panel shows. Coordinates are normalised: x in [0, 1) left to right (yaw -180..180),
 y in [0, 1] top to bottom (pitch 90..-90).
 """
@@ -12,7 +12,7 @@ import math
 import numpy as np
 from py360convert import utils as p360
 
-from core.geometry import Viewport
+from core.media.geometry import Viewport
 
 
 def viewport_outline(vp: Viewport, n: int = 25) -> list[np.ndarray]:

@@ -11,7 +11,7 @@ from PyQt5.QtCore import QPointF, QRectF, Qt, pyqtSignal
 from PyQt5.QtGui import QColor, QFont, QImage, QPainter, QPen, QPolygonF
 from PyQt5.QtWidgets import QSizePolicy, QWidget
 
-from core.geometry import Viewport
+from core.media.geometry import Viewport
 
 from .overlay import pose_at, position_of, viewport_outline
 

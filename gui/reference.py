@@ -1,6 +1,6 @@
 """The original ERP frame for a frame id, read by the viewer itself.
 
-The transmitter loops over its :class:`tx.source.FrameSource` from frame 0, so frame ``i`` of
+The transmitter loops over its :class:`core.media.source.FrameSource` from frame 0, so frame ``i`` of
 the stream is item ``i mod N`` of the source. Images and image folders are cached whole;
 a video is decoded forward on demand (frames arrive in order, so this is one decode per
 frame) with a small cache, and reopened when the stream loops or goes backwards.
@@ -12,8 +12,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from core.imageio import read_rgb
-from tx.source import FrameSource
+from core.media.imageio import read_rgb
+from core.media.source import FrameSource
 
 
 class ReferenceFrames:

@@ -1,4 +1,4 @@
-"""Fast viewport rendering for the live view, pixel-identical to ``core.geometry.render_viewport``.
+"""Fast viewport rendering for the live view, pixel-identical to ``core.media.geometry.render_viewport``.
 
 ``render_viewport`` (py360convert ``e2p``) rebuilds the perspective ray grid for every new
 pose with ``ndarray.dot`` on an (H, W, 3) array: numpy's slow N-d path, tens of ms per pose
@@ -17,7 +17,7 @@ from collections import OrderedDict
 import numpy as np
 from py360convert import utils as p360
 
-from core.geometry import Viewport, render_viewport
+from core.media.geometry import Viewport, render_viewport
 
 try:
     import cv2

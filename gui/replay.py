@@ -9,12 +9,12 @@ touches:
   ``step`` (the protocol the viewer asks the TX to implement);
 * flowgraph control REP: ``snr_db``, ``channel``, ``doppler_hz``, ``{"cmd": "ping"}``.
 
-Frames come from the real content (:class:`tx.source.FrameSource`); the metrics are real
+Frames come from the real content (:class:`core.media.source.FrameSource`); the metrics are real
 (PSNR / WS-PSNR / viewport PSNR of what is published). The pictures are NOT the codecs':
 by default the "learned" picture is a blur + noise degradation that follows SNR and ROI and the
 "classical" one a JPEG at a rate set by the MCS, with a cliff below the MCS threshold.
 Pass ``learned=`` a callable to publish real decoder output (the tests use the real
-:class:`core.learned.LearnedCodec`).
+:class:`core.codec.learned.LearnedCodec`).
 
 ``python -m gui.replay --base-port 5600 --fps 10`` then ``python -m gui.viewer --attach``.
 """
@@ -33,8 +33,8 @@ import numpy as np
 import zmq
 from PIL import Image
 
-from core.geometry import Viewport, head_trajectory, pixel_mask, render_viewport, roi_grid_mask
-from core.metrics import masked_psnr, psnr, ws_psnr
+from core.media.geometry import Viewport, head_trajectory, pixel_mask, render_viewport, roi_grid_mask
+from core.media.metrics import masked_psnr, psnr, ws_psnr
 
 from . import messages
 
@@ -72,7 +72,7 @@ class ReplayLink:
                  fps: float = 10.0, snr_db: float = 10.0, frames: int = 0, classical: bool = True,
                  send_reference: bool = False,
                  learned: Callable[[int, np.ndarray, LinkState], tuple] | None = None, seed: int = 0):
-        from tx.source import FrameSource
+        from core.media.source import FrameSource
         self.addresses = (metrics, control, fg_ctrl)
         self.source = FrameSource(source, resolution)
         self.fps = fps
@@ -308,8 +308,8 @@ class ReplayLink:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.endpoints import Endpoints
-    from tx.source import parse_resolution
+    from core.link.endpoints import Endpoints
+    from core.media.source import parse_resolution
     p = argparse.ArgumentParser(prog="python -m gui.replay", description=__doc__.split("\n")[0])
     p.add_argument("--base-port", type=int, default=5600)
     p.add_argument("--source", default=None)

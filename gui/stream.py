@@ -7,7 +7,7 @@
   SUB socket's receive queue is capped at a few messages and the GUI is handed one state at a
   time) while every row goes to a bounded deque for the plots;
 * renders the viewports (original, learned, classical) for the viewer's current pose
-  (:class:`gui.render.ViewportRenderer`, identical to ``core.geometry.render_viewport``), the
+  (:class:`gui.render.ViewportRenderer`, identical to ``core.media.geometry.render_viewport``), the
   ROI tint and the QImages at the panels' pixel sizes, re-making only what changed, so the GUI
   thread only copies pixels.
 
@@ -28,7 +28,7 @@ import zmq
 from PyQt5.QtCore import QThread, pyqtSignal
 from PyQt5.QtGui import QImage
 
-from core.geometry import Viewport, roi_grid_mask
+from core.media.geometry import Viewport, roi_grid_mask
 
 from . import messages
 from .messages import FrameMessage, MessageError

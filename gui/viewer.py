@@ -26,13 +26,11 @@ import sys
 import time
 
 import numpy as np
-
 from PyQt5.QtCore import QObject, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QColor, QPalette
-from PyQt5.QtWidgets import (QApplication, QGridLayout, QHBoxLayout, QLabel, QMainWindow,
-                             QSplitter, QWidget)
+from PyQt5.QtWidgets import QApplication, QGridLayout, QHBoxLayout, QLabel, QMainWindow, QSplitter, QWidget
 
-from core.geometry import Viewport
+from core.media.geometry import Viewport
 
 from .control import SessionWorker
 from .controls import ControlsPanel
@@ -69,7 +67,8 @@ class LazyReference:
     def __call__(self, frame_id: int):
         if self._ref is None and self.error is None:
             try:
-                from tx.source import parse_resolution
+                from core.media.source import parse_resolution
+
                 from .reference import ReferenceFrames
                 self._ref = ReferenceFrames(self.source, parse_resolution(self.resolution))
             except Exception as exc:
@@ -586,8 +585,21 @@ def save_screenshot(app: QApplication, win: QWidget, path) -> str:
     return f"QWidget.grab() on the {app.platformName()} platform"
 
 
-def main(argv: list[str] | None = None) -> int:
-    from tx.demo import add_arguments, config_from
+def main(args: argparse.Namespace) -> int:
+    """``ntscc-xr demo`` with a display (the CLI chooses), or ``python -m gui.viewer``."""
+    from tx.demo import config_from
+    cfg = config_from(args)
+    if "--frames" not in " ".join(sys.argv):
+        cfg.frames = 0  # a live window streams until it is closed
+    cfg.classical_mode = "async"  # keep the learned stream live; classical skips when busy
+    return run_viewer(cfg, attach=getattr(args, "attach", False),
+                      screenshot=getattr(args, "screenshot", None),
+                      screenshot_frames=getattr(args, "screenshot_frames", 20),
+                      quit_after=getattr(args, "quit_after", None))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from tx.demo import add_arguments
     p = argparse.ArgumentParser(prog="python -m gui.viewer", description=__doc__.split("\n")[0])
     add_arguments(p)
     p.add_argument("--attach", action="store_true",
@@ -595,10 +607,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--screenshot", default=None, help="save a screenshot once frames are shown, then close")
     p.add_argument("--screenshot-frames", type=int, default=20)
     p.add_argument("--quit-after", type=float, default=None, help="close the window after this many seconds")
-    args = p.parse_args(argv)
-    return run_viewer(config_from(args), attach=args.attach, screenshot=args.screenshot,
-                      screenshot_frames=args.screenshot_frames, quit_after=args.quit_after)
+    return p.parse_args(argv)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(parse_args()))

@@ -22,12 +22,11 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from core.endpoints import Endpoints, bind_address
-from core.frame import STREAM_CLASSICAL, STREAM_LEARNED, FrameError, RxFrame
-from core.geometry import Viewport, pixel_mask, render_viewport
-from core.metrics import masked_psnr, psnr, ws_psnr
-from core.security import CurveKeys, bind, connect
-from tx.app import add_link_arguments, endpoints_from
+from core.link.endpoints import Endpoints, add_link_arguments, bind_address, endpoints_from
+from core.link.frame import STREAM_CLASSICAL, STREAM_LEARNED, FrameError, RxFrame
+from core.link.security import CurveKeys, bind, connect
+from core.media.geometry import Viewport, pixel_mask, render_viewport
+from core.media.metrics import masked_psnr, psnr, ws_psnr
 
 MAX_PENDING = 32  # bounded join buffer: older unmatched frames are declared lost
 
@@ -44,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None)
     p.add_argument("--exit-on-end", action=argparse.BooleanOptionalAction, default=True,
                    help="exit once the TX's end-of-stream marker arrived and nothing is pending")
-    p.add_argument("--save-every", type=int, default=10, help="save a viewport contact image every N frames (0 = never)")
+    p.add_argument("--save-every", type=int, default=10,
+                   help="save a viewport contact image every N frames (0 = never)")
     p.add_argument("--classical-preload", action=argparse.BooleanOptionalAction, default=False,
                    help="load the classical chain's LDPC tables at start-up (a few seconds) rather "
                         "than on its first frame; the demo sets it when the classical chain runs")
@@ -80,7 +80,7 @@ class Receiver:
         import torch
         if args.threads > 0:
             torch.set_num_threads(args.threads)
-        from core.learned import LearnedCodec
+        from core.codec.learned import LearnedCodec
         self.args = args
         self.ep: Endpoints = endpoints_from(args)
         keys = CurveKeys(Path(args.curve_keys)) if args.curve_keys else None
@@ -89,7 +89,7 @@ class Receiver:
         if args.classical_preload:
             # sionna (seconds to import) in the main thread, before the sockets exist: a
             # background import could hold the import lock and delay a Ctrl-C for as long
-            from core.baseline.ldpc import preload
+            from core.classical.ldpc import preload
             preload()
         ctx = zmq.Context.instance()
         self.phy = connect(ctx.socket(zmq.PULL), self.ep.fg_out, keys)
@@ -244,7 +244,7 @@ class Receiver:
                        viewport_psnr=psnr(render_viewport(ref, vp), render_viewport(rec, vp)),
                        roi_psnr=masked_psnr(ref, rec, roi) if roi is not None else float("nan"))
             if self.args.save_every and frame_id % self.args.save_every == 0:
-                from core.imageio import write_rgb
+                from core.media.imageio import write_rgb
                 write_rgb(self.out / "frames" / f"{row['stream']}_{frame_id:05d}.jpg", rec)
                 if stream == STREAM_LEARNED:
                     write_rgb(self.out / "frames" / f"reference_{frame_id:05d}.jpg", ref)

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from core.baseline.chain import make_scheme
+from core.classical.chain import make_scheme
 
 
 class ClassicalReceiver:

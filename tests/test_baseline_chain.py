@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.baseline import mcs as M
-from core.baseline.chain import (CapacityChain, ClassicalChain, budget_uses, make_scheme,
-                                 select_dataset_mcs)
-from core.baseline.codecs import BitstreamCache, mean_image, psnr
+from core.classical import mcs as M
+from core.classical.chain import CapacityChain, ClassicalChain, budget_uses, make_scheme, select_dataset_mcs
+from core.classical.codecs import BitstreamCache, mean_image, psnr
 
 FIX = Path(__file__).parent / "fixtures"
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.baseline import codecs as C
+from core.classical import codecs as C
 
 FIX = Path(__file__).parent / "fixtures"
 

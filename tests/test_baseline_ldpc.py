@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.baseline import ldpc as L
-from core.baseline import mcs as M
+from core.classical import ldpc as L
+from core.classical import mcs as M
 
 
 def _bpsk_llr(c, snr_db, rng):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.cli import main as cli_main
-from core.evaluate import equal_quality_savings, pareto_front
+from core.experiments.evaluate import equal_quality_savings, pareto_front
 
 
 def test_pareto_front_drops_dominated_points():

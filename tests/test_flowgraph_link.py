@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -20,9 +19,9 @@ import numpy as np
 import pytest
 import zmq
 
-from core.frame import STREAM_TEST, RxFrame, TxFrame, time_meta
-from flowgraphs.channel import SnrTrace, DEFAULT_TRACE
-from flowgraphs.launcher import FlowgraphError, FlowgraphProcess, GR_PYTHON
+from core.link.frame import STREAM_TEST, RxFrame, TxFrame, time_meta
+from flowgraphs.channel import DEFAULT_TRACE, SnrTrace
+from flowgraphs.launcher import GR_PYTHON, FlowgraphError, FlowgraphProcess, gr_environment
 from flowgraphs.options import to_argv
 from tx import link_test
 
@@ -198,8 +197,9 @@ def test_missing_gnuradio_is_explained():
 
 @pytest.mark.skipif(shutil.which("grcc") is None, reason="grcc not installed (make setup)")
 def test_grc_twin_compiles_and_runs(tmp_path):
-    from conftest import free_base_port
-    env = dict(os.environ, GRC_BLOCKS_PATH=str(REPO / "flowgraphs" / "grc"), PYTHONPATH=str(REPO))
+    from tests.helpers import free_base_port
+    # the environment the launcher gives /usr/bin/python3, with the repository as its path
+    env = dict(gr_environment(REPO), GRC_BLOCKS_PATH=str(REPO / "flowgraphs" / "grc"))
     out = subprocess.run(["grcc", "-o", str(tmp_path), str(REPO / "flowgraphs" / "ofdm_link.grc")],
                          env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -1,4 +1,4 @@
-"""Frame format (core/frame.py): round trips, and every kind of damage rejected."""
+"""Frame format (core/link/frame.py): round trips, and every kind of damage rejected."""
 from __future__ import annotations
 
 import time
@@ -6,8 +6,17 @@ import time
 import numpy as np
 import pytest
 
-from core.frame import (FLAG_HEADER_OK, MAX_SYMBOLS, STREAM_CLASSICAL, STREAM_TEST, FrameError,
-                        RxFrame, TxFrame, meta_time_ns, time_meta)
+from core.link.frame import (
+    FLAG_HEADER_OK,
+    MAX_SYMBOLS,
+    STREAM_CLASSICAL,
+    STREAM_TEST,
+    FrameError,
+    RxFrame,
+    TxFrame,
+    meta_time_ns,
+    time_meta,
+)
 
 
 def _symbols(n: int, seed: int = 0) -> np.ndarray:

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.frame import FrameError, RxFrame, TxFrame
-from core.sideinfo import SideInfo
+from core.codec.sideinfo import SideInfo
+from core.link.frame import FrameError, RxFrame, TxFrame
 
 FUZZ = settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
 

@@ -4,9 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.geometry import (Viewport, eta_map, head_trajectory, pixel_mask, quality_map,
-                           render_viewport, roi_grid_mask)
-from core.metrics import erp_weights, psnr, ws_psnr
+from core.media.geometry import (
+    Viewport,
+    eta_map,
+    head_trajectory,
+    pixel_mask,
+    quality_map,
+    render_viewport,
+    roi_grid_mask,
+)
+from core.media.metrics import erp_weights, psnr, ws_psnr
 
 
 def test_roi_follows_yaw_and_wraps():

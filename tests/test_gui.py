@@ -27,13 +27,13 @@ from PyQt5.QtGui import QImage  # noqa: E402
 from PyQt5.QtTest import QTest  # noqa: E402
 from PyQt5.QtWidgets import QApplication  # noqa: E402
 
-from conftest import free_base_port  # noqa: E402
-from core.geometry import Viewport, roi_grid_mask  # noqa: E402
+from core.media.geometry import Viewport, roi_grid_mask  # noqa: E402
 from gui import messages  # noqa: E402
 from gui.overlay import pose_at, position_of, viewport_outline  # noqa: E402
 from gui.reference import ReferenceFrames  # noqa: E402
 from gui.replay import ReplayLink  # noqa: E402
 from gui.viewer import ViewerWindow, apply_style  # noqa: E402
+from tests.helpers import free_base_port  # noqa: E402
 from tx.session import Session, SessionConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,7 +94,7 @@ def make_window(session, address: str, **kw) -> ViewerWindow:
 def codec_outputs():
     """Real NTSCC+ reconstructions of the shipped panoramas (AWGN 10 dB), computed lazily
     and cached per image: the publisher sends what the learned codec really decodes."""
-    from core.learned import LearnedCodec
+    from core.codec.learned import LearnedCodec
     codec = LearnedCodec(device="cpu")
     cache: dict[int, tuple] = {}
     n_images = len(list(ERP_FOLDER.glob("*.jpg")))
@@ -380,7 +380,7 @@ def test_outline_matches_the_rendered_viewport():
 
 
 def test_reference_frames_match_the_tx_source():
-    from tx.source import FrameSource
+    from core.media.source import FrameSource
     src = FrameSource(None, RES).frames()  # the shipped video, as the TX reads it
     expected = [next(src) for _ in range(3)]
     ref = ReferenceFrames(None, RES)
@@ -394,7 +394,7 @@ def test_reference_frames_match_the_tx_source():
 
 
 def test_fast_viewport_renderer_is_pixel_identical():
-    from core.geometry import render_viewport
+    from core.media.geometry import render_viewport
     from gui.render import ViewportRenderer
     erp = ReferenceFrames(str(ERP_FOLDER), (512, 256)).get(0)
     r = ViewportRenderer()

@@ -20,7 +20,7 @@ from PyQt5.QtCore import QPoint, Qt  # noqa: E402
 from PyQt5.QtTest import QTest  # noqa: E402
 from PyQt5.QtWidgets import QApplication  # noqa: E402
 
-from conftest import free_base_port  # noqa: E402
+from tests.helpers import free_base_port  # noqa: E402
 from tx.session import Session, SessionConfig  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.evaluate import read_trace
-from core.imageio import read_rgb
-from tx.source import FrameSource, parse_resolution
-from tests.conftest import REPO
+from core.experiments.evaluate import read_trace
+from core.media.imageio import read_rgb
+from core.media.source import FrameSource, parse_resolution
+from tests.helpers import REPO
 
 
 def test_resolution_parsing():
@@ -53,3 +53,23 @@ def test_trace_validation(tmp_path):
         read_trace(str(tmp_path / "bad.csv"))
     with pytest.raises(FileNotFoundError):
         read_trace(str(tmp_path / "missing.csv"))
+
+
+@pytest.mark.parametrize("argv, hint", [
+    (["demo", "--headless", "--resolution", "100x33"], "--resolution: resolution 100x33"),
+    (["demo", "--headless", "--source", "/nonexistent"], "--source: content /nonexistent does not exist"),
+    (["tx", "--resolution", "512"], "is not WIDTHxHEIGHT"),
+    (["demo", "--headless", "--frames", "five"], "--frames: invalid int value"),
+])
+def test_bad_command_line_is_one_line_before_any_process(argv, hint, capsys, monkeypatch):
+    from core.cli import main
+    from tx import session
+
+    def no_session(*_a, **_k):
+        raise AssertionError("a session was started for bad input")
+    monkeypatch.setattr(session.Session, "__init__", no_session)
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and hint in err and err.startswith(f"ntscc-xr {argv[0]}: error: ")

@@ -8,14 +8,13 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from core.config import get_config
-from core.entropy import FactorizedDensity, MaskedConv2d, gaussian_likelihood
-from core.jscc import (RateQuantizer, active_mask, exp_interpolate, normalize_power,
-                       pack_symbols, unpack_symbols)
-from core.layers import NeighbourhoodAttention, checkerboard_layout, checkerboard_mask
-from core.learned import LearnedCodec
-from core.model import NTSCCPlus
-from core.sideinfo import SideInfo, cbr, side_channel_uses
+from core.codec.config import get_config
+from core.codec.entropy import FactorizedDensity, MaskedConv2d, gaussian_likelihood
+from core.codec.jscc import RateQuantizer, active_mask, exp_interpolate, normalize_power, pack_symbols, unpack_symbols
+from core.codec.layers import NeighbourhoodAttention, checkerboard_layout, checkerboard_mask
+from core.codec.learned import LearnedCodec
+from core.codec.model import NTSCCPlus
+from core.codec.sideinfo import SideInfo, cbr, side_channel_uses
 
 
 @pytest.fixture(scope="module")

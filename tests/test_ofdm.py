@@ -1,12 +1,12 @@
-"""QA of the OFDM configuration helpers (core/ofdm.py) and the numpy modem
+"""QA of the OFDM configuration helpers (core/phy/ofdm.py) and the numpy modem
 (flowgraphs/ofdm_dsp.py) without GNU Radio: known vectors, structure, and a numpy channel."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from core.ofdm import HEADER_BITS, OfdmConfig, PhyHeader, crc16_ccitt, prbs_bits
-from flowgraphs.channel import ChannelState, SnrTrace, DEFAULT_TRACE, fractional_delay, multipath_taps
+from core.phy.ofdm import HEADER_BITS, OfdmConfig, PhyHeader, crc16_ccitt, prbs_bits
+from flowgraphs.channel import DEFAULT_TRACE, ChannelState, SnrTrace, fractional_delay, multipath_taps
 from flowgraphs.ofdm_dsp import FrameModulator, StreamReceiver, bessel_j0, doppler_from_correlation
 
 CFG = OfdmConfig()

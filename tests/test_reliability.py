@@ -72,3 +72,13 @@ def test_rx_and_tx_restart(tmp_path, base_port):
         assert wait_rows(n_before + 3), "no frames after the transmitter restarted"
     finally:
         s.stop()
+
+
+def test_process_logs_start_fresh_each_session(tmp_path):
+    """A run's tx.log never shows an earlier run's lines; a restart within the run appends."""
+    import sys
+    (tmp_path / "tx.log").write_text("stale line of an earlier run\n")
+    session = Session(SessionConfig(out=tmp_path))
+    session._spawn("tx", [sys.executable, "-c", "print('first')"]).wait(30)
+    session._spawn("tx", [sys.executable, "-c", "print('restarted')"]).wait(30)
+    assert (tmp_path / "tx.log").read_text().split() == ["first", "restarted"]

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import zmq
 
-from core.endpoints import Endpoints
-from core.frame import STREAM_LEARNED, RxFrame
-from core.learned import LearnedCodec
-from tests.conftest import cli, spawn
+from core.codec.learned import LearnedCodec
+from core.link.endpoints import Endpoints
+from core.link.frame import STREAM_LEARNED, RxFrame
+from tests.helpers import cli, spawn
 
 N_FUZZ = 10_000
 

@@ -5,8 +5,8 @@ import pytest
 import zmq
 import zmq.auth
 
-from core.endpoints import Endpoints, RemoteBindRefused, check_bind, is_loopback
-from core.security import CurveKeys, bind, connect, make_keys, stop_authenticators
+from core.link.endpoints import Endpoints, RemoteBindRefused, check_bind, is_loopback
+from core.link.security import CurveKeys, bind, connect, make_keys, stop_authenticators
 
 
 def free_port() -> int:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.checkpoint import DEFAULT_WEIGHTS, read_metadata
-from core.imageio import read_rgb
-from core.learned import LearnedCodec
-from core.metrics import psnr
-from core.sideinfo import SideInfo
-from tests.conftest import REPO
+from core.codec.checkpoint import DEFAULT_WEIGHTS, read_metadata
+from core.codec.learned import LearnedCodec
+from core.codec.sideinfo import SideInfo
+from core.media.imageio import read_rgb
+from core.media.metrics import psnr
+from tests.helpers import REPO
 
 KODIM20 = REPO / "tests" / "fixtures" / "kodak" / "kodim20.png"
 KODIM05_CROP = REPO / "tests" / "fixtures" / "kodak" / "kodim05_crop.png"

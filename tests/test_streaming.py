@@ -5,9 +5,8 @@ import csv
 import json
 from pathlib import Path
 
-
-from tx.session import SessionConfig
 from tx.demo import run_headless
+from tx.session import SessionConfig
 
 
 def _rows(out: Path) -> list[dict]:

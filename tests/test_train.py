@@ -5,8 +5,8 @@ import csv
 import subprocess
 from pathlib import Path
 
-from core.checkpoint import load_model
-from tests.conftest import REPO, cli
+from core.codec.checkpoint import load_model
+from tests.helpers import REPO, cli
 
 FIXTURES = REPO / "tests" / "fixtures" / "train"
 
@@ -36,13 +36,14 @@ def test_staged_training_logs_and_resumes(tmp_path):
 
 def test_refuses_to_train_on_kodak(tmp_path):
     import pytest
-    from core.train import CropSampler
+
+    from core.experiments.train import CropSampler
     with pytest.raises(ValueError, match="Kodak"):
         CropSampler(str(tmp_path / "kodak"), 64, 0)
 
 
 def test_trim_log_keeps_each_step_once_up_to_the_checkpoint(tmp_path):
-    from core.train import trim_log
+    from core.experiments.train import trim_log
     log = tmp_path / "log.csv"
     log.write_text("step,stage\n1,ntc\n2,ntc\n3,ntc\n2,ntc\n4,ntc\n")  # an interrupted, overlapping run
     trim_log(log, 3)
@@ -71,7 +72,7 @@ def test_gpu_training_script_runs_on_cpu_from_a_numpy_pack(tmp_path):
 
 
 def test_lr_schedule_warms_up_then_drops_for_the_last_tenth():
-    from core.train import lr_at
+    from core.experiments.train import lr_at
     assert lr_at(100, 1000, 1e-4, 1e-5, warmup_from=100, warmup=10) == 1e-4 / 10
     assert lr_at(110, 1000, 1e-4, 1e-5, warmup_from=100, warmup=10) == 1e-4
     assert lr_at(950, 1000, 1e-4, 1e-5) == 1e-5
@@ -79,7 +80,8 @@ def test_lr_schedule_warms_up_then_drops_for_the_last_tenth():
 
 def test_ema_tracks_the_weights_slowly():
     import torch
-    from core.train import EMA
+
+    from core.experiments.train import EMA
     net = torch.nn.Linear(2, 2)
     ema = EMA(net, 0.9)
     before = ema.state["weight"].clone()

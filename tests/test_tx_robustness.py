@@ -10,8 +10,8 @@ import time
 import numpy as np
 import zmq
 
-from core.endpoints import Endpoints
-from tests.conftest import cli, spawn
+from core.link.endpoints import Endpoints
+from tests.helpers import cli, spawn
 
 N_FUZZ = 10_000
 

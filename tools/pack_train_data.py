@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from core.imageio import list_images, read_rgb  # noqa: E402
+from core.media.imageio import list_images, read_rgb  # noqa: E402
 
 log = logging.getLogger("pack_train_data")
 

@@ -33,8 +33,8 @@ def learned_rows(out: Path) -> list[dict]:
 
 def proc_stats(pid: int) -> dict:
     status = Path(f"/proc/{pid}/status").read_text()
-    rss = int(next(l for l in status.splitlines() if l.startswith("VmRSS")).split()[1])
-    threads = int(next(l for l in status.splitlines() if l.startswith("Threads")).split()[1])
+    rss = int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1])
+    threads = int(next(line for line in status.splitlines() if line.startswith("Threads")).split()[1])
     fds = len(os.listdir(f"/proc/{pid}/fd"))
     return {"rss_kb": rss, "threads": threads, "fds": fds}
 

@@ -16,8 +16,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from core.checkpoint import DEFAULT_WEIGHTS, read_metadata  # noqa: E402
-from core.train import plot_curves  # noqa: E402
+from core.codec.checkpoint import DEFAULT_WEIGHTS, read_metadata  # noqa: E402
+from core.experiments.train import plot_curves  # noqa: E402
 
 PHASES = """\
 The run was resumed several times from its checkpoint (`runs/train_small/last.pt`) with the

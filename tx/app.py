@@ -19,42 +19,32 @@ from dataclasses import asdict
 import numpy as np
 import zmq
 
-from core.baseline.mcs import OuterLoopLinkAdaptation
-from core.endpoints import Endpoints, bind_address
-from core.frame import STREAM_CLASSICAL, STREAM_LEARNED, TxFrame
-from core.geometry import (ETA_BACKGROUND, ETA_ROI, QUALITY_BACKGROUND, QUALITY_ROI, Viewport,
-                           eta_map, head_trajectory, roi_grid_mask)
-from core.security import CurveKeys, bind, connect
+from core.classical.mcs import OuterLoopLinkAdaptation
+from core.link.endpoints import add_link_arguments, bind_address, endpoints_from
+from core.link.frame import STREAM_CLASSICAL, STREAM_LEARNED, TxFrame
+from core.link.security import CurveKeys, bind, connect
+from core.media.geometry import (
+    ETA_BACKGROUND,
+    ETA_ROI,
+    QUALITY_BACKGROUND,
+    QUALITY_ROI,
+    Viewport,
+    eta_map,
+    head_trajectory,
+    roi_grid_mask,
+)
+from core.media.source import FrameSource, parse_resolution, resolution_arg, source_arg
 
 from .adaptation import CqiTracker, LearnedRateController
-from .source import FrameSource, parse_resolution
 
 SIDE_QUEUE = 8  # bounded: a stalled receiver makes the TX drop side messages, not grow memory
 
 
-def add_link_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("link endpoints (ZeroMQ)")
-    g.add_argument("--base-port", type=int, default=5600,
-                   help="flowgraph in/out/control = base+0..2, side/feedback/metrics = base+10..12 "
-                        "(bound by the RX), viewer control = base+13 (bound by the TX)")
-    g.add_argument("--fg-host", default="127.0.0.1", help="host running the flowgraph (connect)")
-    g.add_argument("--rx-host", default="127.0.0.1", help="host running the receiver (connect)")
-    g.add_argument("--tx-host", default="127.0.0.1", help="host running the transmitter (connect)")
-    g.add_argument("--bind-host", default="127.0.0.1",
-                   help="interface this process binds its own sockets on (non-loopback needs --allow-remote)")
-    g.add_argument("--allow-remote", action="store_true",
-                   help="allow binding non-loopback addresses (use with --curve-keys)")
-    g.add_argument("--curve-keys", default=None, help="folder made by 'ntscc-xr keys': CURVE-authenticate every socket")
-
-
-def endpoints_from(args) -> Endpoints:
-    return Endpoints.from_base(args.base_port, fg_host=args.fg_host, rx_host=args.rx_host,
-                               tx_host=args.tx_host)
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", default=None, help="ERP video, image folder or panorama (default: shipped sample video)")
-    p.add_argument("--resolution", default="512x256", help="ERP resolution WxH (2:1, multiples of 16)")
+    p.add_argument("--source", default=None, type=source_arg,
+                   help="ERP video, image folder or panorama (default: shipped sample video)")
+    p.add_argument("--resolution", default="512x256", type=resolution_arg,
+                   help="ERP resolution WxH (2:1, multiples of 16)")
     p.add_argument("--frames", type=int, default=60, help="frames to send (0 = forever)")
     p.add_argument("--fps", type=float, default=0.0, help="pace the stream (0 = as fast as it encodes)")
     p.add_argument("--cbr", type=float, default=0.04, help="per-frame CBR budget (channel uses / (3HW))")
@@ -98,7 +88,7 @@ class Transmitter:
         import torch
         if args.threads > 0:
             torch.set_num_threads(args.threads)
-        from core.learned import LearnedCodec
+        from core.codec.learned import LearnedCodec
         self.args = args
         self.ep = endpoints_from(args)
         self.keys = CurveKeys(__import__("pathlib").Path(args.curve_keys)) if args.curve_keys else None

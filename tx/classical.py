@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from core.baseline.chain import make_scheme
-from core.baseline.ldpc import preload
+from core.classical.chain import make_scheme
+from core.classical.ldpc import preload
 
 #: presets fast enough for live streaming (the offline tables use medium/slower)
 LIVE_CODEC_OPTIONS = {"vvc": {"preset": "faster"}, "hevc": {"preset": "ultrafast"}}

@@ -1,5 +1,6 @@
-"""``ntscc-xr demo``: the lab demo. Opens the viewer when a display exists; ``--headless``
-(or no display) runs flowgraph + RX + TX as processes and writes a report:
+"""``ntscc-xr demo``: the lab demo. With a display (and no ``--headless``) the CLI opens the
+viewer (:mod:`gui.viewer`) instead; here ``--headless`` (or no display) runs flowgraph + RX + TX
+as processes and writes a report:
 ``metrics.csv``, ``summary.json``, ``plots.png`` and ``viewports.jpg`` (contact sheet).
 """
 from __future__ import annotations
@@ -7,12 +8,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from core.media.source import resolution_arg, source_arg
 
 from .session import Session, SessionConfig
 
@@ -21,12 +23,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--headless", action="store_true", help="no window: run and write the report")
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--out", default="runs/demo", help="report folder")
-    p.add_argument("--resolution", default="512x256", help="ERP WxH (2:1)")
-    p.add_argument("--source", default=None, help="ERP video / image folder / panorama (default: shipped sample)")
+    p.add_argument("--resolution", default="512x256", type=resolution_arg, help="ERP WxH (2:1)")
+    p.add_argument("--source", default=None, type=source_arg,
+                   help="ERP video / image folder / panorama (default: shipped sample)")
     p.add_argument("--channel", default="awgn", choices=["awgn", "rayleigh", "multipath", "trace"])
     p.add_argument("--snr", type=float, default=10.0, help="channel SNR in dB (mean SNR for fading)")
     p.add_argument("--doppler", type=float, default=0.0, help="Doppler (Hz) for --channel rayleigh")
-    p.add_argument("--trace", default=None, help="SNR trace CSV for --channel trace (default: shipped COST2100-like trace)")
+    p.add_argument("--trace", default=None,
+                   help="SNR trace CSV for --channel trace (default: shipped COST2100-like trace)")
     p.add_argument("--cbr", type=float, default=0.04, help="per-frame CBR budget")
     p.add_argument("--lam", type=float, default=0.18, help="SQI λ")
     p.add_argument("--roi", action=argparse.BooleanOptionalAction, default=True)
@@ -49,10 +53,6 @@ def config_from(args) -> SessionConfig:
                          classical_codec=args.classical_codec,
                          classical_olla=args.classical_olla, fps=args.fps, device=args.device,
                          base_port=args.base_port)
-
-
-def has_display() -> bool:
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def run_headless(cfg: SessionConfig, timeout: float) -> dict:
@@ -126,7 +126,7 @@ def plot_report(out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     rows = _read_rows(out / "metrics.csv")
-    fig, ax = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
+    fig, ax = plt.subplots(3, 1, figsize=(11, 8), sharex=True)
     for stream, style in (("learned", "-o"), ("classical", "--s")):
         rs = [r for r in rows if r["stream"] == stream]
         if not rs:
@@ -140,15 +140,28 @@ def plot_report(out: Path) -> None:
             ax[1].plot(f, [_num(r["cqi_db"]) for r in rs], ".", label="CQI (estimated)")
     ax[0].set_ylabel("PSNR (dB)"); ax[1].set_ylabel("SNR (dB)"); ax[2].set_ylabel("CBR")
     ax[2].set_xlabel("frame")
-    for a in ax:
-        a.grid(alpha=0.3); a.legend(fontsize=7)
-    fig.tight_layout(); fig.savefig(out / "plots.png", dpi=100); plt.close(fig)
+    ax[0].set_title("headless demo: per-frame quality, channel and rate", fontsize=10)
+    for a in ax:  # legends beside the axes, never over the data
+        a.grid(alpha=0.3); a.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.tight_layout(); fig.savefig(out / "plots.png", dpi=100, bbox_inches="tight"); plt.close(fig)
+
+
+def _label(tile: np.ndarray, text: str, top: bool = False) -> np.ndarray:
+    """``text`` on a dark strip at the bottom (or top) of ``tile``."""
+    from PIL import Image, ImageDraw
+    img = Image.fromarray(tile)
+    draw = ImageDraw.Draw(img)
+    y = 0 if top else img.height - 14
+    draw.rectangle((0, y, img.width, y + 14), fill=(0, 0, 0))
+    draw.text((3, y + 1), text, fill=(255, 255, 255))
+    return np.asarray(img)
 
 
 def contact_sheet(out: Path, max_rows: int = 6) -> None:
-    """Rows of [original viewport | learned | classical] for the frames the RX saved."""
-    from core.geometry import Viewport, render_viewport
-    from core.imageio import read_rgb, write_rgb
+    """Rows of [original viewport | learned | classical] for the frames the RX saved, under a
+    header that names the columns; each tile carries its frame and viewport PSNR."""
+    from core.media.geometry import Viewport, render_viewport
+    from core.media.imageio import read_rgb, write_rgb
     frames = out / "frames"
     if not frames.is_dir():
         return
@@ -160,23 +173,25 @@ def contact_sheet(out: Path, max_rows: int = 6) -> None:
         if r is None:
             continue
         vp = Viewport(_num(r["yaw"]), _num(r["pitch"]), 90.0, (160, 160))
-        row = [render_viewport(read_rgb(ref_path), vp)]
+        row = [_label(render_viewport(read_rgb(ref_path), vp), f"frame {fid}")]
         for stream in ("learned", "classical"):
             p = frames / f"{stream}_{fid:05d}.jpg"
-            row.append(render_viewport(read_rgb(p), vp) if p.exists() else np.zeros_like(row[0]))
+            tile = render_viewport(read_rgb(p), vp) if p.exists() else np.zeros_like(row[0])
+            s = rows.get((stream, fid))
+            psnr = _num(s["viewport_psnr"]) if s else float("nan")
+            row.append(_label(tile, f"vp PSNR {psnr:.1f} dB" if np.isfinite(psnr) else "not received"))
         tiles.append(np.concatenate(row, 1))
     if tiles:
-        write_rgb(out / "viewports.jpg", np.concatenate(tiles, 0))
+        header = np.full((16, tiles[0].shape[1], 3), 0, np.uint8)
+        w = tiles[0].shape[1] // 3
+        header = np.concatenate([_label(header[:, i * w:(i + 1) * w].copy(), name, top=True)
+                                 for i, name in enumerate(("original viewport", "NTSCC+ (learned)",
+                                                           "classical"))], 1)
+        write_rgb(out / "viewports.jpg", np.concatenate([header, *tiles], 0))
 
 
 def main(args) -> int:
     cfg = config_from(args)
-    if not args.headless and has_display():
-        from gui.viewer import run_viewer
-        if "--frames" not in " ".join(sys.argv):
-            cfg.frames = 0  # a live window streams until it is closed
-        cfg.classical_mode = "async"  # keep the learned stream live; classical skips when busy
-        return run_viewer(cfg)
     if not args.headless:
         print("no display found: running the headless demo", file=sys.stderr)
     try:

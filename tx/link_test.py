@@ -29,8 +29,8 @@ import time
 
 import numpy as np
 
-from core.frame import STREAM_TEST, FrameError, RxFrame, TxFrame, time_meta
-from core.ofdm import OfdmConfig
+from core.link.frame import STREAM_TEST, FrameError, RxFrame, TxFrame, time_meta
+from core.phy.ofdm import OfdmConfig
 from flowgraphs.launcher import FlowgraphError, FlowgraphProcess
 from flowgraphs.options import add_flowgraph_arguments, to_argv
 
@@ -66,7 +66,8 @@ def carrier_of_payload(cfg: OfdmConfig, n_payload: int) -> np.ndarray:
     return np.nonzero(dmask)[1][:n_payload]
 
 
-def frame_snr(x: np.ndarray, xh: np.ndarray, carriers: np.ndarray, n_carriers: int) -> tuple[float, float, float, float]:
+def frame_snr(x: np.ndarray, xh: np.ndarray, carriers: np.ndarray,
+              n_carriers: int) -> tuple[float, float, float, float]:
     """Per-frame (snr_percarrier_db, snr_mse_db, signal_energy, error_energy)."""
     e = np.abs(xh - x) ** 2
     s = np.abs(x) ** 2
@@ -115,9 +116,9 @@ def run_link_test(args: argparse.Namespace, fg: FlowgraphProcess, progress=None)
     if getattr(args, "curve_keys", None):
         from pathlib import Path
 
-        from core.security import CurveKeys
+        from core.link.security import CurveKeys
         keys = CurveKeys(Path(args.curve_keys))
-    from core.security import connect
+    from core.link.security import connect
     connect(tx, fg.endpoints["in"], keys)
     connect(rx, fg.endpoints["out"], keys)
     K, N = args.symbols_per_frame, args.frames

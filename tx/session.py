@@ -18,9 +18,8 @@ from pathlib import Path
 
 import zmq
 
-from core.endpoints import Endpoints
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from core.link.endpoints import Endpoints
+from core.paths import REPO_ROOT
 
 
 @dataclass
@@ -107,9 +106,12 @@ class Session:
 
     # ------------------------------------------------------------------ processes
     def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen:
-        log_file = open(self.cfg.out / f"{name}.log", "ab")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
+        # a fresh log per session; a restart within the session appends (the crash stays readable)
+        log_file = open(self.cfg.out / f"{name}.log", "ab" if name in self.procs else "wb")
+        # the children import the same packages as this process, wherever it was started
+        path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path)
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
                                 env=env, start_new_session=True)
         self.procs[name] = proc
         return proc
@@ -129,7 +131,8 @@ class Session:
         while time.time() - t0 < timeout:
             if self.procs["flowgraph"].poll() is not None:
                 tail = (self.cfg.out / "flowgraph.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"the flowgraph exited at start (code {self.procs['flowgraph'].returncode}):\n{tail}")
+                code = self.procs["flowgraph"].returncode
+                raise RuntimeError(f"the flowgraph exited at start (code {code}):\n{tail}")
             if self.flowgraph_control({"cmd": "ping"}, timeout_ms=500) is not None:
                 return
             time.sleep(0.3)

@@ -33,7 +33,7 @@ def _sync(device: torch.device) -> None:
 
 
 def time_learned(images, device: str, repeat: int) -> dict:
-    from .learned import LearnedCodec
+    from core.codec.learned import LearnedCodec
     codec = LearnedCodec(device=device)
     dev = codec.device
     enc_t, dec_t = [], []
@@ -57,7 +57,9 @@ def time_classical(scheme: str, images, repeat: int, cbr: float = 0.04, snr_db: 
     then demapping + LDPC decode + codec decode. Timed with the bitstream cache disabled
     (a fresh cache folder) so the codec's real encode time is counted."""
     import tempfile
-    from .baseline.chain import make_scheme
+
+    from core.classical.chain import make_scheme
+
     from .evaluate import CLASSICAL_VVC_PRESET
     codec = scheme.split("+")[0]
     enc_t, dec_t, ldpc_t = [], [], []

@@ -1,7 +1,7 @@
 """The learned chain as the rest of the system sees it: RGB image in, channel symbols +
 side-information bytes out, and back.
 
-:class:`LearnedCodec` wraps a :class:`core.model.NTSCCPlus` with numpy in/out, device
+:class:`LearnedCodec` wraps a :class:`core.codec.model.NTSCCPlus` with numpy in/out, device
 handling (``auto`` = CUDA when present, else CPU) and the side-information format, so TX, RX
 and the evaluation harness share one code path.
 """

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 import torch
 
 from .model import NTSCCPlus, Transmission, _batch, pad_to_multiple
 
 LR_LATENT = 5e-3
 LR_ENCODER = 1e-4
-DIST_SCALE = 1 / 25  # the training loss's distortion scale (core/train.py --dist-scale)
+DIST_SCALE = 1 / 25  # the training loss's distortion scale (core/experiments/train.py --dist-scale)
 
 
 def _encoder_parameters(model: NTSCCPlus) -> list[torch.nn.Parameter]:
@@ -88,11 +87,3 @@ def edit_and_transmit(model: NTSCCPlus, x: torch.Tensor, lam: float, eta, snr_db
                                 eta_t if eta_t.dim() else float(eta_t), snr_db)
     return tx, trace
 
-
-def transmit_rgb(model: NTSCCPlus, rgb: np.ndarray, lam: float, eta, snr_db: float,
-                 steps: int, quality: np.ndarray | None = None) -> tuple[Transmission, list[float]]:
-    """numpy convenience wrapper of :func:`edit_and_transmit`."""
-    dev = next(model.parameters()).device
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div(255).to(dev)
-    return edit_and_transmit(model, x, lam, eta, snr_db, steps,
-                             None if quality is None else torch.from_numpy(quality))

@@ -22,8 +22,7 @@ from torch import nn
 
 from .config import ModelConfig
 from .entropy import CheckerboardEntropyModel
-from .jscc import (ContextualJSCC, RateQuantizer, RateResponse, active_mask, awgn,
-                   pack_symbols, unpack_symbols)
+from .jscc import ContextualJSCC, RateQuantizer, RateResponse, active_mask, awgn, pack_symbols, unpack_symbols
 from .layers import checkerboard_mask
 from .transforms import AnalysisTransform, SynthesisTransform
 

@@ -10,9 +10,9 @@ TS 38.211 5.1 (identical labelling to sionna's "qam" constellation; tested again
 ``select_mcs`` uses SNR thresholds measured with *our* LDPC decoder and stored in
 ``mcs_thresholds.json`` next to this file; regenerate with
 
-    python -m core.baseline.mcs measure
+    python -m core.classical.mcs measure
 
-LLR convention: ``log p(b=1)/p(b=0)`` (sionna's), as in :mod:`core.baseline.ldpc`.
+LLR convention: ``log p(b=1)/p(b=0)`` (sionna's), as in :mod:`core.classical.ldpc`.
 """
 from __future__ import annotations
 
@@ -374,9 +374,9 @@ def _measure(args) -> int:
     data = {
         "description": "code-block BLER vs Es/N0 over AWGN per MCS (TS 38.214 Table 5.1.3.1-1), "
                        "one code block of ~n_cb coded bits, CRC24A, 38.212 rate matching + "
-                       "bit interleaver, max-log demapping, layered min-sum (core.baseline.ldpc); "
+                       "bit interleaver, max-log demapping, layered min-sum (core.classical.ldpc); "
                        "each point runs until min_errors block errors or max_blocks blocks",
-        "command": "python -m core.baseline.mcs measure " + " ".join(args.argv),
+        "command": "python -m core.classical.mcs measure " + " ".join(args.argv),
         "n_cb": 4096, "max_iter": 20, "seed": args.seed, "pool": args.pool,
         "min_errors": args.min_errors, "max_blocks": args.max_blocks, "step_db": args.step,
         "curves": curves,
@@ -399,7 +399,7 @@ def _measure(args) -> int:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(prog="python -m core.baseline.mcs", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m core.classical.mcs", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("measure", help="measure BLER curves / thresholds with our decoder")
     m.add_argument("--pool", type=int, default=256, help="encoded blocks reused per batch")

@@ -26,7 +26,7 @@
   buffer of the full mother code instead -- a fraction of a dB at most).
 
 LLR convention on every public function: ``llr = log p(b=1) / p(b=0)`` (sionna's), so that
-LLRs from sionna's demapper and from :mod:`core.baseline.mcs` can be passed unchanged.
+LLRs from sionna's demapper and from :mod:`core.classical.mcs` can be passed unchanged.
 """
 from __future__ import annotations
 
@@ -551,10 +551,6 @@ class TBLayout:
     @property
     def num_symbols(self) -> int:
         return self.coded_bits // self.qm
-
-    @property
-    def effective_rate(self) -> float:
-        return self.payload_bits / self.coded_bits
 
     def to_dict(self) -> dict:
         return {"payload_bits": self.payload_bits, "qm": self.qm, "rate": self.rate,

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .imageio import list_images, read_rgb
-from .metrics import psnr
+from core.media.imageio import list_images, read_rgb
+from core.media.metrics import psnr
+from core.paths import REPO_ROOT, asset
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_KODAK = REPO_ROOT.parent / "shared" / "data" / "kodak"
 LEARNED = ("compatible", "ntscc+")
 DEFAULT_ETAS = (0.05, 0.08, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4)
@@ -60,7 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sn.add_argument("--cbr", type=float, default=0.04)
     sn.add_argument("--snrs", default="0,2,4,6,8,10,12,14")
     sn.add_argument("--etas", default=",".join(map(str, DEFAULT_ETAS)))
-    roi = sub.add_parser("roi", parents=[common], help="viewport ROI vs uniform transmission on 360° panoramas (paper Fig. 8)")
+    roi = sub.add_parser("roi", parents=[common],
+                         help="viewport ROI vs uniform transmission on 360° panoramas (paper Fig. 8)")
     roi.add_argument("--snr", type=float, default=10.0)
     roi.add_argument("--resolution", default="1024x512")
     roi.add_argument("--yaws", default="0,90,180,270", help="viewport yaws per panorama (deg)")
@@ -72,7 +73,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     fa.add_argument("--trace", default=str(REPO_ROOT / "flowgraphs" / "traces" / "cost2100_like.csv"))
     fa.add_argument("--cbr", type=float, default=0.04)
     fa.add_argument("--frames", type=int, default=120)
-    fa.add_argument("--video", default=str(REPO_ROOT / "data" / "video" / "vrview_richoh1_0_3.mp4"),
+    fa.add_argument("--video", default=str(asset("data", "video", "vrview_richoh1_0_3.mp4")),
                     help="content (ERP video); --dataset is used instead when given explicitly")
     fa.add_argument("--resolution", default="512x256")
     fa.add_argument("--classical", default="vvc+ldpc", help="classical scheme (CQI-driven MCS/QP)")
@@ -146,7 +147,7 @@ def make_classical(scheme: str):
     """A classical scheme for offline evaluation. VVC uses vvenc's ``faster`` preset here:
     on this 2-core CPU ``medium`` costs ~8 s per 768x512 encode and the Appendix-A sweep needs
     dozens per image (the preset is stated in every result)."""
-    from .baseline.chain import make_scheme
+    from core.classical.chain import make_scheme
     codec = scheme.split("+")[0]
     opts = {"vvc": {"preset": CLASSICAL_VVC_PRESET}}.get(codec)
     return make_scheme(scheme, codec_options=opts)
@@ -163,7 +164,7 @@ def classical_curve(scheme: str, images, cbrs, snr_db: float, seed: int,
     average distortion over the data set is kept (failed frames count as the per-channel mean
     image). ``<codec>+capacity``: the largest-rate QP within capacity arrives error-free.
     """
-    from .baseline.chain import select_dataset_mcs
+    from core.classical.chain import select_dataset_mcs
     chain = make_classical(scheme)
     rng = np.random.default_rng(seed)
     per_image: dict[str, list] = {name: [] for name, _ in images}
@@ -234,7 +235,7 @@ def run_rd(args) -> dict:
             continue
         if scheme in LEARNED:
             if codec is None:
-                from .learned import LearnedCodec
+                from core.codec.learned import LearnedCodec
                 codec = LearnedCodec(device=args.device, weights=args.weights)
             lams = _floats(args.lambdas) if args.lambdas else codec.model.cfg.lambdas
             lam0 = codec.model.cfg.lambda0
@@ -279,8 +280,9 @@ def markdown_table(result: dict) -> str:
     for name, curve in result["curves"].items():
         vals = [_interp_at(curve, x) for x in (0.02, 0.04, 0.08)]
         bd = result["bd_rate"].get(name)
+        bd_text = "anchor" if name == result["anchor"] else ("—" if bd is None or math.isnan(bd) else f"{bd:+.1f} %")
         lines.append(f"| {name} | " + " | ".join("—" if math.isnan(v) else f"{v:.2f}" for v in vals)
-                     + f" | {'anchor' if name == result['anchor'] else ('—' if bd is None or math.isnan(bd) else f'{bd:+.1f} %')} |")
+                     + f" | {bd_text} |")
     return "\n".join(lines) + "\n"
 
 
@@ -296,7 +298,7 @@ def run_snr(args) -> dict:
         for snr in snrs:
             if scheme in LEARNED:
                 if codec is None:
-                    from .learned import LearnedCodec
+                    from core.codec.learned import LearnedCodec
                     codec = LearnedCodec(device=args.device, weights=args.weights)
                 lams = _floats(args.lambdas) if args.lambdas else codec.model.cfg.lambdas
                 pts = learned_points(codec, images, scheme, lams, _floats(args.etas), snr, args.seed)
@@ -320,13 +322,14 @@ def run_roi(args) -> dict:
     PSNR averaged over panoramas and yaws) is compared at equal viewport PSNR. A uniform
     transmission does not depend on the viewport, so it is encoded once per panorama.
     """
-    from tx.source import parse_resolution
     from PIL import Image
     from tqdm import tqdm
-    from .geometry import Viewport, eta_map, quality_map, render_viewport, roi_grid_mask
-    from .learned import LearnedCodec
+
+    from core.codec.learned import LearnedCodec
+    from core.media.geometry import Viewport, eta_map, quality_map, render_viewport, roi_grid_mask
+    from core.media.source import parse_resolution
     w, h = parse_resolution(args.resolution)
-    folder = args.dataset if args.dataset != str(DEFAULT_KODAK) else str(REPO_ROOT / "data" / "erp")
+    folder = args.dataset if args.dataset != str(DEFAULT_KODAK) else str(asset("data", "erp"))
     files = list_images(folder)[: args.limit or None]
     codec = LearnedCodec(device=args.device, weights=args.weights)
     lams = _floats(args.lambdas) if args.lambdas else codec.model.cfg.lambdas
@@ -423,16 +426,18 @@ def run_fading(args) -> dict:
     per-channel mean image (the cliff).
     """
     import itertools
-    from tx.source import FrameSource, parse_resolution
-    from .baseline.chain import make_scheme
-    from .baseline.mcs import OuterLoopLinkAdaptation
-    from .learned import LearnedCodec
+
+    from core.classical.chain import make_scheme
+    from core.classical.mcs import OuterLoopLinkAdaptation
+    from core.codec.learned import LearnedCodec
+    from core.media.source import FrameSource, parse_resolution
     trace = read_trace(args.trace)
     w, h = parse_resolution(args.resolution)
     src = args.dataset if args.dataset != str(DEFAULT_KODAK) else args.video
     frames = list(itertools.islice(FrameSource(src, (w, h)).frames(), min(args.frames, 300)))
     codec = LearnedCodec(device=args.device, weights=args.weights)
-    chain = make_scheme(args.classical, codec_options={"preset": "faster"} if args.classical.startswith("vvc") else None)
+    chain = make_scheme(args.classical,
+                        codec_options={"preset": "faster"} if args.classical.startswith("vvc") else None)
     olla = OuterLoopLinkAdaptation() if args.olla else None
     rng = np.random.default_rng(args.seed)
     rows = []
@@ -500,7 +505,8 @@ def run_edit(args) -> dict:
     at equal PSNR).
     """
     from tqdm import tqdm
-    from .learned import LearnedCodec
+
+    from core.codec.learned import LearnedCodec
     images = load_images(args.dataset, args.limit)
     codec = LearnedCodec(device=args.device, weights=args.weights)
     lams = _floats(args.lambdas) if args.lambdas else codec.model.cfg.lambdas

@@ -5,7 +5,7 @@ response (eq. 12-14) and SNR response (eq. 15-18).
 
 Shapes: the codec's interface is the full latent grid (B, C, H, W) with a checkerboard anchor
 mask; inside, each branch runs on its own positions only, as a (B, C, N, 1) token grid
-(:class:`~core.layers.CheckerboardLayout`), so nothing crosses branches except through the
+(:class:`~core.codec.layers.CheckerboardLayout`), so nothing crosses branches except through the
 explicit anchor-context input of the non-anchor branch, and no work is spent on the other
 branch's positions. Outputs are scattered back to the grid with zeros elsewhere.
 
@@ -20,8 +20,14 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .layers import (ChannelLayerNorm, CheckerboardLayout, Neighbourhood, NeighbourhoodAttention,
-                     PointwiseMLP, checkerboard_layout)
+from .layers import (
+    ChannelLayerNorm,
+    CheckerboardLayout,
+    Neighbourhood,
+    NeighbourhoodAttention,
+    PointwiseMLP,
+    checkerboard_layout,
+)
 
 
 class RateQuantizer(nn.Module):

@@ -5,16 +5,17 @@ loops forever. Inputs are validated up front with messages that say what to do.
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 from PIL import Image
 
-from core.imageio import IMAGE_SUFFIXES, list_images, read_rgb
+from core.media.imageio import IMAGE_SUFFIXES, list_images, read_rgb
+from core.paths import asset
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONTENT = REPO_ROOT / "data" / "video" / "vrview_richoh1_0_3.mp4"
+DEFAULT_CONTENT = asset("data", "video", "vrview_richoh1_0_3.mp4")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi")
 ASPECT_TOLERANCE = 0.1
 
@@ -32,6 +33,25 @@ def parse_resolution(text: str) -> tuple[int, int]:
     if w * h > 4096 * 2048:
         raise ValueError(f"resolution {w}x{h} is larger than 4096x2048")
     return w, h
+
+
+def resolution_arg(text: str) -> str:
+    """argparse ``type=`` for ``--resolution``: checked at parse time (before any process
+    starts), kept as the text the processes are given."""
+    try:
+        parse_resolution(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def source_arg(text: str) -> str:
+    """argparse ``type=`` for ``--source``: the content must exist and be of a kind we read."""
+    try:
+        FrameSource(text, (32, 16))
+    except (OSError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _check_aspect(shape: tuple[int, ...], origin: str) -> None:

@@ -1,10 +1,10 @@
 """Benchmark of the classical chain's channel coding; writes ``docs/results/ldpc.md``.
 
-    python -m core.baseline.bench_ldpc [--quick] [--image PATH] [--out docs/results]
+    python -m core.classical.bench_ldpc [--quick] [--image PATH] [--out docs/results]
 
 1. LDPC decoding throughput (information Mbit/s): our layered min-sum (numba) vs sionna's
    ``LDPC5GDecoder`` (flooding BP, boxplus-phi, 20 iterations), on the same LLRs;
-2. code-block BLER vs SNR per MCS (the measured table ``core/baseline/mcs_thresholds.json``)
+2. code-block BLER vs SNR per MCS (the measured table ``core/classical/mcs_thresholds.json``)
    with a few points of sionna's decoder for comparison, plotted to ``ldpc_bler.png``;
 3. the baseline's time per 768x512 image (vvc+ldpc, live policy at CBR 0.04 / 0.1, AWGN).
 """
@@ -154,6 +154,7 @@ def plot_bler(sionna_pts: dict, path: Path) -> None:
 
 def bench_image(image: Path, quick: bool, rng) -> list[dict]:
     from PIL import Image
+
     from .chain import ClassicalChain
     from .codecs import BitstreamCache
     rgb = np.asarray(Image.open(image).convert("RGB"))
@@ -199,7 +200,7 @@ def write_md(out: Path, argv: list[str], thr_rows, sion_pts, img_rows, image: Pa
         "Produced by",
         "",
         "```",
-        "python -m core.baseline.bench_ldpc " + " ".join(argv),
+        "python -m core.classical.bench_ldpc " + " ".join(argv),
         "```",
         "",
         f"Machine: {_cpu()}, {os.cpu_count()} CPUs; load average (1/5/15 min) at the start "
@@ -232,7 +233,7 @@ def write_md(out: Path, argv: list[str], thr_rows, sion_pts, img_rows, image: Pa
         "",
         "![BLER](ldpc_bler.png)",
         "",
-        "Curves: the stored table `core/baseline/mcs_thresholds.json`, made with `"
+        "Curves: the stored table `core/classical/mcs_thresholds.json`, made with `"
         + thr["command"] + f"` (each point until {thr['min_errors']} block errors or "
         f"{thr['max_blocks']} blocks). "
         "The SNR at 10 % and 0.1 % code-block BLER per MCS (the live CQI policy uses the "
@@ -280,7 +281,7 @@ LOAD_START = _load_avg()
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(prog="python -m core.baseline.bench_ldpc", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m core.classical.bench_ldpc", description=__doc__)
     p.add_argument("--quick", action="store_true", help="fewer blocks / cases (a smoke run)")
     p.add_argument("--image", default="../shared/data/kodak/kodim01.png",
                    help="a 768x512 RGB image for the per-image timing")

@@ -116,7 +116,7 @@ class CheckerboardEntropyModel(nn.Module):
     hyper_channels : int
         Channels of the hyper-latent z (at 1/4 of y's resolution).
 
-    Usage (see :class:`core.model.NTSCCPlus`): ``hyper(y)`` once, then ``anchor_bits`` and,
+    Usage (see :class:`core.codec.model.NTSCCPlus`): ``hyper(y)`` once, then ``anchor_bits`` and,
     after the anchors' context is known, ``nonanchor_bits``.
     """
 

@@ -11,14 +11,15 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from core.paths import asset
 
 from .config import ModelConfig, get_config
 from .model import NTSCCPlus
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_WEIGHTS = REPO_ROOT / "weights" / "ntscc_plus_small.safetensors"
+DEFAULT_WEIGHTS = asset("weights", "ntscc_plus_small.safetensors")
 
 
 def export_weights(model: NTSCCPlus, path: str | Path, info: dict | None = None) -> Path:
@@ -47,7 +48,7 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     if not path.exists():
         raise FileNotFoundError(
             f"model weights not found at {path}. The repository ships "
-            f"{DEFAULT_WEIGHTS.relative_to(REPO_ROOT)}; train your own with 'ntscc-xr train' "
+            f"{DEFAULT_WEIGHTS}; train your own with 'ntscc-xr train' "
             f"or pass --weights PATH.")
     if path.suffix == ".safetensors":
         meta = read_metadata(path)

@@ -34,9 +34,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import mcs as M
-from .codecs import (BitstreamCache, Codec, CodecError, get_codec, image_key, largest_fitting,
-                     mean_image, mse as _mse)
-from .ldpc import CB_LEN_DEFAULT, TransportBlockCoder, max_payload_bits, tb_layout, TBLayout
+from .codecs import BitstreamCache, Codec, CodecError, get_codec, image_key, largest_fitting, mean_image
+from .codecs import mse as _mse
+from .ldpc import CB_LEN_DEFAULT, TBLayout, TransportBlockCoder, max_payload_bits, tb_layout
 
 __all__ = [
     "ClassicalChain", "CapacityChain", "ChainResult", "EncodedFrame", "McsOutcome",

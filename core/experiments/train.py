@@ -33,8 +33,8 @@ the EMA's (``--ema``). ``--init-from`` starts a new run from shipped weights.
 from __future__ import annotations
 
 import argparse
-import csv
 import copy
+import csv
 import math
 import os
 import random
@@ -45,11 +45,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import export_weights, load_model, load_state, read_metadata
-from .config import ModelConfig, get_config
-from .model import NTSCCPlus
+from core.codec.checkpoint import export_weights, load_model, load_state, read_metadata
+from core.codec.config import ModelConfig, get_config
+from core.codec.model import NTSCCPlus
+from core.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "train"
 
 
@@ -116,7 +116,7 @@ class CropSampler:
 
     @staticmethod
     def _read_folder(folder: str, crop: int) -> list[torch.Tensor]:
-        from .imageio import list_images, read_rgb
+        from core.media.imageio import list_images, read_rgb
         images = []
         for f in list_images(folder):
             rgb = read_rgb(f)

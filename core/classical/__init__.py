@@ -9,11 +9,11 @@ Modules
             ``select_mcs``
 ``chain``   ``ClassicalChain`` (``<codec>+ldpc``) / ``CapacityChain`` (``<codec>+capacity``):
             transmit, the Appendix-A sweep and the live (CQI) policy
-``bench_ldpc``  ``python -m core.baseline.bench_ldpc`` -> docs/results/ldpc.md
+``bench_ldpc``  ``python -m core.classical.bench_ldpc`` -> docs/results/ldpc.md
 
 Typical use (evaluation)::
 
-    from core.baseline.chain import make_scheme, select_dataset_mcs
+    from core.classical.chain import make_scheme, select_dataset_mcs
     chain = make_scheme("vvc+ldpc", codec_options={"preset": "medium"})
     point = chain.evaluate(rgb, cbr=0.04, snr_db=10.0, trials=2)      # dict: psnr, mcs, ...
     res = chain.transmit(rgb, 0.04, snr_db=7.3, cqi_db=8.0)           # live policy, one frame

@@ -1,0 +1,1 @@
+"""Experiments behind the result tables: training, evaluations and the latency bench."""
