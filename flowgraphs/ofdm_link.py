@@ -7,7 +7,8 @@
         -> [fading_model -> FramePowerProbe]           rayleigh / rician only
         -> channels.channel_model (AWGN, CFO, multipath taps + fractional delay, clock offset)
         -> blocks.delay (integer timing offset)
-        -> OfdmFrameSink (sync, CFO, FFT, channel estimation, soft equaliser, CQI)
+        -> SchmidlCoxTrigger (stock blocks: S&C metric on every sample, tags rising edges)
+        -> OfdmFrameSink (refine tagged detections, CFO, FFT, channel estimation, equaliser, CQI)
         -> ZMQ PUSH (RxFrame)
 
     --usrp:  OfdmFrameSource -> uhd.usrp_sink  ...air/cable...  uhd.usrp_source -> OfdmFrameSink
@@ -41,7 +42,8 @@ import zmq  # noqa: E402
 from gnuradio import analog, blocks, channels, filter as gr_filter, gr  # noqa: E402
 
 from core.ofdm import OfdmConfig  # noqa: E402
-from flowgraphs.blocks import FramePowerProbe, FrameRegistry, OfdmFrameSink, OfdmFrameSource  # noqa: E402
+from flowgraphs.blocks import (FramePowerProbe, FrameRegistry, OfdmFrameSink,  # noqa: E402
+                               OfdmFrameSource, SchmidlCoxTrigger)
 from flowgraphs.channel import DEFAULT_TRACE, ChannelState, SnrTrace  # noqa: E402
 from flowgraphs.options import add_flowgraph_arguments  # noqa: E402
 
@@ -156,8 +158,14 @@ class OfdmLink(gr.top_block):
         self.src = OfdmFrameSource(self.in_sock, self.cfg, self.frame_gain, self.registry,
                                    realtime=self.usrp, idle_chunk=2048, poll_ms=20.0,
                                    tail_pad=0 if self.usrp else 64 + self.state.integer_delay())
+        triggered = getattr(opts, "detector", "gr") == "gr"
         self.sink = OfdmFrameSink(self.out_sock, self.cfg, self.registry,
-                                  equaliser=opts.equaliser, simulated=not self.usrp)
+                                  equaliser=opts.equaliser, simulated=not self.usrp,
+                                  triggered=triggered)
+        # frame detection in C++ (stock blocks) in front of the receiver; None: Python search
+        self.trigger = SchmidlCoxTrigger(self.cfg.fft_size, self.sink.rx.sync.threshold) \
+            if triggered else None
+        self.rx_in = self.trigger if triggered else self.sink
         _big_buffer(self.src)
         if self.usrp:
             self._build_usrp(opts)
@@ -213,7 +221,12 @@ class OfdmLink(gr.top_block):
             self.connect(self.src, self.fading, self.probe, self.chan)
         else:
             self.connect(self.src, self.chan)
-        self.connect(self.chan, self.delay, self.sink)
+        self.connect(self.chan, self.delay, self.rx_in)
+        self._wire_rx()
+
+    def _wire_rx(self) -> None:
+        if self.trigger is not None:
+            self.connect(self.trigger, self.sink)
 
     # ------------------------------------------------------------------ USRP
     def _build_usrp(self, opts) -> None:
@@ -239,7 +252,8 @@ class OfdmLink(gr.top_block):
         self.usrp_source.set_gain(opts.rx_gain, 0)
         self.connect(self.src, self.usrp_sink)
         _big_buffer(self.usrp_source, RX_BUFFER_ITEMS)
-        self.connect(self.usrp_source, self.sink)
+        self.connect(self.usrp_source, self.rx_in)
+        self._wire_rx()
 
     # ------------------------------------------------------------------ control
     def apply(self, settings: dict) -> dict:

@@ -35,6 +35,10 @@ _OPTIONS: list[tuple[str, tuple[str, ...], dict]] = [
     ("channel_impl", ("--channel-impl",), dict(choices=("channel_model", "lean"), default="channel_model",
         help="channel_model: channels.channel_model (default); lean: the same stock blocks "
              "without its clock-offset resampler (FIR, rotator, noise; half the CPU)")),
+    ("detector", ("--detector",), dict(choices=("gr", "python"), default="gr",
+        help="frame detection: gr = Schmidl & Cox metric in stock GNU Radio blocks, tags on "
+             "the detected preambles, Python touches only detected frames (default); python = "
+             "the receiver's numpy search over every sample between frames")),
     ("seed", ("--seed",), dict(type=int, default=0, help="noise/fading seed (default: 0)")),
     ("rate", ("--rate",), dict(type=float, default=5e6,
         help="sample rate in Hz: the USRP rate, and the reference for --cfo/--doppler in "
