@@ -50,10 +50,15 @@ class SchmidlCoxTrigger(gr.hier_block2):
 
     ``float_to_short`` with scale 0.5/sqrt(threshold) rounds sqrt(M) to 1 at and above the
     threshold (0/0 in an all-zero stretch gives NaN, which converts to a negative value: no
-    trigger). ``burst_tagger`` passes the samples through and tags ``nx_sc_trigger`` where the
-    trigger goes from 0 to 1 (``nx_sc_trigger_end`` where it falls back): the metric at sample
-    n covers the window n - 2L + 1 .. n. The receiver refines each tag with the exact metric
-    and the PHY header CRC decides; Python never scans the samples between frames.
+    trigger); the metric at sample n covers the window n - 2L + 1 .. n.
+
+    Outputs: 0 -- the samples, tagged ``nx_sc_trigger`` where the trigger goes from 0 to 1
+    (``nx_sc_trigger_end`` where it falls back) by ``burst_tagger``; 1 -- the trigger itself
+    (int16, > 0 above the threshold), sample-aligned with output 0. The receiver reads the
+    rising edges from output 1 (a stream stays aligned through a run-time rewire, lock() /
+    unlock(); tag offsets did not: GNU Radio 3.10 restarts the reader's item count but not the
+    writer's), refines each with the exact metric, and the PHY header CRC decides; Python
+    never looks at the samples between frames.
 
     Why not ``digital.ofdm_sync_sc_cfb``: its plateau detector marks one sample in the middle
     of each run above the threshold, a run of one sample is "not a plateau", and a run cut by
@@ -73,7 +78,7 @@ class SchmidlCoxTrigger(gr.hier_block2):
     def __init__(self, fft_len: int = 256, threshold: float = 0.10):
         gr.hier_block2.__init__(self, "ntscc_sc_trigger",
                                 gr.io_signature(1, 1, gr.sizeof_gr_complex),
-                                gr.io_signature(1, 1, gr.sizeof_gr_complex))
+                                gr.io_signature2(2, 2, gr.sizeof_gr_complex, gr.sizeof_short))
         from gnuradio import blocks as gr_blocks
         L = fft_len // 2
         self.delay = gr_blocks.delay(gr.sizeof_gr_complex, L)
@@ -100,7 +105,8 @@ class SchmidlCoxTrigger(gr.hier_block2):
         self.connect(self, self.energy, self.energy_sum, (self.ratio, 1))
         self.connect(self.ratio, self.level, (self.tagger, 1))
         self.connect(self, (self.tagger, 0))
-        self.connect(self.tagger, self)
+        self.connect(self.tagger, (self, 0))
+        self.connect(self.level, (self, 1))
 
     def set_threshold(self, threshold: float) -> None:
         self.level.set_scale(0.5 / float(np.sqrt(threshold)))
@@ -301,19 +307,24 @@ class OfdmFrameSink(gr.sync_block):
 
     Input
     -----
-    complex64 stream (channel output).
+    complex64 stream (channel output); with ``triggered``, a second int16 stream, > 0 where the
+    detector in front (:class:`SchmidlCoxTrigger`, output 1) sees the metric above threshold.
     """
 
     def __init__(self, sock, config: OfdmConfig, registry: FrameRegistry,
                  equaliser: str = "ummse", simulated: bool = True, threshold: float = 0.10,
                  triggered: bool = False):
-        gr.sync_block.__init__(self, name="ntscc_ofdm_frame_sink", in_sig=[np.complex64],
+        gr.sync_block.__init__(self, name="ntscc_ofdm_frame_sink",
+                               in_sig=[np.complex64, np.int16] if triggered else [np.complex64],
                                out_sig=None)
         self.sock = sock
         self.cfg = config
         self.registry = registry
         self.simulated = simulated
         self.triggered = triggered
+        self._trig_last = False  # trigger level of the last sample of the previous call
+        #: set by the top block after a run-time rewire: ignore the trigger, search in Python
+        self.search_fallback = False
         self.rx = StreamReceiver(config, equaliser=equaliser, threshold=threshold)
         self.stats = {"frames_out": 0, "frames_dropped": 0, "samples_in": 0}
         self.recent: "collections.deque[dict]" = collections.deque(maxlen=64)
@@ -322,10 +333,14 @@ class OfdmFrameSink(gr.sync_block):
         x = input_items[0]
         self.stats["samples_in"] += len(x)
         triggers = None
-        if self.triggered:
-            base = self.nitems_read(0)
-            triggers = [t.offset - base for t in
-                        self.get_tags_in_window(0, 0, len(x), TRIGGER_TAG)]
+        if self.triggered and not self.search_fallback:
+            up = input_items[1] > 0
+            edges = np.flatnonzero(up[1:] & ~up[:-1]) + 1
+            if up.size and up[0] and not self._trig_last:
+                edges = np.concatenate([[0], edges])
+            if up.size:
+                self._trig_last = bool(up[-1])
+            triggers = edges.tolist()
         try:
             results = self.rx.feed(x, triggers)
         except Exception:  # noqa: BLE001 - resynchronise instead of killing the flowgraph

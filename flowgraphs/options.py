@@ -32,9 +32,10 @@ _OPTIONS: list[tuple[str, tuple[str, ...], dict]] = [
         help="add the 3-tap multipath profile to any channel (implied by --channel multipath)")),
     ("trace", ("--trace",), dict(default=None,
         help="SNR trace CSV for --channel trace (default: flowgraphs/traces/cost2100_like.csv)")),
-    ("channel_impl", ("--channel-impl",), dict(choices=("channel_model", "lean"), default="channel_model",
-        help="channel_model: channels.channel_model (default); lean: the same stock blocks "
-             "without its clock-offset resampler (FIR, rotator, noise; half the CPU)")),
+    ("channel_impl", ("--channel-impl",), dict(choices=("auto", "channel_model", "lean"), default="auto",
+        help="auto: lean while --sco-ppm is 0, channel_model once a clock offset is set (also at "
+             "run time) (default); channel_model: channels.channel_model; lean: the same stock "
+             "blocks without its clock-offset resampler (FIR, rotator, noise; half the CPU)")),
     ("detector", ("--detector",), dict(choices=("gr", "python"), default="gr",
         help="frame detection: gr = Schmidl & Cox metric in stock GNU Radio blocks, tags on "
              "the detected preambles, Python touches only detected frames (default); python = "

@@ -38,12 +38,16 @@ def run_case(n_frames: int, gap: int, snr_db: float | None, seed: int, max_items
     src = blocks.vector_source_c(sig.tolist(), False)
     trig = SchmidlCoxTrigger(cfg.fft_size, 0.10)
     snk = blocks.vector_sink_c()
-    tb.connect(src, trig, snk)
+    lvl = blocks.vector_sink_s()
+    tb.connect(src, trig)
+    tb.connect((trig, 0), snk)
+    tb.connect((trig, 1), lvl)
     tb.run(max_items)
     y = np.asarray(snk.data(), np.complex64)
     tags = sorted(t.offset for t in snk.tags() if pmt.eq(t.key, TRIGGER_TAG))
+    up = np.asarray(lvl.data()) > 0  # what OfdmFrameSink reads: rising edges of output 1
+    edges = np.flatnonzero(up[1:] & ~up[:-1]) + 1
     rx = StreamReceiver(cfg)
-    edges = np.asarray(tags, np.int64)
     out = []
     pos = 0
     while pos < y.size:  # odd chunk sizes: frames and tags cut anywhere

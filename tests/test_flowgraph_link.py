@@ -94,7 +94,7 @@ def test_cli_link_test_awgn_10db():
     assert len(rep["per_frame"]["cqi_db"]) == 12
 
 
-@pytest.mark.parametrize("impl", ["channel_model", "lean"])
+@pytest.mark.parametrize("impl", ["auto", "channel_model", "lean"])
 def test_multipath_cfo_timing_offset_15db(impl):
     rep = run_link("--channel", "multipath", "--snr", "15", "--cfo", "3000",
                    "--timing-offset", "5.6", "--frames", "10", "--symbols-per-frame", "20000",
@@ -161,6 +161,23 @@ def test_control_socket_changes_snr_and_channel():
     finally:
         c.close()
         assert fg.stop() == 0  # tb.stop(); tb.wait(); exit 0
+
+
+def test_auto_channel_takes_channel_model_for_a_clock_offset():
+    """--channel-impl auto (default): the lean chain without a clock offset; setting one at run
+    time rewires to channels.channel_model and the link keeps going."""
+    fg = FlowgraphProcess(["--base-port", "0", "--snr", "20", "--cfo", "1000"]).start()
+    c = Client(fg)
+    try:
+        f, s = c.roundtrip(1, n=6000)
+        assert f is not None and abs(s - 20.0) < 1.0
+        assert fg.control({"sco_ppm": 20})["ok"]
+        f, s = c.roundtrip(2, n=6000)
+        assert f is not None and s > 17.0
+        assert fg.control({"cmd": "get"})["state"]["sco_ppm"] == 20.0
+    finally:
+        c.close()
+        assert fg.stop() == 0
 
 
 def test_rayleigh_doppler_runs_through_fades():
