@@ -36,10 +36,11 @@ _OPTIONS: list[tuple[str, tuple[str, ...], dict]] = [
         help="auto: lean while --sco-ppm is 0, channel_model once a clock offset is set (also at "
              "run time) (default); channel_model: channels.channel_model; lean: the same stock "
              "blocks without its clock-offset resampler (FIR, rotator, noise; half the CPU)")),
-    ("detector", ("--detector",), dict(choices=("gr", "python"), default="gr",
-        help="frame detection: gr = Schmidl & Cox metric in stock GNU Radio blocks, tags on "
-             "the detected preambles, Python touches only detected frames (default); python = "
-             "the receiver's numpy search over every sample between frames")),
+    ("detector", ("--detector",), dict(choices=("gr", "python"), default="python",
+        help="frame detection: python = the receiver's numpy search over the samples between "
+             "frames (default); gr = Schmidl & Cox metric in stock GNU Radio blocks, Python "
+             "touches only detected frames (cheaper on an idle/radio stream, ~15 %% slower back "
+             "to back; 2/100 frames with a wrong start at 0 dB, see docs/results/link.md)")),
     ("seed", ("--seed",), dict(type=int, default=0, help="noise/fading seed (default: 0)")),
     ("rate", ("--rate",), dict(type=float, default=5e6,
         help="sample rate in Hz: the USRP rate, and the reference for --cfo/--doppler in "
