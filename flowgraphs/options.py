@@ -40,7 +40,7 @@ _OPTIONS: list[tuple[str, tuple[str, ...], dict]] = [
         help="frame detection: python = the receiver's numpy search over the samples between "
              "frames (default); gr = Schmidl & Cox metric in stock GNU Radio blocks, Python "
              "touches only detected frames (cheaper on an idle/radio stream, ~15 %% slower back "
-             "to back; 2/100 frames with a wrong start at 0 dB, see docs/results/link.md)")),
+             "to back, see docs/results/link.md)")),
     ("seed", ("--seed",), dict(type=int, default=0, help="noise/fading seed (default: 0)")),
     ("rate", ("--rate",), dict(type=float, default=5e6,
         help="sample rate in Hz: the USRP rate, and the reference for --cfo/--doppler in "
