@@ -24,7 +24,7 @@ import zmq
 
 from core.link.endpoints import check_bind
 from core.phy.ofdm import OfdmConfig
-from flowgraphs.blocks import FrameRegistry, OfdmFrameSink, OfdmFrameSource
+from flowgraphs.blocks import FrameRegistry, OfdmFrameSink, OfdmFrameSource, SchmidlCoxTrigger
 
 REGISTRY = FrameRegistry()
 _SOCKETS: list[zmq.Socket] = []
@@ -95,12 +95,18 @@ class frame_source(OfdmFrameSource):  # noqa: N801 - GRC naming
 
 
 class frame_sink(OfdmFrameSink):  # noqa: N801 - GRC naming
-    """OFDM receiver bound to ``address`` (ZMQ PUSH of RxFrame messages)."""
+    """OFDM receiver bound to ``address`` (ZMQ PUSH of RxFrame messages); ``triggered``: frames
+    start at the tags of a :class:`sc_trigger` in front (else the receiver's own search)."""
 
     def __init__(self, address: str = "tcp://127.0.0.1:5601", equaliser: str = "ummse",
-                 simulated: bool = True):
+                 simulated: bool = True, triggered: bool = True):
         OfdmFrameSink.__init__(self, _bound(zmq.PUSH, address), OfdmConfig(), REGISTRY,
-                               equaliser=equaliser, simulated=bool(simulated))
+                               equaliser=equaliser, simulated=bool(simulated),
+                               triggered=bool(triggered))
+
+
+class sc_trigger(SchmidlCoxTrigger):  # noqa: N801 - GRC naming
+    """Schmidl & Cox frame detection in stock blocks (tags ``nx_sc_trigger``)."""
 
 
 class link_control:  # noqa: N801 - GRC naming

@@ -15,6 +15,7 @@ Classes (Sionna-style nouns):
 """
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -426,7 +427,14 @@ class StreamReceiver:
         N = config.fft_size
         self._ramp_cache: dict = {}
         self._fft_scale = np.float32(1.0 / (np.sqrt(N) * config.tx_scale))
-        self.stats = {"detections": 0, "header_failures": 0, "frames": 0, "samples": 0}
+        self.stats = {"detections": 0, "header_failures": 0, "frames": 0, "samples": 0,
+                      "triggers": 0, "samples_skipped": 0}
+        # triggered mode (feed(x, triggers)): absolute sample indices of the detector's
+        # rising edges not handled yet
+        self._trig: "collections.deque[int]" = collections.deque()
+        # samples kept in front of a trigger: the metric window that ends at the trigger (2L)
+        # plus the refinement's look-back (L) and margin
+        self.lookback = 4 * self.sync.L + config.cp_len
 
     def reset(self) -> None:
         """Drop buffered samples and go back to searching (after an internal error)."""
@@ -434,6 +442,7 @@ class StreamReceiver:
         self.n = self.pos = 0
         self.state = self.SEARCH
         self._frame = None
+        self._trig.clear()
 
     # -- buffer
     def _append(self, x: np.ndarray) -> None:
@@ -461,13 +470,56 @@ class StreamReceiver:
         if self._frame is not None:
             self._frame["s"] -= keep
 
-    def feed(self, x: np.ndarray) -> list[DemodResult]:
-        """Append samples and return the frames they complete."""
-        self._append(np.asarray(x, dtype=np.complex64))
+    def _skip(self, x: np.ndarray) -> None:
+        """Triggered mode, nothing to look for: keep only the last ``lookback`` samples."""
+        keep = self.lookback
+        if x.size >= keep:
+            self.offset += self.n + x.size - keep
+            self.buf[:keep] = x[x.size - keep:]
+            self.n = keep
+        else:
+            total = self.n + x.size
+            drop = max(0, total - keep)
+            if drop:
+                self.buf[:self.n - drop] = self.buf[drop:self.n]
+                self.n -= drop
+                self.offset += drop
+            self.buf[self.n:self.n + x.size] = x
+            self.n += x.size
+        self.pos = 0
+        self.stats["samples"] += x.size
+        self.stats["samples_skipped"] += x.size
+
+    def feed(self, x: np.ndarray, triggers=None) -> list[DemodResult]:
+        """Append samples and return the frames they complete.
+
+        Parameters
+        ----------
+        x : complex64 samples, any length.
+        triggers : sequence of int, optional
+            Triggered mode: indices into ``x`` where a frame detector that runs outside Python
+            (:class:`flowgraphs.blocks.SchmidlCoxTrigger`, stock GNU Radio blocks) saw the
+            Schmidl & Cox metric M(d) of the window *ending* at that sample rise above the
+            threshold. Then Python never scans the samples: between frames it keeps only a
+            short look-back, and each trigger is refined and checked (PHY header CRC) as a
+            detection of the built-in search would be. ``None``: the built-in search
+            (numpy, every sample between frames).
+        """
+        x = np.asarray(x, dtype=np.complex64)
+        if triggers is not None:
+            base = self.offset + self.n
+            for t in triggers:
+                self._trig.append(base + int(t))
+            self.stats["triggers"] += len(triggers)
+            if self.state == self.SEARCH and not self._trig:
+                self._skip(x)
+                return []
+        self._append(x)
+        search = self._search if triggers is None else self._search_triggered
         out: list[DemodResult] = []
         while True:
             if self.state == self.SEARCH:
-                if not self._search():
+                if not search():
                     break
             else:
                 f = self._frame
@@ -521,6 +573,45 @@ class StreamReceiver:
                            "noise_hdr": noise, "window": window}
             self.state = self.FRAME
             return True
+
+    def _search_triggered(self) -> bool:
+        """Handle the oldest pending trigger; True when state changed or a trigger was used."""
+        cfg, L, cp, sl = self.cfg, self.sync.L, self.cfg.cp_len, self.cfg.symbol_len
+        look = L + 2 * cp + 2 * L + 2
+        hdr_need = L + cp + (2 + cfg.n_header_symbols) * sl + cp + 2 * self.fine_range
+        while self._trig:
+            # the detector's metric at sample t covers the window d .. d + 2L - 1, d = t - 2L + 1
+            d0 = self._trig[0] - self.offset - (2 * L - 1)
+            if d0 < self.pos - 2 * L:
+                # a rising edge inside a frame already demodulated (or a rejected detection)
+                self._trig.popleft()
+                continue
+            # an edge on the ramp just before ``pos`` (frames back to back): search from pos,
+            # as the built-in search does
+            d0 = max(d0, self.pos)
+            if self.n < d0 + max(look, hdr_need):
+                return False
+            self._trig.popleft()
+            lo = max(0, d0 - L)
+            M2, P2 = self.sync.metric(self.buf[lo:d0 + look])
+            if not np.any(M2 > 0.5 * self.sync.threshold):
+                continue  # the edge was before pos only: nothing left near the threshold
+            d, cfo = self.sync.refine(M2, P2)
+            s = lo + d
+            self.stats["detections"] += 1
+            hdr = self._decode_header(s, cfo)
+            if hdr is None:
+                self.stats["header_failures"] += 1
+                self.pos = max(d0, s) + L + cp
+                return True
+            header, cfo, noise, s, window = hdr
+            n_d = cfg.n_data_symbols(header.n_symbols)
+            self._frame = {"s": s, "cfo": cfo, "header": header, "n_data": n_d,
+                           "n_samples": (2 + cfg.n_header_symbols + n_d) * sl,
+                           "noise_hdr": noise, "window": window}
+            self.state = self.FRAME
+            return True
+        return False
 
     def _ramp(self, cfo: float) -> np.ndarray:
         r = self._ramp_cache.get(cfo)

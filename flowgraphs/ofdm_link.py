@@ -7,7 +7,8 @@
         -> [fading_model -> FramePowerProbe]           rayleigh / rician only
         -> channels.channel_model (AWGN, CFO, multipath taps + fractional delay, clock offset)
         -> blocks.delay (integer timing offset)
-        -> OfdmFrameSink (sync, CFO, FFT, channel estimation, soft equaliser, CQI)
+        -> SchmidlCoxTrigger (stock blocks: S&C metric on every sample, tags rising edges)
+        -> OfdmFrameSink (refine tagged detections, CFO, FFT, channel estimation, equaliser, CQI)
         -> ZMQ PUSH (RxFrame)
 
     --usrp:  OfdmFrameSource -> uhd.usrp_sink  ...air/cable...  uhd.usrp_source -> OfdmFrameSink
@@ -42,7 +43,13 @@ from gnuradio import analog, blocks, channels, gr  # noqa: E402
 from gnuradio import filter as gr_filter  # noqa: E402
 
 from core.phy.ofdm import OfdmConfig  # noqa: E402
-from flowgraphs.blocks import FramePowerProbe, FrameRegistry, OfdmFrameSink, OfdmFrameSource  # noqa: E402
+from flowgraphs.blocks import (  # noqa: E402
+    FramePowerProbe,
+    FrameRegistry,
+    OfdmFrameSink,
+    OfdmFrameSource,
+    SchmidlCoxTrigger,
+)
 from flowgraphs.channel import DEFAULT_TRACE, ChannelState, SnrTrace  # noqa: E402
 from flowgraphs.options import add_flowgraph_arguments  # noqa: E402
 
@@ -157,8 +164,15 @@ class OfdmLink(gr.top_block):
         self.src = OfdmFrameSource(self.in_sock, self.cfg, self.frame_gain, self.registry,
                                    realtime=self.usrp, idle_chunk=2048, poll_ms=20.0,
                                    tail_pad=0 if self.usrp else 64 + self.state.integer_delay())
+        triggered = getattr(opts, "detector", "gr") == "gr"
         self.sink = OfdmFrameSink(self.out_sock, self.cfg, self.registry,
-                                  equaliser=opts.equaliser, simulated=not self.usrp)
+                                  equaliser=opts.equaliser, simulated=not self.usrp,
+                                  triggered=triggered)
+        # frame detection in C++ (stock blocks) in front of the receiver; None: Python search
+        self.trigger = None
+        self.rx_in = self.sink
+        if triggered:
+            self._new_trigger()
         _big_buffer(self.src)
         if self.usrp:
             self._build_usrp(opts)
@@ -185,18 +199,26 @@ class OfdmLink(gr.top_block):
         st = self.state
         self.fading = None
         self.probe = FramePowerProbe(self.registry)
-        impl = getattr(opts, "channel_impl", "channel_model")
-        if impl == "lean" and st.sco_ppm == 0.0:
-            self.chan = LeanChannel(NOISE_VOLTAGE, st.normalised_cfo(), st.taps(), opts.seed)
-        else:
-            self.chan = channels.channel_model(
-                noise_voltage=NOISE_VOLTAGE, frequency_offset=st.normalised_cfo(),
-                epsilon=1.0 + st.sco_ppm * 1e-6, taps=list(st.taps()), noise_seed=opts.seed,
-                block_tags=False)
-            _big_buffer(self.chan)
+        self.chan = self._make_chan()
         self.delay = blocks.delay(gr.sizeof_gr_complex, st.integer_delay())
         _big_buffer(self.delay, RX_BUFFER_ITEMS)
         self._wire_sim()
+
+    def _make_chan(self):
+        """The AWGN/CFO/multipath/clock part. ``--channel-impl auto`` (default): the lean chain
+        while there is no sample-clock offset (channel_model's resampler at epsilon = 1 costs
+        half of its CPU and changes nothing), channels.channel_model once one is set."""
+        st = self.state
+        impl = getattr(self.opts, "channel_impl", "auto")
+        if impl == "lean" or (impl == "auto" and st.sco_ppm == 0.0):
+            if st.sco_ppm == 0.0:
+                return LeanChannel(NOISE_VOLTAGE, st.normalised_cfo(), st.taps(), self.opts.seed)
+        chan = channels.channel_model(
+            noise_voltage=NOISE_VOLTAGE, frequency_offset=st.normalised_cfo(),
+            epsilon=1.0 + st.sco_ppm * 1e-6, taps=list(st.taps()), noise_seed=self.opts.seed,
+            block_tags=False)
+        _big_buffer(chan)
+        return chan
 
     def _make_fading(self):
         st = self.state
@@ -214,7 +236,20 @@ class OfdmLink(gr.top_block):
             self.connect(self.src, self.fading, self.probe, self.chan)
         else:
             self.connect(self.src, self.chan)
-        self.connect(self.chan, self.delay, self.sink)
+        self.connect(self.chan, self.delay, self.rx_in)
+        self._wire_rx()
+
+    def _new_trigger(self) -> None:
+        self.trigger = SchmidlCoxTrigger(self.cfg.fft_size, self.sink.rx.sync.threshold)
+        # the receiver takes whole frames: a frame's worth of samples in front of it
+        _big_buffer(self.trigger.tagger, RX_BUFFER_ITEMS)
+        _big_buffer(self.trigger.level, RX_BUFFER_ITEMS)
+        self.rx_in = self.trigger
+
+    def _wire_rx(self) -> None:
+        if self.trigger is not None:
+            self.connect((self.trigger, 0), (self.sink, 0))
+            self.connect((self.trigger, 1), (self.sink, 1))
 
     # ------------------------------------------------------------------ USRP
     def _build_usrp(self, opts) -> None:
@@ -240,7 +275,8 @@ class OfdmLink(gr.top_block):
         self.usrp_source.set_gain(opts.rx_gain, 0)
         self.connect(self.src, self.usrp_sink)
         _big_buffer(self.usrp_source, RX_BUFFER_ITEMS)
-        self.connect(self.usrp_source, self.sink)
+        self.connect(self.usrp_source, self.rx_in)
+        self._wire_rx()
 
     # ------------------------------------------------------------------ control
     def apply(self, settings: dict) -> dict:
@@ -259,13 +295,28 @@ class OfdmLink(gr.top_block):
         if "timing_offset" in changed:
             self.delay.set_dly(st.integer_delay())
             self.src.tail_pad = 64 + st.integer_delay()  # flush the delay line with each frame
+        new_chan = None
         if "sco_ppm" in changed:
-            self.chan.set_timing_offset(1.0 + st.sco_ppm * 1e-6)
+            if (isinstance(self.chan, LeanChannel) and st.sco_ppm != 0.0
+                    and getattr(self.opts, "channel_impl", "auto") == "auto"):
+                new_chan = self._make_chan()  # a clock offset needs channel_model's resampler
+            else:
+                self.chan.set_timing_offset(1.0 + st.sco_ppm * 1e-6)
         rewire = (st.fading != was_fading) or (st.fading and (st.channel == "rician") != was_los)
-        if rewire:
+        if rewire or new_chan is not None:
             self.lock()
             self.disconnect_all()
+            if new_chan is not None:
+                self.chan = new_chan
             self._wire_sim()
+            if self.trigger is not None and not self.sink.search_fallback:
+                # After lock()/unlock() the detector's trigger stayed above the threshold on
+                # every sample (GNU Radio 3.10.5 here; a fresh detector or keeping the receiver
+                # side wired did the same): the receiver goes back to its own search.
+                self.sink.search_fallback = True
+                self.sink.stats["detector"] = "python (fallback after a run-time rewire)"
+                print("ntscc-xr flowgraph: channel rewired at run time; frame detection "
+                      "falls back to the receiver's Python search", file=sys.stderr, flush=True)
             self.unlock()
         elif self.fading is not None:
             if "doppler_hz" in changed or "samp_rate" in changed:

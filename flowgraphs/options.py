@@ -32,9 +32,15 @@ _OPTIONS: list[tuple[str, tuple[str, ...], dict]] = [
         help="add the 3-tap multipath profile to any channel (implied by --channel multipath)")),
     ("trace", ("--trace",), dict(default=None,
         help="SNR trace CSV for --channel trace (default: flowgraphs/traces/cost2100_like.csv)")),
-    ("channel_impl", ("--channel-impl",), dict(choices=("channel_model", "lean"), default="channel_model",
-        help="channel_model: channels.channel_model (default); lean: the same stock blocks "
-             "without its clock-offset resampler (FIR, rotator, noise; half the CPU)")),
+    ("channel_impl", ("--channel-impl",), dict(choices=("auto", "channel_model", "lean"), default="auto",
+        help="auto: lean while --sco-ppm is 0, channel_model once a clock offset is set (also at "
+             "run time) (default); channel_model: channels.channel_model; lean: the same stock "
+             "blocks without its clock-offset resampler (FIR, rotator, noise; half the CPU)")),
+    ("detector", ("--detector",), dict(choices=("gr", "python"), default="python",
+        help="frame detection: python = the receiver's numpy search over the samples between "
+             "frames (default); gr = Schmidl & Cox metric in stock GNU Radio blocks, Python "
+             "touches only detected frames (cheaper on an idle/radio stream, ~15 %% slower back "
+             "to back, see docs/results/link.md)")),
     ("seed", ("--seed",), dict(type=int, default=0, help="noise/fading seed (default: 0)")),
     ("rate", ("--rate",), dict(type=float, default=5e6,
         help="sample rate in Hz: the USRP rate, and the reference for --cfo/--doppler in "

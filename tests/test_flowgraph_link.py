@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -93,7 +94,7 @@ def test_cli_link_test_awgn_10db():
     assert len(rep["per_frame"]["cqi_db"]) == 12
 
 
-@pytest.mark.parametrize("impl", ["channel_model", "lean"])
+@pytest.mark.parametrize("impl", ["auto", "channel_model", "lean"])
 def test_multipath_cfo_timing_offset_15db(impl):
     rep = run_link("--channel", "multipath", "--snr", "15", "--cfo", "3000",
                    "--timing-offset", "5.6", "--frames", "10", "--symbols-per-frame", "20000",
@@ -103,6 +104,32 @@ def test_multipath_cfo_timing_offset_15db(impl):
     assert abs(rep["cqi_db"] - 15.0) <= 1.5
     # the unbiased equaliser's plain MSE is dominated by the multipath notch: clearly lower
     assert rep["snr_mse_db"] < rep["snr_measured_db"]
+
+
+def test_sc_trigger_loses_no_frame_without_noise():
+    """GNU Radio issue #6891 (Schmidl & Cox plateau detection loses frames even without noise):
+    the stock-block trigger + triggered receiver, 60 frames of random lengths back to back or
+    with exact zeros between them, no noise / 30 dB / 10 dB, small work calls: none lost."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    out = subprocess.run([GR_PYTHON, str(REPO / "tests" / "gr_sc_trigger_check.py")], cwd=REPO,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    cases = json.loads(out.stdout.strip().splitlines()[-1])
+    for name, c in cases.items():
+        assert c["found"] == c["sent"] and c["in_order"] and c["lengths_ok"], (name, c)
+
+
+@pytest.mark.parametrize("detector", ["gr", "python"])
+def test_many_short_frames_back_to_back_none_lost(detector):
+    """400 short frames kept 16 in flight (back to back, many preambles per work call) through
+    the real flowgraph at high SNR: no frame lost, every detection a frame."""
+    rep = run_link("--snr", "30", "--frames", "400", "--symbols-per-frame", "700",
+                   "--window", "16", "--no-per-frame", "--detector", detector)
+    assert rep["frames_lost"] == 0 and rep["length_mismatches"] == 0
+    rx = rep["flowgraph"]["rx"]
+    assert rx["header_failures"] == 0
+    if detector == "gr":
+        assert rx["triggers"] >= 401 and rx["detections"] == 401  # + the warm-up frame
 
 
 def test_control_socket_changes_snr_and_channel():
@@ -134,6 +161,23 @@ def test_control_socket_changes_snr_and_channel():
     finally:
         c.close()
         assert fg.stop() == 0  # tb.stop(); tb.wait(); exit 0
+
+
+def test_auto_channel_takes_channel_model_for_a_clock_offset():
+    """--channel-impl auto (default): the lean chain without a clock offset; setting one at run
+    time rewires to channels.channel_model and the link keeps going."""
+    fg = FlowgraphProcess(["--base-port", "0", "--snr", "20", "--cfo", "1000"]).start()
+    c = Client(fg)
+    try:
+        f, s = c.roundtrip(1, n=6000)
+        assert f is not None and abs(s - 20.0) < 1.0
+        assert fg.control({"sco_ppm": 20})["ok"]
+        f, s = c.roundtrip(2, n=6000)
+        assert f is not None and s > 17.0
+        assert fg.control({"cmd": "get"})["state"]["sco_ppm"] == 20.0
+    finally:
+        c.close()
+        assert fg.stop() == 0
 
 
 def test_rayleigh_doppler_runs_through_fades():

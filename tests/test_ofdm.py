@@ -205,6 +205,48 @@ def test_modem_chunking_back_to_back_and_sizes():
     assert _snr(xs[-1], big.symbols) > 19.0
 
 
+def _rising_edges(sig, threshold=0.10):
+    """What flowgraphs.blocks.SchmidlCoxTrigger tags: samples n where the metric of the window
+    n - 2L + 1 .. n rises above the threshold (numpy emulation of the stock-block chain)."""
+    L = CFG.fft_size // 2
+    M, _ = StreamReceiver(CFG).sync.metric(sig)
+    above = np.concatenate([[False], M > threshold])
+    return np.flatnonzero(above[1:] & ~above[:-1]) + 2 * L - 1
+
+
+@pytest.mark.parametrize("chunk", [997, 65536])
+def test_modem_triggered_mode_matches_search(chunk):
+    """Triggered mode (detection outside Python): same frames and symbols as the built-in
+    search, frames back to back and apart, any chunking; the samples between frames are not
+    kept."""
+    xs = [_symbols(n, n) for n in (0, 1, 183, 5000, 30_000, 700)]
+    for gap in (0, 5000):
+        ref, _ = _link(xs, 12.0, gap=gap, chunk=chunk)
+        # the same signal again, through the triggered receiver
+        rng = np.random.default_rng(1)
+        mod = FrameModulator(CFG)
+        a = np.sqrt(10 ** (12.0 / 10) * CFG.n_occupied / CFG.fft_size)
+        parts = [np.zeros(777, np.complex64)]
+        for i, x in enumerate(xs):
+            parts += [a * mod.modulate(x, i, 2), np.zeros(gap, np.complex64)]
+        parts.append(np.zeros(4000, np.complex64))
+        sig = np.concatenate(parts)
+        sig = (sig + (rng.standard_normal(sig.size) + 1j * rng.standard_normal(sig.size))
+               / np.sqrt(2)).astype(np.complex64)
+        edges = _rising_edges(sig)
+        rx = StreamReceiver(CFG)
+        out = []
+        for i in range(0, sig.size, chunk):
+            e = edges[(edges >= i) & (edges < i + chunk)] - i
+            out += rx.feed(sig[i:i + chunk], e.tolist())
+        assert [r.header.frame_id for r in out] == [r.header.frame_id for r in ref] == list(range(6))
+        for a_, b_ in zip(ref, out):
+            assert a_.start == b_.start
+            np.testing.assert_allclose(a_.symbols, b_.symbols, atol=1e-4)
+        if gap and chunk < gap:
+            assert rx.stats["samples_skipped"] > 0  # idle chunks: kept only as a look-back
+
+
 def test_modem_biased_mmse_shrinks():
     xs = [_symbols(8000)]
     res, _ = _link(xs, 3.0, eq="mmse")
