@@ -376,16 +376,19 @@ class ThreeHosts:
         for role in ("tx", "rx", "flowgraph"):
             p = self.sup.get(role)
             if p is not None and p.poll() is None:
+                t0, forced = time.time(), False
                 os.kill(p.pid, signal.SIGTERM)
                 try:
                     p.wait(20)
                 except subprocess.TimeoutExpired:
+                    forced = True
                     for pid in [*descendants(p.pid), p.pid]:
                         try:
                             os.kill(pid, signal.SIGKILL)
                         except ProcessLookupError:
                             pass
                     p.wait(5)
+                self.event("stopped", target=role, seconds=round(time.time() - t0, 2), forced=forced)
             if role == "tx":
                 time.sleep(LOSS_TIMEOUT_S + 1.0)
         for link, p in self.proxies.items():
