@@ -79,12 +79,16 @@ def supervise(argv: list[str], delay: float = 1.0) -> int:
         env = dict(os.environ, NTSCC_RESTARTS=str(restarts))
         child = subprocess.Popen(cmd, env=env, start_new_session=True)
         _log("start", pid=child.pid, restarts=restarts, argv=cmd[3:])
-        while True:
+        kill_at = None
+        while True:  # poll, so that a stop request is noticed even while we wait
             try:
-                rc = child.wait(timeout=10.0 if stopping else None)
+                rc = child.wait(timeout=0.2)
                 break
             except subprocess.TimeoutExpired:
-                _kill_group(child.pid, signal.SIGKILL)
+                if stopping and kill_at is None:
+                    kill_at = time.monotonic() + 10.0
+                if kill_at is not None and time.monotonic() > kill_at:
+                    _kill_group(child.pid, signal.SIGKILL)  # deaf to SIGINT for 10 s
         _kill_group(child.pid, signal.SIGKILL)  # orphans of the dead child (its own group)
         ran = time.monotonic() - t0
         _log("exit", pid=child.pid, rc=rc, ran_s=round(ran, 3))
