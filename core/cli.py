@@ -51,6 +51,9 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
+#: subcommands that take --restart-on-failure (core.supervisor: one supervisor per host)
+SUPERVISED = ("tx", "rx", "flowgraph")
+
 
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     parser = Parser(
@@ -63,6 +66,9 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == selected:
             importlib.import_module(module).add_arguments(p)
+            if name in SUPERVISED:
+                from core.supervisor import add_arguments as add_supervisor_arguments
+                add_supervisor_arguments(p)
     return parser
 
 
@@ -81,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if getattr(args, "restart_on_failure", False):
+        from core.supervisor import supervise
+        return supervise(argv, args.restart_delay)
     module = importlib.import_module(module_for(args))
     return int(module.main(args) or 0)
 

@@ -411,6 +411,9 @@ def main(argv: list[str] | None = None) -> int:
         ctrl.join(timeout=1.0)
         for s in (tb.in_sock, tb.out_sock, tb.ctrl_sock):
             s.close(0)
+        if opts.curve_keys:  # the ZAP authenticator thread would hold the exit for good
+            from core.link.security import stop_authenticators
+            stop_authenticators()
         print("STOPPED " + json.dumps(tb.status()["rx"]), flush=True)
     return 0
 

@@ -48,12 +48,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classical-preload", action=argparse.BooleanOptionalAction, default=False,
                    help="load the classical chain's LDPC tables at start-up (a few seconds) rather "
                         "than on its first frame; the demo sets it when the classical chain runs")
+    p.add_argument("--metrics-append", action="store_true",
+                   help="append to an existing metrics.csv instead of starting it over (for a "
+                        "receiver that a supervisor restarts: the rows before the restart stay)")
     add_link_arguments(p)
 
 
 METRIC_FIELDS = ["frame_id", "stream", "status", "psnr", "ws_psnr", "viewport_psnr", "roi_psnr",
                  "cbr", "snr_true_db", "cqi_db", "cqi_used", "encode_ms", "air_ms", "decode_ms", "lam",
-                 "eta_scale", "roi", "mcs", "qp", "olla_margin_db", "codec", "yaw", "pitch", "fov", "t_wall"]
+                 "eta_scale", "roi", "mcs", "qp", "olla_margin_db", "codec", "yaw", "pitch", "fov", "t_wall",
+                 "tx_session"]
 
 
 @dataclass
@@ -111,9 +115,11 @@ class Receiver:
         self.tx_session: int | None = None
         out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
         self.out = out
-        self.csv_file = open(out / "metrics.csv", "w", newline="")
+        append = getattr(args, "metrics_append", False) and (out / "metrics.csv").exists()
+        self.csv_file = open(out / "metrics.csv", "a" if append else "w", newline="")
         self.csv = csv.DictWriter(self.csv_file, METRIC_FIELDS, extrasaction="ignore")
-        self.csv.writeheader()
+        if not append or self.csv_file.tell() == 0:
+            self.csv.writeheader()
 
     # ------------------------------------------------------------------ inputs
     def _on_side(self, parts: list[bytes]) -> None:
@@ -237,7 +243,7 @@ class Receiver:
                "mcs": extra.get("mcs", p.meta.get("mcs")), "qp": p.meta.get("qp"),
                "olla_margin_db": p.meta.get("olla_margin_db"),
                "codec": p.meta.get("codec"), "yaw": vp.yaw, "pitch": vp.pitch, "fov": vp.fov,
-               "t_wall": time.time()}
+               "t_wall": time.time(), "tx_session": p.meta.get("tx_session")}
         if ref_roi is not None and rec is not None and rec.shape == ref_roi[0].shape:
             ref, roi = ref_roi
             row.update(psnr=psnr(ref, rec), ws_psnr=ws_psnr(ref, rec),

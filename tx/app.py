@@ -268,7 +268,8 @@ class Transmitter:
             pose = self.pose or (trajectory[frame_id % len(trajectory)]
                                  if self.args.trajectory == "scripted" else Viewport())
             meta = self.send_frame(frame_id, rgb, pose)
-            print(json.dumps({k: meta[k] for k in ("frame_id", "cbr", "cqi_used", "encode_ms")}),
+            print(json.dumps({k: meta[k] for k in ("frame_id", "cbr", "cqi_used", "encode_ms",
+                                                   "tx_session", "t_sent_ns")}),
                   file=sys.stderr, flush=True)
             frame_id += 1
             if period:
