@@ -386,7 +386,8 @@ class ViewerWindow(QMainWindow):
                           if state.classical_frozen_at >= 0 else f"{what}: no good frame yet")
             self.erp_panels["classical"].set_text(
                 f"{r.get('codec') or 'codec'} · MCS {fmt(r.get('mcs'), '.0f')} · QP {fmt(r.get('qp'), '.0f')}"
-                f" · PSNR {fmt(r.get('psnr'))} dB · CBR {fmt(r.get('cbr'), '.3f')}", banner)
+                f" · PSNR {fmt(r.get('psnr'))} dB · CBR {fmt(r.get('cbr'), '.3f')}"
+                + (f" · {r['policy']}" if r.get("policy") else ""), banner)
             self.vp_panels["classical"].set_text(f"viewport PSNR {fmt(r.get('viewport_psnr'))} dB", banner)
         self.plots.set_link(state.frames)
         self._plots_dirty.add("link")

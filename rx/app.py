@@ -53,7 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 METRIC_FIELDS = ["frame_id", "stream", "status", "psnr", "ws_psnr", "viewport_psnr", "roi_psnr",
                  "cbr", "snr_true_db", "cqi_db", "cqi_used", "encode_ms", "air_ms", "decode_ms", "lam",
-                 "eta_scale", "roi", "mcs", "qp", "olla_margin_db", "codec", "yaw", "pitch", "fov", "t_wall"]
+                 "eta_scale", "roi", "mcs", "qp", "olla_margin_db", "codec", "yaw", "pitch", "fov", "t_wall",
+                 "policy"]
 
 
 @dataclass
@@ -235,7 +236,7 @@ class Receiver:
                "air_ms": (time.time_ns() - p.meta.get("t_sent_ns", time.time_ns())) / 1e6 - 1e3 * t_dec,
                "lam": p.meta.get("lam"), "eta_scale": p.meta.get("eta_scale"), "roi": p.meta.get("roi"),
                "mcs": extra.get("mcs", p.meta.get("mcs")), "qp": p.meta.get("qp"),
-               "olla_margin_db": p.meta.get("olla_margin_db"),
+               "olla_margin_db": p.meta.get("olla_margin_db"), "policy": p.meta.get("policy"),
                "codec": p.meta.get("codec"), "yaw": vp.yaw, "pitch": vp.pitch, "fov": vp.fov,
                "t_wall": time.time()}
         if ref_roi is not None and rec is not None and rec.shape == ref_roi[0].shape:

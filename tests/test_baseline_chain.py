@@ -171,3 +171,21 @@ def test_outer_loop_link_adaptation_reaches_the_bler_target():
     fresh = M.OuterLoopLinkAdaptation(step_db=1.0)
     fresh.observe(False)
     assert fresh.margin_db == 1.0 and fresh.effective_cqi(10.0) == 9.0
+
+
+def test_live_policy_aims_at_one_percent_frame_errors_without_harq():
+    """No HARQ on the live link: the TX's default frame-error target is 1 %, the MCS it picks
+    is never above the 10 % one, and the policy is stated for the viewer and the report."""
+    import argparse
+
+    from tx.app import add_arguments
+    from tx.classical import LIVE_FRAME_ERROR_TARGET, policy_text
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    assert p.parse_args([]).classical_bler_target == LIVE_FRAME_ERROR_TARGET == 0.01
+    budget = budget_uses((256, 512), 0.04)
+    strict = ClassicalChain("jpeg", bler_target=0.01)
+    loose = ClassicalChain("jpeg", bler_target=0.1)
+    picks = [(strict.select_mcs(s, budget), loose.select_mcs(s, budget)) for s in (6, 8, 10, 12)]
+    assert all(a <= b for a, b in picks) and any(a < b for a, b in picks)
+    assert policy_text(0.01, True) == "no HARQ, frame-error target 1 % (OLLA)"
