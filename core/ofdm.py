@@ -387,6 +387,18 @@ class OfdmConfig:
             idx = np.concatenate([idx, np.flatnonzero(blk[:r]) + q * P * n_occ])
         return idx
 
+    def payload_carriers(self, n_payload: int) -> np.ndarray:
+        """Occupied-carrier index (0..n_occupied-1) of each of ``n_payload`` payload symbols,
+        in the order the frame carries them (data REs after the header, as the OFDM TX maps
+        them): with the receiver's per-carrier SNR this gives each symbol's noise variance.
+
+        Output: int64 array (n_payload,).
+        """
+        if n_payload <= 0:
+            return np.zeros(0, np.int64)
+        n_d = self.n_data_symbols(n_payload)
+        return self.re_index(n_d, self.n_header_symbols)[:n_payload] % self.n_occupied
+
     def pilot_values_at(self, flat_index: np.ndarray, first_symbol: int = 0) -> np.ndarray:
         """Pilot values at flat grid indices (see :meth:`re_index`), float32."""
         n = flat_index // self.n_occupied + first_symbol

@@ -225,7 +225,8 @@ class Receiver:
         if self.classical is None:
             from .classical import ClassicalReceiver
             self.classical = ClassicalReceiver()
-        return self.classical.decode(symbols, p.meta, p.side, cqi)
+        sc = p.phy.subcarrier_snr_db if p.phy is not None else None
+        return self.classical.decode(symbols, p.meta, p.side, cqi, sc)
 
     def _metrics(self, stream, frame_id, rec, ref_roi, p: Pending, status, cqi, t_dec, extra) -> dict:
         vp = Viewport(**p.meta["viewport"]) if "viewport" in p.meta else Viewport()

@@ -239,3 +239,15 @@ def test_trace_file():
     assert tr.snr_db.max() - tr.snr_db.min() > 10  # deep fades in it
     assert tr.snr_for(3, 15.0) == pytest.approx(tr.snr_db[3] + 5.0)
     assert tr.snr_for(len(tr) + 3, 10.0) == pytest.approx(tr.snr_db[3])
+
+
+def test_payload_carriers_follow_the_modulator_mapping():
+    for n in (1, 183, 5000):
+        x = np.arange(1, n + 1).astype(np.complex64)
+        g = FrameModulator(CFG).grid(x, 0)[CFG.n_header_symbols:]
+        car = CFG.payload_carriers(n)
+        assert car.shape == (n,)
+        # symbol j sits on carrier car[j] (some data symbol row of the grid)
+        rows = [np.flatnonzero(g[:, c] == v)[0] for c, v in zip(car, x)]
+        assert len(rows) == n
+    assert CFG.payload_carriers(0).size == 0
