@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     common.add_argument("--plot", default=None, help="write a PNG plot here")
     common.add_argument("--lambdas", default=None,
                         help="SQI λ values for the compatible model (default: the model's grid Λ)")
+    common.add_argument("--rx-snr", choices=["estimated", "true"], default="estimated",
+                        help="SNR the learned decoder is given: the receiver's pilot-based estimate "
+                             "(as the live PHY forms it; default) or the true channel SNR")
     common.add_argument("--schemes", default="ntscc+,compatible",
                         help="comma-separated: ntscc+, compatible, vvc+ldpc, hevc+ldpc, av1+ldpc, "
                              "j2k+ldpc, jpeg+ldpc, <codec>+capacity")
@@ -80,6 +83,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     fa.add_argument("--lam", type=float, default=0.72, help="SQI λ of the learned chain")
     fa.add_argument("--olla", action=argparse.BooleanOptionalAction, default=True,
                     help="outer-loop link adaptation (ACK-driven CQI back-off) for the classical chain")
+    fa.add_argument("--bler-target", type=float, default=0.01,
+                    help="frame error rate the classical link adaptation aims at (no HARQ; the live default)")
     ed = sub.add_parser("edit", parents=[common], help="NTSCC++ online editing: T steps vs T = 0 (BD-rate gain)")
     ed.add_argument("--snr", type=float, default=10.0)
     ed.add_argument("--steps", type=int, default=20)
@@ -104,10 +109,13 @@ def _crop64(rgb: np.ndarray) -> np.ndarray:
 
 
 def learned_points(codec, images, scheme: str, lambdas, etas, snr_db: float, seed: int,
-                   progress: bool = True) -> dict[tuple[float, float], dict[str, list[float]]]:
+                   progress: bool = True, rx_snr: str = "estimated",
+                   nu_db: float | None = None) -> dict[tuple[float, float], dict[str, list[float]]]:
     """For every (λ, η): per-image (cbr, psnr) over AWGN at ``snr_db``.
 
-    ``ntscc+`` is the same model held at its fixed training SQI λ0 (only η varies).
+    ``ntscc+`` is the same model held at its fixed training SQI λ0 (only η varies). The decoder
+    gets the receiver's SNR estimate (``rx_snr="estimated"``, see ``LearnedCodec.transmit_awgn``)
+    or the true SNR; the encoder is told ``nu_db`` (default ``snr_db``).
     """
     from tqdm import tqdm
     lams = [codec.model.cfg.lambda0] if scheme == "ntscc+" else list(lambdas)
@@ -119,7 +127,7 @@ def learned_points(codec, images, scheme: str, lambdas, etas, snr_db: float, see
         rng = np.random.default_rng(seed)
         res = {}
         for name, rgb in images:
-            rec, enc = codec.transmit_awgn(rgb, lam, eta, snr_db, rng)
+            rec, enc = codec.transmit_awgn(rgb, lam, eta, snr_db, rng, nu_db=nu_db, rx_snr=rx_snr)
             res[name] = [enc.cbr, psnr(rgb, rec)]
             bar.update(1)
         out[(lam, eta)] = res
@@ -239,13 +247,14 @@ def run_rd(args) -> dict:
             lams = _floats(args.lambdas) if args.lambdas else codec.model.cfg.lambdas
             lam0 = codec.model.cfg.lambda0
             if scheme == "compatible":
-                pts = learned_points(codec, images, scheme, lams, _floats(args.etas), args.snr, args.seed)
+                pts = learned_points(codec, images, scheme, lams, _floats(args.etas), args.snr, args.seed,
+                                     rx_snr=args.rx_snr)
                 learned_cache["compatible"] = pts
             else:  # ntscc+ (fixed SQI λ0) is a subset of the compatible sweep: reuse it
                 pts = {k: v for k, v in learned_cache.get("compatible", {}).items()
                        if abs(k[0] - lam0) < 1e-9}
                 pts = pts or learned_points(codec, images, scheme, lams, _floats(args.etas),
-                                            args.snr, args.seed)
+                                            args.snr, args.seed, rx_snr=args.rx_snr)
             avg = {f"{lam:g},{eta:g}": average_point(r) for (lam, eta), r in pts.items()}
             points[scheme] = avg
             curves[scheme] = pareto_front(list(avg.values()))
@@ -254,7 +263,7 @@ def run_rd(args) -> dict:
             curves[scheme], per_image[scheme] = classical_curve(scheme, images, _floats(args.cbrs),
                                                                 args.snr, args.seed)
     result = {"snr_db": args.snr, "channel": args.channel, "dataset": Path(args.dataset).name,
-              "n_images": len(images), "curves": curves, "points": points,
+              "n_images": len(images), "learned_rx_snr": args.rx_snr, "curves": curves, "points": points,
               "per_image": per_image, "anchor": args.anchor,
               "bd_rate": bd_rates(curves, args.anchor), "seconds": round(time.time() - t0, 1)}
     if args.plot:
@@ -341,7 +350,8 @@ def run_roi(args) -> dict:
         refs = [render_viewport(erp, vp) for vp in views]
         masks = [roi_grid_mask((h, w), [vp]) for vp in views]
         for lam, sc in grid:
-            rec, enc = codec.transmit_awgn(erp, lam, sc, args.snr, np.random.default_rng(args.seed))
+            rec, enc = codec.transmit_awgn(erp, lam, sc, args.snr, np.random.default_rng(args.seed),
+                                           rx_snr=args.rx_snr)
             bar.update(1)
             for vp, ref in zip(views, refs):
                 acc["uniform"][(lam, sc)].append([enc.cbr, psnr(ref, render_viewport(rec, vp))])
@@ -349,7 +359,8 @@ def run_roi(args) -> dict:
                 q = quality_map(mask)[:h, :w] if args.edit_steps else None
                 rec, enc = codec.transmit_awgn(erp, lam, eta_map(mask, 0.25 * sc / 0.2, 0.05 * sc / 0.2),
                                                args.snr, np.random.default_rng(args.seed),
-                                               edit_steps=args.edit_steps, quality=q)
+                                               edit_steps=args.edit_steps, quality=q,
+                                               rx_snr=args.rx_snr)
                 acc["roi"][(lam, sc)].append([enc.cbr, psnr(ref, render_viewport(rec, vp))])
                 bar.update(1)
     bar.close()
@@ -418,22 +429,29 @@ def run_fading(args) -> dict:
 
     Both chains see the same per-frame SNR and the same (delayed) CQI: frame t is encoded with
     the CQI reported for frame t - delay, and transmitted at SNR_t. The classical chain picks
-    its MCS at a 10 % BLER target (with ``--olla``, from the CQI minus an ACK-driven back-off)
-    and the largest-rate QP within the CBR budget; a frame whose transport block fails shows the
-    per-channel mean image (the cliff).
+    its MCS at the live link's frame-error target (``--bler-target``, default 1 %: no HARQ;
+    with ``--olla``, from the CQI minus an ACK-driven back-off) and the largest-rate QP within
+    the CBR budget; a frame whose transport block fails shows the per-channel mean image (the
+    cliff). Both receivers decode with the SNR they would estimate from the frame's pilots
+    (``--rx-snr estimated``, :func:`core.ofdm.emulate_snr_estimate`), as the live RX does.
     """
     import itertools
     from tx.source import FrameSource, parse_resolution
     from .baseline.chain import make_scheme
     from .baseline.mcs import OuterLoopLinkAdaptation
     from .learned import LearnedCodec
+    from .ofdm import emulate_snr_estimate
     trace = read_trace(args.trace)
     w, h = parse_resolution(args.resolution)
     src = args.dataset if args.dataset != str(DEFAULT_KODAK) else args.video
     frames = list(itertools.islice(FrameSource(src, (w, h)).frames(), min(args.frames, 300)))
     codec = LearnedCodec(device=args.device, weights=args.weights)
-    chain = make_scheme(args.classical, codec_options={"preset": "faster"} if args.classical.startswith("vvc") else None)
-    olla = OuterLoopLinkAdaptation() if args.olla else None
+    chain = make_scheme(args.classical, codec_options={"preset": "faster"} if args.classical.startswith("vvc") else None,
+                        bler_target=args.bler_target)
+    olla = OuterLoopLinkAdaptation(args.bler_target) if args.olla else None
+
+    def rx_snr_db(snr: float, n: int) -> float:
+        return emulate_snr_estimate(snr, n, rng) if args.rx_snr == "estimated" else snr
     rng = np.random.default_rng(args.seed)
     rows = []
     for t in range(args.frames):
@@ -447,15 +465,18 @@ def run_fading(args) -> dict:
         sigma = np.sqrt(10 ** (-snr / 10) / 2)
         noisy = enc.symbols + (sigma * (rng.standard_normal(enc.n_symbols)
                                         + 1j * rng.standard_normal(enc.n_symbols))).astype(np.complex64)
-        rec = codec.decode(noisy, enc.side, snr_db=float(np.clip(snr, 0, 14)))
+        snr_l = rx_snr_db(snr, enc.n_symbols)
+        rec = codec.decode(noisy, enc.side, snr_db=float(np.clip(snr_l, 0, 14)))
         margin = olla.margin_db if olla else 0.0
         tx = chain.symbols_for(rgb, args.cbr, cqi_db=olla.effective_cqi(cqi) if olla else cqi)
         y = tx.symbols + (sigma * (rng.standard_normal(tx.symbols.size)
                                    + 1j * rng.standard_normal(tx.symbols.size))).astype(np.complex64)
-        res = chain.receive(y, 10 ** (-snr / 10), tx.meta, original=rgb, snr_db=snr)
+        snr_c = rx_snr_db(snr, max(tx.symbols.size, 1))
+        res = chain.receive(y, 10 ** (-snr_c / 10), tx.meta, original=rgb, snr_db=snr)
         if olla:
             olla.observe(bool(res.success))
         rows.append({"frame": t, "snr_db": round(snr, 2), "cqi_db": round(cqi, 2),
+                     "rx_snr_db_learned": round(snr_l, 3), "rx_snr_db_classical": round(snr_c, 3),
                      "learned_psnr": round(psnr(rgb, rec), 3), "learned_cbr": round(enc.cbr, 5),
                      "classical_psnr": round(psnr(rgb, res.recon), 3),
                      "classical_cbr": round(tx.symbols.size / (3 * h * w), 5),
@@ -466,6 +487,7 @@ def run_fading(args) -> dict:
     lp = np.array([r["learned_psnr"] for r in rows]); cp = np.array([r["classical_psnr"] for r in rows])
     result = {"trace": Path(args.trace).name, "cbr": args.cbr, "frames": args.frames,
               "classical": args.classical, "feedback_delay": args.feedback_delay, "olla": args.olla,
+              "bler_target": args.bler_target, "rx_snr": args.rx_snr,
               "learned_mean_psnr": round(float(lp.mean()), 3), "classical_mean_psnr": round(float(cp.mean()), 3),
               "learned_min_psnr": round(float(lp.min()), 3), "classical_min_psnr": round(float(cp.min()), 3),
               "classical_failures": int(sum(not r["classical_ok"] for r in rows)),
@@ -513,7 +535,7 @@ def run_edit(args) -> dict:
             cb, ps = [], []
             for name, rgb in images:
                 rec, enc = codec.transmit_awgn(rgb, lam, eta, args.snr, np.random.default_rng(args.seed),
-                                               edit_steps=steps)
+                                               edit_steps=steps, rx_snr=args.rx_snr)
                 cb.append(enc.cbr); ps.append(psnr(rgb, rec))
                 bar.update(1)
             pts[f"{lam:g},{eta:g}"] = [round(float(np.mean(cb)), 5), round(float(np.mean(ps)), 3)]

@@ -17,12 +17,10 @@ import numpy as np
 
 from core.baseline.chain import make_scheme
 from core.baseline.ldpc import preload
+from core.baseline.mcs import LIVE_FRAME_ERROR_TARGET
 
 #: presets fast enough for live streaming (the offline tables use medium/slower)
 LIVE_CODEC_OPTIONS = {"vvc": {"preset": "faster"}, "hevc": {"preset": "ultrafast"}}
-
-#: frame error rate the live classical chain aims at (no HARQ: every error is a cliff)
-LIVE_FRAME_ERROR_TARGET = 0.01
 
 
 def policy_text(bler_target: float, olla: bool) -> str:

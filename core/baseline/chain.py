@@ -17,7 +17,7 @@ Policies
   each SNR"; per-image selection with few trials is optimistic).
 * Live: :meth:`ClassicalChain.plan` with ``cqi_db``: the highest MCS whose frame error rate
   at the CQI is <= ``bler_target`` (default 10 %; the live TX, without HARQ, uses 1 %:
-  ``tx.classical.LIVE_FRAME_ERROR_TARGET``) (:meth:`ClassicalChain.select_mcs`: measured code-block BLER
+  ``core.baseline.mcs.LIVE_FRAME_ERROR_TARGET``) (:meth:`ClassicalChain.select_mcs`: measured code-block BLER
   curves, per-block target 1 - 0.9^(1/C) for a frame of C code blocks -- a 10 % *code-block*
   BLER would lose nearly every frame of 100+ blocks), then the largest-rate QP that fits.
 
