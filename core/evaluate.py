@@ -63,6 +63,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sn.add_argument("--cbr", type=float, default=0.04)
     sn.add_argument("--snrs", default="0,2,4,6,8,10,12,14")
     sn.add_argument("--etas", default=",".join(map(str, DEFAULT_ETAS)))
+    sn.add_argument("--fixed-nu", default="10",
+                    help="also the learned chain with its encoder told this ν (dB) whatever the "
+                         "channel (the decoder still gets the estimated SNR), beside the encoder "
+                         "told the channel SNR; 'off' to skip")
     roi = sub.add_parser("roi", parents=[common], help="viewport ROI vs uniform transmission on 360° panoramas (paper Fig. 8)")
     roi.add_argument("--snr", type=float, default=10.0)
     roi.add_argument("--resolution", default="1024x512")
@@ -298,28 +302,44 @@ def run_snr(args) -> dict:
     images = load_images(args.dataset, args.limit)
     schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
     snrs = _floats(args.snrs)
+    fixed = getattr(args, "fixed_nu", "off")
+    fixed_nu = None if str(fixed).strip().lower() in ("", "off", "none") else float(fixed)
     curves: dict[str, list] = {}
     codec = None
     for scheme in schemes:
-        curve = []
-        for snr in snrs:
-            if scheme in LEARNED:
-                if codec is None:
-                    from .learned import LearnedCodec
-                    codec = LearnedCodec(device=args.device, weights=args.weights)
-                lams = _floats(args.lambdas) if args.lambdas else codec.model.cfg.lambdas
-                pts = learned_points(codec, images, scheme, lams, _floats(args.etas), snr, args.seed)
-                fit = [average_point(r) for r in pts.values() if average_point(r)[0] <= args.cbr]
-                curve.append([snr, max(p for _, p in fit) if fit else float("nan")])
-            else:
-                c, _ = classical_curve(scheme, images, [args.cbr], snr, args.seed)
-                curve.append([snr, c[0][1]])
-        curves[scheme] = curve
+        variants = [(scheme, None)]
+        if scheme in LEARNED and fixed_nu is not None:
+            variants.append((fixed_nu_name(scheme, fixed_nu), fixed_nu))
+        for name, nu in variants:
+            curve = []
+            for snr in snrs:
+                if scheme in LEARNED:
+                    if codec is None:
+                        from .learned import LearnedCodec
+                        codec = LearnedCodec(device=args.device, weights=args.weights)
+                    lams = _floats(args.lambdas) if args.lambdas else codec.model.cfg.lambdas
+                    pts = learned_points(codec, images, scheme, lams, _floats(args.etas), snr,
+                                         args.seed, rx_snr=args.rx_snr, nu_db=nu)
+                    fit = [average_point(r) for r in pts.values() if average_point(r)[0] <= args.cbr]
+                    curve.append([snr, max(p for _, p in fit) if fit else float("nan")])
+                else:
+                    c, _ = classical_curve(scheme, images, [args.cbr], snr, args.seed)
+                    curve.append([snr, c[0][1]])
+            curves[name] = curve
     result = {"cbr": args.cbr, "channel": "awgn", "dataset": Path(args.dataset).name,
-              "n_images": len(images), "curves": curves}
+              "n_images": len(images), "learned_rx_snr": args.rx_snr,
+              "learned_encoder_nu": {"<scheme>": "ν = the channel SNR (a CQI that matches it)",
+                                     **({fixed_nu_name(s, fixed_nu): f"ν = {fixed_nu:g} dB whatever the channel"
+                                         for s in schemes if s in LEARNED} if fixed_nu is not None else {})},
+              "curves": curves}
     if args.plot:
         plot_curves(curves, f"PSNR vs SNR at CBR {args.cbr:g} ({result['dataset']})", "SNR (dB)", args.plot)
     return result
+
+
+def fixed_nu_name(scheme: str, nu_db: float) -> str:
+    """Curve name of a learned scheme whose encoder is told a fixed ν."""
+    return f"{scheme} ν={nu_db:g}dB"
 
 
 def run_roi(args) -> dict:
@@ -560,7 +580,8 @@ def plot_curves(curves: dict[str, list], title: str, xlabel: str, path: str) -> 
     for name, pts in curves.items():
         a = np.array(pts, dtype=float)
         if a.size:
-            style = "-o" if name in LEARNED else "--s"
+            style = ("-o" if name in LEARNED else
+                     "-.^" if name.split(" ")[0] in LEARNED else "--s")
             ax.plot(a[:, 0], a[:, 1], style, label=name, ms=4)
     ax.set_xlabel(xlabel); ax.set_ylabel("PSNR (dB)"); ax.set_title(title)
     ax.grid(alpha=0.3); ax.legend()
