@@ -174,16 +174,24 @@ def classical_curve(scheme: str, images, cbrs, snr_db: float, seed: int,
     ``<codec>+ldpc``: per image the largest-rate QP that fits each MCS; the MCS with the best
     average distortion over the data set is kept (failed frames count as the per-channel mean
     image). ``<codec>+capacity``: the largest-rate QP within capacity arrives error-free.
+
+    Each point sits at the CBR actually spent, averaged over the images: the transport block's
+    symbols plus the grant (``core.baseline.chain.grant_channel_uses``), not the nominal
+    budget (a transport block rarely fills it; the rest of the budget stays idle). The curve is
+    ``[[cbr_spent, psnr], ...]`` in budget order.
     """
-    from .baseline.chain import select_dataset_mcs
+    from .baseline.chain import grant_channel_uses, select_dataset_mcs
     chain = make_classical(scheme)
     rng = np.random.default_rng(seed)
+    grant = grant_channel_uses(snr_db)
     per_image: dict[str, list] = {name: [] for name, _ in images}
     curve = []
     for budget in cbrs:
         if scheme.endswith("+capacity"):
             results = [chain.transmit(rgb, budget, snr_db=snr_db) for _, rgb in images]
-            points = [(r.cbr_used, r.psnr if r.psnr is not None else float("nan")) for r in results]
+            points = [((r.channel_uses + grant) / (3 * rgb.shape[0] * rgb.shape[1]),
+                       r.psnr if r.psnr is not None else float("nan"))
+                      for r, (_, rgb) in zip(results, images)]
         else:
             sweeps = [chain.sweep(rgb, budget, snr_db=snr_db, trials=trials, rng=rng, prune_db=2.0)
                       for _, rgb in images]
@@ -191,11 +199,14 @@ def classical_curve(scheme: str, images, cbrs, snr_db: float, seed: int,
             points = []
             for (_, rgb), outs in zip(images, sweeps):
                 o = next(o for o in outs if o.mcs == mcs)
-                points.append((o.channel_uses / (3 * rgb.shape[0] * rgb.shape[1]), o.mean_psnr))
+                points.append(((o.channel_uses + grant) / (3 * rgb.shape[0] * rgb.shape[1]),
+                               o.mean_psnr))
         for (name, _), (c, p) in zip(images, points):
             per_image[name].append([round(float(c), 5), round(float(p), 3)])
-        curve.append([budget, round(float(np.nanmean([p for _, p in points])), 3)])
-        print(f"{scheme} @ CBR {budget:g}: {curve[-1][1]:.2f} dB", file=sys.stderr)
+        spent = float(np.mean([c for c, _ in points]))
+        curve.append([round(spent, 5), round(float(np.nanmean([p for _, p in points])), 3)])
+        print(f"{scheme} @ CBR budget {budget:g} (spent {spent:.4f}): {curve[-1][1]:.2f} dB",
+              file=sys.stderr)
     return curve, per_image
 
 
@@ -267,7 +278,10 @@ def run_rd(args) -> dict:
             curves[scheme], per_image[scheme] = classical_curve(scheme, images, _floats(args.cbrs),
                                                                 args.snr, args.seed)
     result = {"snr_db": args.snr, "channel": args.channel, "dataset": Path(args.dataset).name,
-              "n_images": len(images), "learned_rx_snr": args.rx_snr, "curves": curves, "points": points,
+              "n_images": len(images), "learned_rx_snr": args.rx_snr,
+              "classical_cbr": "channel uses spent (transport block + grant), mean over images; "
+                               "budgets: --cbrs", "classical_budgets": _floats(args.cbrs),
+              "curves": curves, "points": points,
               "per_image": per_image, "anchor": args.anchor,
               "bd_rate": bd_rates(curves, args.anchor), "seconds": round(time.time() - t0, 1)}
     if args.plot:

@@ -66,3 +66,24 @@ def test_eval_snr_reports_a_fixed_nu_encoder_beside_the_matched_one(tmp_path):
     assert abs(matched[1][1] - fixed[1][1]) < 1e-9     # ν = SNR = 10 dB: the same encoding
     assert all(p > 15 for _, p in matched + fixed)
     assert (tmp_path / "snr.png").stat().st_size > 0
+
+
+def test_classical_rd_points_sit_at_the_channel_uses_spent():
+    """``eval rd`` places a classical point at the symbols the transport block took plus the
+    grant, averaged over the images -- not at the nominal budget."""
+    import numpy as np
+    from PIL import Image
+
+    from core.baseline.chain import grant_channel_uses
+    from core.evaluate import classical_curve
+    rgb = np.asarray(Image.open(Path(__file__).parent / "fixtures" / "baseline_erp_petra_128x64.png")
+                     .convert("RGB"))
+    images = [("a", rgb), ("b", rgb[:, ::-1].copy())]
+    curve, per_image = classical_curve("jpeg+ldpc", images, [0.15, 0.3], 10.0, seed=0, trials=1)
+    grant = grant_channel_uses(10.0) / (3 * 64 * 128)
+    assert grant > 0
+    for (spent, _), budget, k in zip(curve, (0.15, 0.3), range(2)):
+        per = [per_image[n][k][0] for n in ("a", "b")]
+        assert spent == pytest.approx(np.mean(per), abs=1e-5)
+        assert all(c >= grant for c in per)
+        assert spent != budget and spent <= budget + grant + 1e-9
