@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .imageio import list_images, read_rgb
-from .metrics import psnr
+from .metrics import ms_ssim, ms_ssim_db, psnr
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_KODAK = REPO_ROOT.parent / "shared" / "data" / "kodak"
@@ -57,6 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     rd.add_argument("--cbrs", default=",".join(map(str, DEFAULT_CBRS)), help="CBR budgets for classical schemes")
     rd.add_argument("--anchor", default="vvc+ldpc")
     rd.add_argument("--table", default=None, help="write a markdown table here")
+    rd.add_argument("--msssim", action=argparse.BooleanOptionalAction, default=True,
+                    help="also MS-SSIM (curves in dB, -10·log10(1 - MS-SSIM), and BD-rate) for every "
+                         "scheme; the plot gets a second file <plot>_msssim.png")
     rd.add_argument("--reuse", default=None,
                     help="a previous rd JSON (same dataset and SNR): its schemes are taken from it, not recomputed")
     sn = sub.add_parser("snr", parents=[common], help="PSNR against SNR at a fixed CBR (paper Fig. 7c)")
@@ -113,9 +116,9 @@ def _crop64(rgb: np.ndarray) -> np.ndarray:
 
 
 def learned_points(codec, images, scheme: str, lambdas, etas, snr_db: float, seed: int,
-                   progress: bool = True, rx_snr: str = "estimated",
-                   nu_db: float | None = None) -> dict[tuple[float, float], dict[str, list[float]]]:
-    """For every (λ, η): per-image (cbr, psnr) over AWGN at ``snr_db``.
+                   progress: bool = True, rx_snr: str = "estimated", nu_db: float | None = None,
+                   msssim: bool = False) -> dict[tuple[float, float], dict[str, list[float]]]:
+    """For every (λ, η): per-image (cbr, psnr[, ms-ssim]) over AWGN at ``snr_db``.
 
     ``ntscc+`` is the same model held at its fixed training SQI λ0 (only η varies). The decoder
     gets the receiver's SNR estimate (``rx_snr="estimated"``, see ``LearnedCodec.transmit_awgn``)
@@ -132,7 +135,7 @@ def learned_points(codec, images, scheme: str, lambdas, etas, snr_db: float, see
         res = {}
         for name, rgb in images:
             rec, enc = codec.transmit_awgn(rgb, lam, eta, snr_db, rng, nu_db=nu_db, rx_snr=rx_snr)
-            res[name] = [enc.cbr, psnr(rgb, rec)]
+            res[name] = [enc.cbr, psnr(rgb, rec)] + ([ms_ssim(rgb, rec)] if msssim else [])
             bar.update(1)
         out[(lam, eta)] = res
     bar.close()
@@ -168,7 +171,7 @@ CLASSICAL_VVC_PRESET = "faster"
 
 
 def classical_curve(scheme: str, images, cbrs, snr_db: float, seed: int,
-                    trials: int = 2) -> tuple[list, dict]:
+                    trials: int = 2, msssim: bool = False) -> tuple[list, dict]:
     """Average PSNR of a classical scheme at each CBR budget (paper Appendix A).
 
     ``<codec>+ldpc``: per image the largest-rate QP that fits each MCS; the MCS with the best
@@ -178,9 +181,12 @@ def classical_curve(scheme: str, images, cbrs, snr_db: float, seed: int,
     Each point sits at the CBR actually spent, averaged over the images: the transport block's
     symbols plus the grant (``core.baseline.chain.grant_channel_uses``), not the nominal
     budget (a transport block rarely fills it; the rest of the budget stays idle). The curve is
-    ``[[cbr_spent, psnr], ...]`` in budget order.
+    ``[[cbr_spent, psnr], ...]`` in budget order. With ``msssim`` each per-image point gets a
+    third value, the expected MS-SSIM (success rate · codec reconstruction + failure rate ·
+    mean image, as the PSNR's MSE).
     """
     from .baseline.chain import grant_channel_uses, select_dataset_mcs
+    from .baseline.codecs import image_key, mean_image
     chain = make_classical(scheme)
     rng = np.random.default_rng(seed)
     grant = grant_channel_uses(snr_db)
@@ -191,6 +197,7 @@ def classical_curve(scheme: str, images, cbrs, snr_db: float, seed: int,
             results = [chain.transmit(rgb, budget, snr_db=snr_db) for _, rgb in images]
             points = [((r.channel_uses + grant) / (3 * rgb.shape[0] * rgb.shape[1]),
                        r.psnr if r.psnr is not None else float("nan"))
+                      + ((ms_ssim(rgb, r.recon),) if msssim else ())
                       for r, (_, rgb) in zip(results, images)]
         else:
             sweeps = [chain.sweep(rgb, budget, snr_db=snr_db, trials=trials, rng=rng, prune_db=2.0)
@@ -199,12 +206,21 @@ def classical_curve(scheme: str, images, cbrs, snr_db: float, seed: int,
             points = []
             for (_, rgb), outs in zip(images, sweeps):
                 o = next(o for o in outs if o.mcs == mcs)
-                points.append(((o.channel_uses + grant) / (3 * rgb.shape[0] * rgb.shape[1]),
-                               o.mean_psnr))
-        for (name, _), (c, p) in zip(images, points):
-            per_image[name].append([round(float(c), 5), round(float(p), 3)])
-        spent = float(np.mean([c for c, _ in points]))
-        curve.append([round(spent, 5), round(float(np.nanmean([p for _, p in points])), 3)])
+                pt = ((o.channel_uses + grant) / (3 * rgb.shape[0] * rgb.shape[1]), o.mean_psnr)
+                if msssim:
+                    fail = ms_ssim(rgb, mean_image(rgb))
+                    ok = 0.0
+                    if o.param is not None and o.success_rate > 0:
+                        cp = chain.cache.point(chain.codec, rgb, o.param, image_key(rgb),
+                                               with_data=True)
+                        ok = ms_ssim(rgb, chain.codec.decode(cp.data, rgb.shape))
+                    pt += (o.success_rate * ok + (1 - o.success_rate) * fail,)
+                points.append(pt)
+        for (name, _), pt in zip(images, points):
+            per_image[name].append([round(float(pt[0]), 5), round(float(pt[1]), 3)]
+                                   + [round(float(v), 6) for v in pt[2:]])
+        spent = float(np.mean([pt[0] for pt in points]))
+        curve.append([round(spent, 5), round(float(np.nanmean([pt[1] for pt in points])), 3)])
         print(f"{scheme} @ CBR budget {budget:g} (spent {spent:.4f}): {curve[-1][1]:.2f} dB",
               file=sys.stderr)
     return curve, per_image
@@ -245,6 +261,8 @@ def run_rd(args) -> dict:
             raise SystemExit(f"--reuse {args.reuse}: different SNR or image count")
     codec = None
     learned_cache: dict = {}
+    curves_ms: dict[str, list] = {}
+    args.msssim = getattr(args, "msssim", False)
     t0 = time.time()
     # compatible first, so ntscc+ (its λ0 subset) can be taken from it
     schemes = sorted(schemes, key=lambda s: s != "compatible")
@@ -263,20 +281,32 @@ def run_rd(args) -> dict:
             lam0 = codec.model.cfg.lambda0
             if scheme == "compatible":
                 pts = learned_points(codec, images, scheme, lams, _floats(args.etas), args.snr, args.seed,
-                                     rx_snr=args.rx_snr)
+                                     rx_snr=args.rx_snr, msssim=args.msssim)
                 learned_cache["compatible"] = pts
             else:  # ntscc+ (fixed SQI λ0) is a subset of the compatible sweep: reuse it
                 pts = {k: v for k, v in learned_cache.get("compatible", {}).items()
                        if abs(k[0] - lam0) < 1e-9}
                 pts = pts or learned_points(codec, images, scheme, lams, _floats(args.etas),
-                                            args.snr, args.seed, rx_snr=args.rx_snr)
+                                            args.snr, args.seed, rx_snr=args.rx_snr,
+                                            msssim=args.msssim)
             avg = {f"{lam:g},{eta:g}": average_point(r) for (lam, eta), r in pts.items()}
             points[scheme] = avg
             curves[scheme] = pareto_front(list(avg.values()))
             per_image[scheme] = {name: [r[name] for r in pts.values()] for name, _ in images}
+            if args.msssim:
+                ms_points = [[float(np.mean([v[0] for v in r.values()])),
+                              ms_ssim_db(float(np.mean([v[2] for v in r.values()])))]
+                             for r in pts.values()]
+                curves_ms[scheme] = pareto_front(ms_points)
         else:
             curves[scheme], per_image[scheme] = classical_curve(scheme, images, _floats(args.cbrs),
-                                                                args.snr, args.seed)
+                                                                args.snr, args.seed,
+                                                                msssim=args.msssim)
+            if args.msssim:
+                arr = np.array([per_image[scheme][name] for name, _ in images], float)  # img, cbr, 3
+                curves_ms[scheme] = [[round(float(arr[:, k, 0].mean()), 5),
+                                      round(ms_ssim_db(float(arr[:, k, 2].mean())), 3)]
+                                     for k in range(arr.shape[1])]
     result = {"snr_db": args.snr, "channel": args.channel, "dataset": Path(args.dataset).name,
               "n_images": len(images), "learned_rx_snr": args.rx_snr,
               "classical_cbr": "channel uses spent (transport block + grant), mean over images; "
@@ -284,9 +314,16 @@ def run_rd(args) -> dict:
               "curves": curves, "points": points,
               "per_image": per_image, "anchor": args.anchor,
               "bd_rate": bd_rates(curves, args.anchor), "seconds": round(time.time() - t0, 1)}
+    if args.msssim:
+        result.update(msssim="MS-SSIM in dB, -10·log10(1 - mean MS-SSIM) (pytorch-msssim, 5 scales)",
+                      curves_msssim_db=curves_ms, bd_rate_msssim=bd_rates(curves_ms, args.anchor))
     if args.plot:
         plot_curves(curves, f"RD over AWGN {args.snr:g} dB ({result['dataset']}, {len(images)} images)",
                     "CBR ρ", args.plot)
+        if curves_ms:
+            plot_curves(curves_ms, f"MS-SSIM over AWGN {args.snr:g} dB ({result['dataset']}, "
+                        f"{len(images)} images)", "CBR ρ", msssim_plot_path(args.plot),
+                        ylabel="MS-SSIM (dB)")
     if getattr(args, "table", None):
         Path(args.table).write_text(markdown_table(result))
     return result
@@ -308,6 +345,14 @@ def markdown_table(result: dict) -> str:
         bd = result["bd_rate"].get(name)
         lines.append(f"| {name} | " + " | ".join("—" if math.isnan(v) else f"{v:.2f}" for v in vals)
                      + f" | {'anchor' if name == result['anchor'] else ('—' if bd is None or math.isnan(bd) else f'{bd:+.1f} %')} |")
+    if result.get("curves_msssim_db"):
+        lines += ["", "| scheme | MS-SSIM (dB) @ CBR 0.02 | @ 0.04 | @ 0.08 | MS-SSIM BD-rate vs "
+                  + result["anchor"] + " |", "|---|---|---|---|---|"]
+        for name, curve in result["curves_msssim_db"].items():
+            vals = [_interp_at(curve, x) for x in (0.02, 0.04, 0.08)]
+            bd = result.get("bd_rate_msssim", {}).get(name)
+            lines.append(f"| {name} | " + " | ".join("—" if math.isnan(v) else f"{v:.2f}" for v in vals)
+                         + f" | {'anchor' if name == result['anchor'] else ('—' if bd is None or math.isnan(bd) else f'{bd:+.1f} %')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -586,7 +631,13 @@ def run_edit(args) -> dict:
     return result
 
 
-def plot_curves(curves: dict[str, list], title: str, xlabel: str, path: str) -> None:
+def msssim_plot_path(path: str) -> str:
+    p = Path(path)
+    return str(p.with_name(p.stem + "_msssim" + p.suffix))
+
+
+def plot_curves(curves: dict[str, list], title: str, xlabel: str, path: str,
+                ylabel: str = "PSNR (dB)") -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -597,7 +648,7 @@ def plot_curves(curves: dict[str, list], title: str, xlabel: str, path: str) -> 
             style = ("-o" if name in LEARNED else
                      "-.^" if name.split(" ")[0] in LEARNED else "--s")
             ax.plot(a[:, 0], a[:, 1], style, label=name, ms=4)
-    ax.set_xlabel(xlabel); ax.set_ylabel("PSNR (dB)"); ax.set_title(title)
+    ax.set_xlabel(xlabel); ax.set_ylabel(ylabel); ax.set_title(title)
     ax.grid(alpha=0.3); ax.legend()
     fig.tight_layout(); Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110); plt.close(fig)
