@@ -25,7 +25,7 @@ import zmq
 from core.endpoints import Endpoints, bind_address
 from core.frame import STREAM_CLASSICAL, STREAM_LEARNED, FrameError, RxFrame
 from core.geometry import Viewport, pixel_mask, render_viewport
-from core.metrics import masked_psnr, psnr, ws_psnr
+from core.metrics import masked_psnr, ms_ssim, psnr, ws_psnr
 from core.security import CurveKeys, bind, connect
 from tx.app import add_link_arguments, endpoints_from
 
@@ -48,13 +48,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classical-preload", action=argparse.BooleanOptionalAction, default=False,
                    help="load the classical chain's LDPC tables at start-up (a few seconds) rather "
                         "than on its first frame; the demo sets it when the classical chain runs")
+    p.add_argument("--msssim-every", type=int, default=5,
+                   help="MS-SSIM of the rendered viewport every N frames per stream (0 = never); "
+                        "~0.1 s per 256x256 viewport on one CPU core, hence not every frame")
     add_link_arguments(p)
 
 
 METRIC_FIELDS = ["frame_id", "stream", "status", "psnr", "ws_psnr", "viewport_psnr", "roi_psnr",
                  "cbr", "snr_true_db", "cqi_db", "cqi_used", "encode_ms", "air_ms", "decode_ms", "lam",
                  "eta_scale", "roi", "mcs", "qp", "olla_margin_db", "codec", "yaw", "pitch", "fov", "t_wall",
-                 "policy"]
+                 "policy", "viewport_msssim"]
 
 
 @dataclass
@@ -242,9 +245,13 @@ class Receiver:
                "t_wall": time.time()}
         if ref_roi is not None and rec is not None and rec.shape == ref_roi[0].shape:
             ref, roi = ref_roi
+            vp_ref, vp_rec = render_viewport(ref, vp), render_viewport(rec, vp)
             row.update(psnr=psnr(ref, rec), ws_psnr=ws_psnr(ref, rec),
-                       viewport_psnr=psnr(render_viewport(ref, vp), render_viewport(rec, vp)),
+                       viewport_psnr=psnr(vp_ref, vp_rec),
                        roi_psnr=masked_psnr(ref, rec, roi) if roi is not None else float("nan"))
+            every = getattr(self.args, "msssim_every", 0)
+            if every and frame_id % every == 0:
+                row["viewport_msssim"] = ms_ssim(vp_ref, vp_rec)
             if self.args.save_every and frame_id % self.args.save_every == 0:
                 from core.imageio import write_rgb
                 write_rgb(self.out / "frames" / f"{row['stream']}_{frame_id:05d}.jpg", rec)

@@ -114,6 +114,7 @@ def summarize(cfg: SessionConfig, wall: float, session: Session) -> dict:
             "lost": sum(r["status"] == "lost" for r in rs),
             "cliff": sum(r["status"] == "cliff" for r in rs),
             "psnr": mean("psnr"), "ws_psnr": mean("ws_psnr"), "viewport_psnr": mean("viewport_psnr"),
+            "viewport_msssim": mean("viewport_msssim"),
             "roi_psnr": mean("roi_psnr"), "cbr": mean("cbr"), "cqi_db": mean("cqi_db"),
             "snr_true_db": mean("snr_true_db"), "encode_ms": enc, "decode_ms": mean("decode_ms"),
             "air_ms": mean("air_ms"), "olla_margin_db": mean("olla_margin_db"),
