@@ -24,7 +24,7 @@ MAX_SIDE = 8192  # refuse absurd shapes before allocating
 #: Row keys the viewer uses (rx.app.METRIC_FIELDS); missing keys read as NaN / None.
 NUMERIC_KEYS = ("psnr", "ws_psnr", "viewport_psnr", "roi_psnr", "cbr", "snr_true_db", "cqi_db",
                 "encode_ms", "air_ms", "decode_ms", "lam", "eta_scale", "mcs", "qp", "olla_margin_db",
-                "yaw", "pitch", "fov", "budget")
+                "yaw", "pitch", "fov", "budget", "viewport_msssim")
 
 
 class MessageError(ValueError):

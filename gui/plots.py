@@ -18,7 +18,7 @@ from .messages import num
 
 STREAMS = ("learned", "classical")
 KEYS = ("frame_id", "psnr", "ws_psnr", "viewport_psnr", "snr_true_db", "cqi_db", "cbr", "mcs",
-        "qp", "olla_margin_db", "t_recv", "encode_ms", "air_ms", "decode_ms")
+        "qp", "olla_margin_db", "t_recv", "encode_ms", "air_ms", "decode_ms", "viewport_msssim")
 COLORS = {"psnr": (80, 160, 255), "ws_psnr": (255, 170, 40), "viewport_psnr": (90, 220, 120)}
 STREAM_COLOR = {"learned": (80, 170, 255), "classical": (255, 140, 50)}
 LABEL = {"learned": "NTSCC+", "classical": "classical"}
@@ -102,6 +102,11 @@ class PlotsPanel(QWidget):
                 self.curves[f"{stream}.{key}"] = q.plot(
                     pen=_pen(COLORS[key], style), name=name if stream == "learned" else None,
                     connect="finite")
+            # sampled every few frames by the RX: markers, in dB (-10·log10(1 - MS-SSIM))
+            self.curves[f"{stream}.msssim"] = q.plot(
+                pen=None, symbol="o" if stream == "learned" else "s", symbolSize=5,
+                symbolBrush=(230, 90, 200), symbolPen=None,
+                name="viewport MS-SSIM (dB)" if stream == "learned" else None)
         s = self._plot("snr", 0, 1, "channel SNR (set) vs CQI (estimated)", "dB")
         self.curves["snr_true"] = s.plot(pen=_pen((200, 200, 200)), name="true SNR", connect="finite")
         self.curves["cqi"] = s.plot(pen=None, symbol="o", symbolSize=4, symbolBrush=(255, 220, 60),
@@ -186,6 +191,16 @@ class PlotsPanel(QWidget):
                     self.curves[f"{stream}.{key}"].setData(x, y)
                     xs, ys = fit.setdefault("cbr" if key == "cbr" else "quality", ([], []))
                     xs.append(x)
+                    ys.append(y)
+            if group in (None, "quality"):
+                for stream in STREAMS:
+                    x = h.array(stream, "frame_id")
+                    v = h.array(stream, "viewport_msssim")
+                    ok = np.isfinite(v) & (v < 1)
+                    y = -10 * np.log10(1 - v[ok])
+                    self.curves[f"{stream}.msssim"].setData(x[ok], y)
+                    xs, ys = fit.setdefault("quality", ([], []))
+                    xs.append(x[ok])
                     ys.append(y)
             for name, (xs, ys) in fit.items():
                 if name == "cbr":

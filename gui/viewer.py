@@ -375,7 +375,8 @@ class ViewerWindow(QMainWindow):
                 f" · λ {fmt(r.get('lam'), '.3f')}",
                 "PHY frame lost: decoded from erasures" if learned.status == "lost" else "")
             self.vp_panels["learned"].set_text(f"viewport PSNR {fmt(r.get('viewport_psnr'))} dB"
-                                               f" · ROI {fmt(r.get('roi_psnr'))} dB")
+                                               f" · ROI {fmt(r.get('roi_psnr'))} dB"
+                                               + self._msssim_text("learned"))
         if classical is not None:
             r = classical.row
             banner = ""
@@ -385,10 +386,18 @@ class ViewerWindow(QMainWindow):
                           if state.classical_frozen_at >= 0 else f"{what}: no good frame yet")
             self.erp_panels["classical"].set_text(
                 f"{r.get('codec') or 'codec'} · MCS {fmt(r.get('mcs'), '.0f')} · QP {fmt(r.get('qp'), '.0f')}"
-                f" · PSNR {fmt(r.get('psnr'))} dB · CBR {fmt(r.get('cbr'), '.3f')}", banner)
-            self.vp_panels["classical"].set_text(f"viewport PSNR {fmt(r.get('viewport_psnr'))} dB", banner)
+                f" · PSNR {fmt(r.get('psnr'))} dB · CBR {fmt(r.get('cbr'), '.3f')}"
+                + (f" · {r['policy']}" if r.get("policy") else ""), banner)
+            self.vp_panels["classical"].set_text(f"viewport PSNR {fmt(r.get('viewport_psnr'))} dB"
+                                                 + self._msssim_text("classical"), banner)
         self.plots.set_link(state.frames)
         self._plots_dirty.add("link")
+
+    def _msssim_text(self, stream: str) -> str:
+        """The latest viewport MS-SSIM (the RX samples it every few frames), or nothing."""
+        v = self.history.array(stream, "viewport_msssim")
+        v = v[np.isfinite(v)]
+        return f" · MS-SSIM {v[-1]:.3f}" if v.size else ""
 
     # ------------------------------------------------------------------ health
     def health(self) -> list[str]:

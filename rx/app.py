@@ -26,7 +26,7 @@ from core.link.endpoints import Endpoints, add_link_arguments, bind_address, end
 from core.link.frame import STREAM_CLASSICAL, STREAM_LEARNED, FrameError, RxFrame
 from core.link.security import CurveKeys, bind, connect
 from core.media.geometry import Viewport, pixel_mask, render_viewport
-from core.media.metrics import masked_psnr, psnr, ws_psnr
+from core.media.metrics import masked_psnr, ms_ssim, psnr, ws_psnr
 
 MAX_PENDING = 32  # bounded join buffer: older unmatched frames are declared lost
 
@@ -51,13 +51,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics-append", action="store_true",
                    help="append to an existing metrics.csv instead of starting it over (for a "
                         "receiver that a supervisor restarts: the rows before the restart stay)")
+    p.add_argument("--msssim-every", type=int, default=5,
+                   help="MS-SSIM of the rendered viewport every N frames per stream (0 = never); "
+                        "~0.1 s per 256x256 viewport on one CPU core, hence not every frame")
     add_link_arguments(p)
 
 
 METRIC_FIELDS = ["frame_id", "stream", "status", "psnr", "ws_psnr", "viewport_psnr", "roi_psnr",
                  "cbr", "snr_true_db", "cqi_db", "cqi_used", "encode_ms", "air_ms", "decode_ms", "lam",
                  "eta_scale", "roi", "mcs", "qp", "olla_margin_db", "codec", "yaw", "pitch", "fov", "t_wall",
-                 "tx_session"]
+                 "policy", "viewport_msssim", "tx_session"]
 
 
 @dataclass
@@ -230,7 +233,8 @@ class Receiver:
         if self.classical is None:
             from .classical import ClassicalReceiver
             self.classical = ClassicalReceiver()
-        return self.classical.decode(symbols, p.meta, p.side, cqi)
+        sc = p.phy.subcarrier_snr_db if p.phy is not None else None
+        return self.classical.decode(symbols, p.meta, p.side, cqi, sc)
 
     def _metrics(self, stream, frame_id, rec, ref_roi, p: Pending, status, cqi, t_dec, extra) -> dict:
         vp = Viewport(**p.meta["viewport"]) if "viewport" in p.meta else Viewport()
@@ -241,14 +245,18 @@ class Receiver:
                "air_ms": (time.time_ns() - p.meta.get("t_sent_ns", time.time_ns())) / 1e6 - 1e3 * t_dec,
                "lam": p.meta.get("lam"), "eta_scale": p.meta.get("eta_scale"), "roi": p.meta.get("roi"),
                "mcs": extra.get("mcs", p.meta.get("mcs")), "qp": p.meta.get("qp"),
-               "olla_margin_db": p.meta.get("olla_margin_db"),
+               "olla_margin_db": p.meta.get("olla_margin_db"), "policy": p.meta.get("policy"),
                "codec": p.meta.get("codec"), "yaw": vp.yaw, "pitch": vp.pitch, "fov": vp.fov,
                "t_wall": time.time(), "tx_session": p.meta.get("tx_session")}
         if ref_roi is not None and rec is not None and rec.shape == ref_roi[0].shape:
             ref, roi = ref_roi
+            vp_ref, vp_rec = render_viewport(ref, vp), render_viewport(rec, vp)
             row.update(psnr=psnr(ref, rec), ws_psnr=ws_psnr(ref, rec),
-                       viewport_psnr=psnr(render_viewport(ref, vp), render_viewport(rec, vp)),
+                       viewport_psnr=psnr(vp_ref, vp_rec),
                        roi_psnr=masked_psnr(ref, rec, roi) if roi is not None else float("nan"))
+            every = getattr(self.args, "msssim_every", 0)
+            if every and frame_id % every == 0:
+                row["viewport_msssim"] = ms_ssim(vp_ref, vp_rec)
             if self.args.save_every and frame_id % self.args.save_every == 0:
                 from core.media.imageio import write_rgb
                 write_rgb(self.out / "frames" / f"{row['stream']}_{frame_id:05d}.jpg", rec)

@@ -170,3 +170,65 @@ def test_outer_loop_link_adaptation_reaches_the_bler_target():
     fresh = M.OuterLoopLinkAdaptation(step_db=1.0)
     fresh.observe(False)
     assert fresh.margin_db == 1.0 and fresh.effective_cqi(10.0) == 9.0
+
+
+def test_live_policy_aims_at_one_percent_frame_errors_without_harq():
+    """No HARQ on the live link: the TX's default frame-error target is 1 %, the MCS it picks
+    is never above the 10 % one, and the policy is stated for the viewer and the report."""
+    import argparse
+
+    from tx.app import add_arguments
+    from tx.classical import LIVE_FRAME_ERROR_TARGET, policy_text
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    assert p.parse_args([]).classical_bler_target == LIVE_FRAME_ERROR_TARGET == 0.01
+    budget = budget_uses((256, 512), 0.04)
+    strict = ClassicalChain("jpeg", bler_target=0.01)
+    loose = ClassicalChain("jpeg", bler_target=0.1)
+    picks = [(strict.select_mcs(s, budget), loose.select_mcs(s, budget)) for s in (6, 8, 10, 12)]
+    assert all(a <= b for a, b in picks) and any(a < b for a, b in picks)
+    assert policy_text(0.01, True) == "no HARQ, frame-error target 1 % (OLLA)"
+
+
+def test_live_receiver_llrs_use_the_per_subcarrier_snr_on_multipath(img, cache):
+    """Through the real numpy OFDM modem (pilot channel estimate, per-RE equaliser, the PHY's
+    own per-carrier SNR) over the static 3-tap multipath channel at 8 dB: LLRs weighted with
+    each carrier's variance decode every code block; one scalar variance (the frame SNR)
+    loses most of them -- real LDPC decoding, no mocks."""
+    import json
+
+    from core.phy.ofdm import DEFAULT_CONFIG as cfg
+    from flowgraphs.channel import multipath_taps
+    from flowgraphs.ofdm_dsp import FrameModulator, StreamReceiver
+    from rx.classical import ClassicalReceiver, per_symbol_noise_var
+
+    chain = ClassicalChain("jpeg", cache=cache)
+    txs = [chain.symbols_for(img, 0.3, mcs=10) for _ in range(2)]
+    rng = np.random.default_rng(5)
+    a = np.sqrt(10 ** (8.0 / 10) * cfg.n_occupied / cfg.fft_size)
+    mod = FrameModulator(cfg)
+    parts = [np.zeros(500, np.complex64)]
+    for i, tx in enumerate(txs):
+        parts += [a * mod.modulate(tx.symbols, i, 1), np.zeros(300, np.complex64)]
+    sig = np.convolve(np.concatenate(parts + [np.zeros(4000, np.complex64)]), multipath_taps())
+    sig = (sig + (rng.standard_normal(sig.size) + 1j * rng.standard_normal(sig.size))
+           / np.sqrt(2)).astype(np.complex64)
+    frames = StreamReceiver(cfg).feed(sig)
+    assert len(frames) == 2
+    fails = {True: 0, False: 0}
+    blocks = 0
+    for f in frames:
+        tx = txs[f.header.frame_id]
+        blocks += tx.meta["layout"]["num_cbs"]
+        nv = per_symbol_noise_var(f.symbols.size, f.subcarrier_snr_db)
+        assert nv is not None and nv.max() / nv.min() > 10        # the notch is seen
+        for per_sc in (True, False):
+            rec, extra = ClassicalReceiver(per_subcarrier=per_sc).decode(
+                f.symbols, {}, json.dumps(tx.meta).encode(), f.cqi_db, f.subcarrier_snr_db)
+            assert extra["llr_noise"] == ("per-subcarrier" if per_sc else "scalar")
+            fails[per_sc] += extra["blocks_failed"]
+    assert fails[True] == 0 and fails[False] >= blocks // 2
+    # no usable report (missing / wrong length / NaN): the scalar stands in
+    assert per_symbol_noise_var(10, None) is None
+    assert per_symbol_noise_var(10, np.zeros(7)) is None
+    assert per_symbol_noise_var(10, np.full(cfg.n_occupied, np.nan)) is None

@@ -45,3 +45,45 @@ def test_eval_roi_runs_on_a_repo_panorama(tmp_path):
     (c_r, p_r), = res["points_lambda_scale"]["roi"].values()
     assert c_r < 0.8 * c_u
     assert p_u > 15 and p_r > 15
+
+
+def test_eval_snr_reports_a_fixed_nu_encoder_beside_the_matched_one(tmp_path):
+    """``eval snr`` by default also runs the encoder told ν = 10 dB whatever the channel; at a
+    10 dB channel the two coincide, and the decoder's SNR is the estimate (stated)."""
+    folder = tmp_path / "img"
+    folder.mkdir()
+    src = Path(__file__).parent / "fixtures" / "kodak" / "kodim05_crop.png"
+    (folder / src.name).write_bytes(src.read_bytes())
+    out = tmp_path / "snr.json"
+    rc = cli_main(["eval", "snr", "--dataset", str(folder), "--snrs", "4,10", "--cbr", "0.2",
+                   "--schemes", "compatible", "--lambdas", "0.18", "--etas", "0.2",
+                   "--json", str(out), "--plot", str(tmp_path / "snr.png"), "--device", "cpu"])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["learned_rx_snr"] == "estimated"
+    matched, fixed = res["curves"]["compatible"], res["curves"]["compatible ν=10dB"]
+    assert [s for s, _ in matched] == [s for s, _ in fixed] == [4.0, 10.0]
+    assert abs(matched[1][1] - fixed[1][1]) < 1e-9     # ν = SNR = 10 dB: the same encoding
+    assert all(p > 15 for _, p in matched + fixed)
+    assert (tmp_path / "snr.png").stat().st_size > 0
+
+
+def test_classical_rd_points_sit_at_the_channel_uses_spent():
+    """``eval rd`` places a classical point at the symbols the transport block took plus the
+    grant, averaged over the images -- not at the nominal budget."""
+    import numpy as np
+    from PIL import Image
+
+    from core.classical.chain import grant_channel_uses
+    from core.experiments.evaluate import classical_curve
+    rgb = np.asarray(Image.open(Path(__file__).parent / "fixtures" / "baseline_erp_petra_128x64.png")
+                     .convert("RGB"))
+    images = [("a", rgb), ("b", rgb[:, ::-1].copy())]
+    curve, per_image = classical_curve("jpeg+ldpc", images, [0.15, 0.3], 10.0, seed=0, trials=1)
+    grant = grant_channel_uses(10.0) / (3 * 64 * 128)
+    assert grant > 0
+    for (spent, _), budget, k in zip(curve, (0.15, 0.3), range(2)):
+        per = [per_image[n][k][0] for n in ("a", "b")]
+        assert spent == pytest.approx(np.mean(per), abs=1e-5)
+        assert all(c >= grant for c in per)
+        assert spent != budget and spent <= budget + grant + 1e-9

@@ -281,3 +281,31 @@ def test_trace_file():
     assert tr.snr_db.max() - tr.snr_db.min() > 10  # deep fades in it
     assert tr.snr_for(3, 15.0) == pytest.approx(tr.snr_db[3] + 5.0)
     assert tr.snr_for(len(tr) + 3, 10.0) == pytest.approx(tr.snr_db[3])
+
+
+def test_payload_carriers_follow_the_modulator_mapping():
+    for n in (1, 183, 5000):
+        x = np.arange(1, n + 1).astype(np.complex64)
+        g = FrameModulator(CFG).grid(x, 0)[CFG.n_header_symbols:]
+        car = CFG.payload_carriers(n)
+        assert car.shape == (n,)
+        # symbol j sits on carrier car[j] (some data symbol row of the grid)
+        rows = [np.flatnonzero(g[:, c] == v)[0] for c, v in zip(car, x)]
+        assert len(rows) == n
+    assert CFG.payload_carriers(0).size == 0
+
+
+def test_emulated_snr_estimate_has_the_phy_estimators_error():
+    """Offline evaluations decode with ``emulate_snr_estimate``: its spread must be the real
+    receiver's (pilots + guard carriers of a frame of the same length), not zero."""
+    from core.phy.ofdm import emulate_snr_estimate
+    n = 15000
+    res, _ = _link([_symbols(n, s) for s in range(12)], 10.0)
+    phy = np.array([r.cqi_db for r in res])
+    rng = np.random.default_rng(0)
+    emu = np.array([emulate_snr_estimate(10.0, n, rng) for _ in range(2000)])
+    assert len(phy) == 12
+    assert abs(emu.mean() - 10.0) < 0.02 and abs(phy.mean() - emu.mean()) < 0.15
+    assert 0.05 < emu.std() < 0.15 and phy.std() < 3 * emu.std()
+    # longer frames estimate better, as on the PHY
+    assert np.std([emulate_snr_estimate(10.0, 10 * n, rng) for _ in range(500)]) < 0.6 * emu.std()

@@ -84,3 +84,15 @@ def test_kodak_integration_floor(codec):
     rec, enc = codec.transmit_awgn(rgb, 0.18, 0.2, 10.0, np.random.default_rng(0))
     assert CBR_RANGE[0] < enc.cbr < CBR_RANGE[1]
     assert psnr(rgb, rec) >= PSNR_FLOOR_DB
+
+
+def test_decoder_gets_an_estimated_snr_by_default(codec, image):
+    """Offline evaluation hands the decoder the receiver's estimate, not the true SNR; at a
+    10 dB channel the estimate is close, so the PSNR hardly moves."""
+    p_est, _ = _mean(codec, image, 0.18, 0.2, 10.0)
+    p_true = float(np.mean([psnr(image, codec.transmit_awgn(image, 0.18, 0.2, 10.0,
+                                                            np.random.default_rng(s), rx_snr="true")[0])
+                            for s in (0, 1)]))
+    assert abs(p_est - p_true) < 0.3, (p_est, p_true)
+    with pytest.raises(ValueError):
+        codec.transmit_awgn(image, 0.18, 0.2, 10.0, rx_snr="oracle")

@@ -132,7 +132,7 @@ def test_classical_link_adaptation_follows_acknowledgements(tmp_path, base_port)
         ack("cliff", 3)
         up = classical_meta(lambda m: m["olla_margin_db"] >= 3.0)
         assert up["cqi_used"] == 10.0 - up["olla_margin_db"]
-        ack("ok", 30)  # each good frame lowers it by 1 dB * 0.1 / 0.9
+        ack("ok", 250)  # each good frame lowers it by 1 dB * 0.01 / 0.99 (the 1 % default)
         down = classical_meta(lambda m: m["olla_margin_db"] < up["olla_margin_db"] - 2.0)
         assert down["cqi_used"] > up["cqi_used"]
     finally:

@@ -58,8 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classical-olla", action=argparse.BooleanOptionalAction, default=True,
                    help="outer-loop link adaptation for the classical chain: a CQI back-off "
                         "steered by the RX's acknowledgements to the frame BLER target")
-    p.add_argument("--classical-bler-target", type=float, default=0.1,
-                   help="frame error rate the classical chain's link adaptation aims at")
+    p.add_argument("--classical-bler-target", type=float, default=0.01,
+                   help="frame error rate the classical chain's link adaptation (MCS choice and "
+                        "OLLA) aims at; there is no HARQ, so every frame error is a cliff")
     p.add_argument("--classical-mode", choices=["sync", "async"], default="sync",
                    help="sync: every frame through both chains (frame-aligned report); async: the "
                         "classical chain encodes in a worker and skips frames while busy (live view)")
@@ -114,7 +115,9 @@ class Transmitter:
                      if args.classical and args.classical_olla else None)
         if args.classical:
             from .classical import ClassicalTransmitter
-            self.classical = ClassicalTransmitter(args.classical_codec)
+            self.classical = ClassicalTransmitter(args.classical_codec,
+                                                  bler_target=args.classical_bler_target,
+                                                  olla=args.classical_olla)
             if args.classical_mode == "async":
                 self._worker = threading.Thread(target=self._classical_worker, daemon=True)
                 self._worker.start()

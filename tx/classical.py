@@ -1,7 +1,10 @@
 """The classical chain on the live link (transmitter side): codec + 5G NR LDPC + QAM.
 
-Live policy (``ClassicalChain.symbols_for`` with ``cqi_db``): the MCS from the CQI at a 10 %
-BLER target, then the highest-rate QP whose transport block fits the frame's CBR budget.
+Live policy (``ClassicalChain.symbols_for`` with ``cqi_db``): no HARQ, so the MCS is chosen
+for a *frame* error rate of at most 1 % (``LIVE_FRAME_ERROR_TARGET``; the TX's OLLA steers its
+CQI back-off to the same target), then the highest-rate QP whose transport block fits the
+frame's CBR budget.  A 5G scheduler aims at 10 % because HARQ repairs the failures; a chain
+without HARQ at 10 % would cliff on ~1 frame in 10 on a channel that never changes.
 The control information (MCS, QP, transport-block layout) travels on the side link, like a
 PDCCH grant; the QAM symbols ride the same OFDM PHY as the learned chain's.
 """
@@ -14,16 +17,26 @@ import numpy as np
 
 from core.classical.chain import make_scheme
 from core.classical.ldpc import preload
+from core.classical.mcs import LIVE_FRAME_ERROR_TARGET
 
 #: presets fast enough for live streaming (the offline tables use medium/slower)
 LIVE_CODEC_OPTIONS = {"vvc": {"preset": "faster"}, "hevc": {"preset": "ultrafast"}}
 
 
+def policy_text(bler_target: float, olla: bool) -> str:
+    """How the live classical link adapts, as the viewer and the report state it."""
+    return (f"no HARQ, frame-error target {100 * bler_target:g} %"
+            + (" (OLLA)" if olla else ""))
+
+
 class ClassicalTransmitter:
-    def __init__(self, codec: str = "hevc", cache=None):
+    def __init__(self, codec: str = "hevc", cache=None,
+                 bler_target: float = LIVE_FRAME_ERROR_TARGET, olla: bool = True):
         self.codec = codec
         self.chain = make_scheme(f"{codec}+ldpc", cache=cache,
-                                 codec_options=LIVE_CODEC_OPTIONS.get(codec))
+                                 codec_options=LIVE_CODEC_OPTIONS.get(codec),
+                                 bler_target=bler_target)
+        self.policy = policy_text(bler_target, olla)
         self._qp_hint = None
         preload()  # at start-up, not on the first frame
 
@@ -36,5 +49,5 @@ class ClassicalTransmitter:
         meta = {"codec": self.codec, "mcs": tx.meta["mcs"], "qp": tx.meta["param"],
                 "cbr": tx.symbols.size / (3 * h * w), "budget": budget, "cqi_used": cqi_db,
                 "n_symbols": int(tx.symbols.size), "encode_ms": 1e3 * (time.perf_counter() - t0),
-                "payload": json.dumps(tx.meta).encode()}
+                "policy": self.policy, "payload": json.dumps(tx.meta).encode()}
         return meta, tx.symbols.astype(np.complex64)

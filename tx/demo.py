@@ -39,6 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classical-codec", default="hevc")
     p.add_argument("--classical-olla", action=argparse.BooleanOptionalAction, default=True,
                    help="outer-loop link adaptation (ACK-driven CQI back-off) for the classical chain")
+    p.add_argument("--classical-bler-target", type=float, default=None,
+                   help="frame error rate the classical link adaptation aims at (default 0.01: "
+                        "there is no HARQ, every frame error is a cliff)")
     p.add_argument("--fps", type=float, default=0.0, help="pace the TX (0 = as fast as possible)")
     p.add_argument("--device", default="auto")
     p.add_argument("--base-port", type=int, default=5600)
@@ -51,7 +54,8 @@ def config_from(args) -> SessionConfig:
                          doppler_hz=args.doppler, trace=args.trace, cbr=args.cbr, lam=args.lam,
                          roi=args.roi, edit_steps=args.edit_steps, classical=args.classical,
                          classical_codec=args.classical_codec,
-                         classical_olla=args.classical_olla, fps=args.fps, device=args.device,
+                         classical_olla=args.classical_olla,
+                         classical_bler_target=args.classical_bler_target, fps=args.fps, device=args.device,
                          base_port=args.base_port)
 
 
@@ -110,11 +114,15 @@ def summarize(cfg: SessionConfig, wall: float, session: Session) -> dict:
             "lost": sum(r["status"] == "lost" for r in rs),
             "cliff": sum(r["status"] == "cliff" for r in rs),
             "psnr": mean("psnr"), "ws_psnr": mean("ws_psnr"), "viewport_psnr": mean("viewport_psnr"),
+            "viewport_msssim": mean("viewport_msssim"),
             "roi_psnr": mean("roi_psnr"), "cbr": mean("cbr"), "cqi_db": mean("cqi_db"),
             "snr_true_db": mean("snr_true_db"), "encode_ms": enc, "decode_ms": mean("decode_ms"),
             "air_ms": mean("air_ms"), "olla_margin_db": mean("olla_margin_db"),
             "fps_end_to_end": round((len(rs) - 1) / span, 2) if len(rs) > 1 and span > 0 else None,
             "fps_codec": round(1000.0 / (enc + mean("decode_ms")), 2) if enc else None}
+        policies = sorted({r.get("policy") for r in rs if r.get("policy")})
+        if policies:
+            out["streams"][stream]["policy"] = "; ".join(policies)
     counters = cfg.out / "rx_counters.json"
     if counters.exists():
         out["rx_counters"] = json.loads(counters.read_text())

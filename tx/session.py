@@ -39,6 +39,7 @@ class SessionConfig:
     classical: bool = True
     classical_codec: str = "hevc"
     classical_olla: bool = True
+    classical_bler_target: float | None = None  # None: the TX's default (1 %, no HARQ)
     fps: float = 0.0
     device: str = "auto"
     base_port: int = 5600
@@ -100,6 +101,8 @@ class Session:
         cmd.append("--roi" if c.roi else "--no-roi")
         cmd.append("--classical" if c.classical else "--no-classical")
         cmd.append("--classical-olla" if c.classical_olla else "--no-classical-olla")
+        if c.classical_bler_target is not None:
+            cmd += ["--classical-bler-target", str(c.classical_bler_target)]
         if c.source:
             cmd += ["--source", c.source]
         return cmd

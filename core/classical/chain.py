@@ -16,7 +16,8 @@ Policies
   the lowest MSE averaged over a data set (the paper's "best performing configuration ... at
   each SNR"; per-image selection with few trials is optimistic).
 * Live: :meth:`ClassicalChain.plan` with ``cqi_db``: the highest MCS whose frame error rate
-  at the CQI is <= 10 % (:meth:`ClassicalChain.select_mcs`: measured code-block BLER
+  at the CQI is <= ``bler_target`` (default 10 %; the live TX, without HARQ, uses 1 %:
+  ``core.classical.mcs.LIVE_FRAME_ERROR_TARGET``) (:meth:`ClassicalChain.select_mcs`: measured code-block BLER
   curves, per-block target 1 - 0.9^(1/C) for a frame of C code blocks -- a 10 % *code-block*
   BLER would lose nearly every frame of 100+ blocks), then the largest-rate QP that fits.
 
@@ -41,11 +42,24 @@ from .ldpc import CB_LEN_DEFAULT, TBLayout, TransportBlockCoder, max_payload_bit
 __all__ = [
     "ClassicalChain", "CapacityChain", "ChainResult", "EncodedFrame", "McsOutcome",
     "make_scheme", "budget_uses", "select_dataset_mcs", "awgn_channel", "ChannelFn",
-    "HEADER_BITS",
+    "HEADER_BITS", "GRANT_BYTES", "grant_channel_uses",
 ]
 
 #: length field in front of the bitstream inside the transport block
 HEADER_BITS = 32
+
+#: the control information a receiver needs besides the transport block (what a PDCCH grant
+#: carries here): MCS (5 bits), QP (6), the per-channel mean colour shown on a failure (24),
+#: the transport block's length in symbols (24) -> 59 bits, 8 bytes. Evaluations count it like
+#: the learned chain's side information (``core.codec.sideinfo.side_channel_uses`` at the SNR).
+GRANT_BYTES = 8
+
+
+def grant_channel_uses(snr_db: float) -> int:
+    """Complex channel uses of the classical grant at CQI ``snr_db`` (same rule as the
+    learned side information)."""
+    from core.codec.sideinfo import side_channel_uses
+    return side_channel_uses(GRANT_BYTES, snr_db)
 
 #: ``channel_fn(symbols, rng) -> (equalised symbols, noise variance (scalar or per symbol))``
 ChannelFn = Callable[[np.ndarray, np.random.Generator], tuple]

@@ -32,7 +32,7 @@ __all__ = [
     "MCS_TABLE", "McsEntry", "mcs_entry", "num_mcs",
     "constellation", "modulate", "demodulate", "awgn", "noise_var_from_snr",
     "load_thresholds", "mcs_threshold_db", "select_mcs", "simulate_bler", "cb_target",
-    "OuterLoopLinkAdaptation", "THRESHOLDS_PATH",
+    "OuterLoopLinkAdaptation", "THRESHOLDS_PATH", "LIVE_FRAME_ERROR_TARGET",
 ]
 
 # TS 38.214 Table 5.1.3.1-1 (MCS index table 1 for PDSCH): (Qm, target code rate x 1024,
@@ -49,6 +49,10 @@ MCS_TABLE: tuple[tuple[int, float, float], ...] = (
 )
 
 THRESHOLDS_PATH = Path(__file__).with_name("mcs_thresholds.json")
+
+#: frame error rate the live (CQI-driven) classical chain aims at: there is no HARQ, so every
+#: frame error is a cliff; a 5G scheduler's 10 % presumes HARQ repairs the failures
+LIVE_FRAME_ERROR_TARGET = 0.01
 
 
 @dataclass(frozen=True)

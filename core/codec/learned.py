@@ -106,10 +106,25 @@ class LearnedCodec:
 
     def transmit_awgn(self, rgb: np.ndarray, lam: float, eta, snr_db: float,
                       rng: np.random.Generator | None = None, edit_steps: int = 0,
-                      quality: np.ndarray | None = None) -> tuple[np.ndarray, EncodedImage]:
-        """Encode, pass the symbols through complex AWGN at ``snr_db``, decode."""
+                      quality: np.ndarray | None = None, nu_db: float | None = None,
+                      rx_snr: str = "estimated") -> tuple[np.ndarray, EncodedImage]:
+        """Encode, pass the symbols through complex AWGN at ``snr_db``, decode.
+
+        ``nu_db``: the SNR the encoder is told (its ν; default ``snr_db``, a CQI that matches
+        the channel). ``rx_snr``: the SNR the decoder is given -- ``"estimated"`` (default: as
+        the live receiver, the pilot-based estimate of the OFDM PHY for a frame of this many
+        symbols, :func:`core.phy.ofdm.emulate_snr_estimate`, clipped to the model's 0-14 dB as
+        the live RX does) or ``"true"`` (the channel's SNR, free help no receiver has)."""
         rng = rng or np.random.default_rng()
-        enc = self.encode(rgb, lam, eta, snr_db, edit_steps=edit_steps, quality=quality)
+        nu = snr_db if nu_db is None else nu_db
+        enc = self.encode(rgb, lam, eta, nu, edit_steps=edit_steps, quality=quality)
         sigma = np.sqrt(10 ** (-snr_db / 10) / 2)
         noise = sigma * (rng.standard_normal(enc.n_symbols) + 1j * rng.standard_normal(enc.n_symbols))
-        return self.decode(enc.symbols + noise.astype(np.complex64), enc.side), enc
+        if rx_snr == "estimated":
+            from core.phy.ofdm import emulate_snr_estimate
+            rx_db = float(np.clip(emulate_snr_estimate(snr_db, enc.n_symbols, rng), 0.0, 14.0))
+        elif rx_snr == "true":
+            rx_db = snr_db
+        else:
+            raise ValueError(f"rx_snr must be 'estimated' or 'true', got {rx_snr!r}")
+        return self.decode(enc.symbols + noise.astype(np.complex64), enc.side, snr_db=rx_db), enc

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from core.media.imageio import list_images, read_rgb
-from core.media.metrics import psnr
+from core.media.metrics import ms_ssim, ms_ssim_db, psnr
 from core.paths import REPO_ROOT, asset
 
 DEFAULT_KODAK = REPO_ROOT.parent / "shared" / "data" / "kodak"
@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     common.add_argument("--plot", default=None, help="write a PNG plot here")
     common.add_argument("--lambdas", default=None,
                         help="SQI λ values for the compatible model (default: the model's grid Λ)")
+    common.add_argument("--rx-snr", choices=["estimated", "true"], default="estimated",
+                        help="SNR the learned decoder is given: the receiver's pilot-based estimate "
+                             "(as the live PHY forms it; default) or the true channel SNR")
     common.add_argument("--schemes", default="ntscc+,compatible",
                         help="comma-separated: ntscc+, compatible, vvc+ldpc, hevc+ldpc, av1+ldpc, "
                              "j2k+ldpc, jpeg+ldpc, <codec>+capacity")
@@ -54,12 +57,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     rd.add_argument("--cbrs", default=",".join(map(str, DEFAULT_CBRS)), help="CBR budgets for classical schemes")
     rd.add_argument("--anchor", default="vvc+ldpc")
     rd.add_argument("--table", default=None, help="write a markdown table here")
+    rd.add_argument("--msssim", action=argparse.BooleanOptionalAction, default=True,
+                    help="also MS-SSIM (curves in dB, -10·log10(1 - MS-SSIM), and BD-rate) for every "
+                         "scheme; the plot gets a second file <plot>_msssim.png")
     rd.add_argument("--reuse", default=None,
                     help="a previous rd JSON (same dataset and SNR): its schemes are taken from it, not recomputed")
     sn = sub.add_parser("snr", parents=[common], help="PSNR against SNR at a fixed CBR (paper Fig. 7c)")
     sn.add_argument("--cbr", type=float, default=0.04)
     sn.add_argument("--snrs", default="0,2,4,6,8,10,12,14")
     sn.add_argument("--etas", default=",".join(map(str, DEFAULT_ETAS)))
+    sn.add_argument("--fixed-nu", default="10",
+                    help="also the learned chain with its encoder told this ν (dB) whatever the "
+                         "channel (the decoder still gets the estimated SNR), beside the encoder "
+                         "told the channel SNR; 'off' to skip")
     roi = sub.add_parser("roi", parents=[common],
                          help="viewport ROI vs uniform transmission on 360° panoramas (paper Fig. 8)")
     roi.add_argument("--snr", type=float, default=10.0)
@@ -81,6 +91,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     fa.add_argument("--lam", type=float, default=0.72, help="SQI λ of the learned chain")
     fa.add_argument("--olla", action=argparse.BooleanOptionalAction, default=True,
                     help="outer-loop link adaptation (ACK-driven CQI back-off) for the classical chain")
+    fa.add_argument("--bler-target", type=float, default=0.01,
+                    help="frame error rate the classical link adaptation aims at (no HARQ; the live default)")
     ed = sub.add_parser("edit", parents=[common], help="NTSCC++ online editing: T steps vs T = 0 (BD-rate gain)")
     ed.add_argument("--snr", type=float, default=10.0)
     ed.add_argument("--steps", type=int, default=20)
@@ -105,10 +117,13 @@ def _crop64(rgb: np.ndarray) -> np.ndarray:
 
 
 def learned_points(codec, images, scheme: str, lambdas, etas, snr_db: float, seed: int,
-                   progress: bool = True) -> dict[tuple[float, float], dict[str, list[float]]]:
-    """For every (λ, η): per-image (cbr, psnr) over AWGN at ``snr_db``.
+                   progress: bool = True, rx_snr: str = "estimated", nu_db: float | None = None,
+                   msssim: bool = False) -> dict[tuple[float, float], dict[str, list[float]]]:
+    """For every (λ, η): per-image (cbr, psnr[, ms-ssim]) over AWGN at ``snr_db``.
 
-    ``ntscc+`` is the same model held at its fixed training SQI λ0 (only η varies).
+    ``ntscc+`` is the same model held at its fixed training SQI λ0 (only η varies). The decoder
+    gets the receiver's SNR estimate (``rx_snr="estimated"``, see ``LearnedCodec.transmit_awgn``)
+    or the true SNR; the encoder is told ``nu_db`` (default ``snr_db``).
     """
     from tqdm import tqdm
     lams = [codec.model.cfg.lambda0] if scheme == "ntscc+" else list(lambdas)
@@ -120,8 +135,8 @@ def learned_points(codec, images, scheme: str, lambdas, etas, snr_db: float, see
         rng = np.random.default_rng(seed)
         res = {}
         for name, rgb in images:
-            rec, enc = codec.transmit_awgn(rgb, lam, eta, snr_db, rng)
-            res[name] = [enc.cbr, psnr(rgb, rec)]
+            rec, enc = codec.transmit_awgn(rgb, lam, eta, snr_db, rng, nu_db=nu_db, rx_snr=rx_snr)
+            res[name] = [enc.cbr, psnr(rgb, rec)] + ([ms_ssim(rgb, rec)] if msssim else [])
             bar.update(1)
         out[(lam, eta)] = res
     bar.close()
@@ -157,22 +172,34 @@ CLASSICAL_VVC_PRESET = "faster"
 
 
 def classical_curve(scheme: str, images, cbrs, snr_db: float, seed: int,
-                    trials: int = 2) -> tuple[list, dict]:
+                    trials: int = 2, msssim: bool = False) -> tuple[list, dict]:
     """Average PSNR of a classical scheme at each CBR budget (paper Appendix A).
 
     ``<codec>+ldpc``: per image the largest-rate QP that fits each MCS; the MCS with the best
     average distortion over the data set is kept (failed frames count as the per-channel mean
     image). ``<codec>+capacity``: the largest-rate QP within capacity arrives error-free.
+
+    Each point sits at the CBR actually spent, averaged over the images: the transport block's
+    symbols plus the grant (``core.classical.chain.grant_channel_uses``), not the nominal
+    budget (a transport block rarely fills it; the rest of the budget stays idle). The curve is
+    ``[[cbr_spent, psnr], ...]`` in budget order. With ``msssim`` each per-image point gets a
+    third value, the expected MS-SSIM (success rate · codec reconstruction + failure rate ·
+    mean image, as the PSNR's MSE).
     """
-    from core.classical.chain import select_dataset_mcs
+    from core.classical.chain import grant_channel_uses, select_dataset_mcs
+    from core.classical.codecs import image_key, mean_image
     chain = make_classical(scheme)
     rng = np.random.default_rng(seed)
+    grant = grant_channel_uses(snr_db)
     per_image: dict[str, list] = {name: [] for name, _ in images}
     curve = []
     for budget in cbrs:
         if scheme.endswith("+capacity"):
             results = [chain.transmit(rgb, budget, snr_db=snr_db) for _, rgb in images]
-            points = [(r.cbr_used, r.psnr if r.psnr is not None else float("nan")) for r in results]
+            points = [((r.channel_uses + grant) / (3 * rgb.shape[0] * rgb.shape[1]),
+                       r.psnr if r.psnr is not None else float("nan"))
+                      + ((ms_ssim(rgb, r.recon),) if msssim else ())
+                      for r, (_, rgb) in zip(results, images)]
         else:
             sweeps = [chain.sweep(rgb, budget, snr_db=snr_db, trials=trials, rng=rng, prune_db=2.0)
                       for _, rgb in images]
@@ -180,11 +207,23 @@ def classical_curve(scheme: str, images, cbrs, snr_db: float, seed: int,
             points = []
             for (_, rgb), outs in zip(images, sweeps):
                 o = next(o for o in outs if o.mcs == mcs)
-                points.append((o.channel_uses / (3 * rgb.shape[0] * rgb.shape[1]), o.mean_psnr))
-        for (name, _), (c, p) in zip(images, points):
-            per_image[name].append([round(float(c), 5), round(float(p), 3)])
-        curve.append([budget, round(float(np.nanmean([p for _, p in points])), 3)])
-        print(f"{scheme} @ CBR {budget:g}: {curve[-1][1]:.2f} dB", file=sys.stderr)
+                pt = ((o.channel_uses + grant) / (3 * rgb.shape[0] * rgb.shape[1]), o.mean_psnr)
+                if msssim:
+                    fail = ms_ssim(rgb, mean_image(rgb))
+                    ok = 0.0
+                    if o.param is not None and o.success_rate > 0:
+                        cp = chain.cache.point(chain.codec, rgb, o.param, image_key(rgb),
+                                               with_data=True)
+                        ok = ms_ssim(rgb, chain.codec.decode(cp.data, rgb.shape))
+                    pt += (o.success_rate * ok + (1 - o.success_rate) * fail,)
+                points.append(pt)
+        for (name, _), pt in zip(images, points):
+            per_image[name].append([round(float(pt[0]), 5), round(float(pt[1]), 3)]
+                                   + [round(float(v), 6) for v in pt[2:]])
+        spent = float(np.mean([pt[0] for pt in points]))
+        curve.append([round(spent, 5), round(float(np.nanmean([pt[1] for pt in points])), 3)])
+        print(f"{scheme} @ CBR budget {budget:g} (spent {spent:.4f}): {curve[-1][1]:.2f} dB",
+              file=sys.stderr)
     return curve, per_image
 
 
@@ -223,6 +262,8 @@ def run_rd(args) -> dict:
             raise SystemExit(f"--reuse {args.reuse}: different SNR or image count")
     codec = None
     learned_cache: dict = {}
+    curves_ms: dict[str, list] = {}
+    args.msssim = getattr(args, "msssim", False)
     t0 = time.time()
     # compatible first, so ntscc+ (its λ0 subset) can be taken from it
     schemes = sorted(schemes, key=lambda s: s != "compatible")
@@ -240,27 +281,50 @@ def run_rd(args) -> dict:
             lams = _floats(args.lambdas) if args.lambdas else codec.model.cfg.lambdas
             lam0 = codec.model.cfg.lambda0
             if scheme == "compatible":
-                pts = learned_points(codec, images, scheme, lams, _floats(args.etas), args.snr, args.seed)
+                pts = learned_points(codec, images, scheme, lams, _floats(args.etas), args.snr, args.seed,
+                                     rx_snr=args.rx_snr, msssim=args.msssim)
                 learned_cache["compatible"] = pts
             else:  # ntscc+ (fixed SQI λ0) is a subset of the compatible sweep: reuse it
                 pts = {k: v for k, v in learned_cache.get("compatible", {}).items()
                        if abs(k[0] - lam0) < 1e-9}
                 pts = pts or learned_points(codec, images, scheme, lams, _floats(args.etas),
-                                            args.snr, args.seed)
+                                            args.snr, args.seed, rx_snr=args.rx_snr,
+                                            msssim=args.msssim)
             avg = {f"{lam:g},{eta:g}": average_point(r) for (lam, eta), r in pts.items()}
             points[scheme] = avg
             curves[scheme] = pareto_front(list(avg.values()))
             per_image[scheme] = {name: [r[name] for r in pts.values()] for name, _ in images}
+            if args.msssim:
+                ms_points = [[float(np.mean([v[0] for v in r.values()])),
+                              ms_ssim_db(float(np.mean([v[2] for v in r.values()])))]
+                             for r in pts.values()]
+                curves_ms[scheme] = pareto_front(ms_points)
         else:
             curves[scheme], per_image[scheme] = classical_curve(scheme, images, _floats(args.cbrs),
-                                                                args.snr, args.seed)
+                                                                args.snr, args.seed,
+                                                                msssim=args.msssim)
+            if args.msssim:
+                arr = np.array([per_image[scheme][name] for name, _ in images], float)  # img, cbr, 3
+                curves_ms[scheme] = [[round(float(arr[:, k, 0].mean()), 5),
+                                      round(ms_ssim_db(float(arr[:, k, 2].mean())), 3)]
+                                     for k in range(arr.shape[1])]
     result = {"snr_db": args.snr, "channel": args.channel, "dataset": Path(args.dataset).name,
-              "n_images": len(images), "curves": curves, "points": points,
+              "n_images": len(images), "learned_rx_snr": args.rx_snr,
+              "classical_cbr": "channel uses spent (transport block + grant), mean over images; "
+                               "budgets: --cbrs", "classical_budgets": _floats(args.cbrs),
+              "curves": curves, "points": points,
               "per_image": per_image, "anchor": args.anchor,
               "bd_rate": bd_rates(curves, args.anchor), "seconds": round(time.time() - t0, 1)}
+    if args.msssim:
+        result.update(msssim="MS-SSIM in dB, -10·log10(1 - mean MS-SSIM) (pytorch-msssim, 5 scales)",
+                      curves_msssim_db=curves_ms, bd_rate_msssim=bd_rates(curves_ms, args.anchor))
     if args.plot:
         plot_curves(curves, f"RD over AWGN {args.snr:g} dB ({result['dataset']}, {len(images)} images)",
                     "CBR ρ", args.plot)
+        if curves_ms:
+            plot_curves(curves_ms, f"MS-SSIM over AWGN {args.snr:g} dB ({result['dataset']}, "
+                        f"{len(images)} images)", "CBR ρ", msssim_plot_path(args.plot),
+                        ylabel="MS-SSIM (dB)")
     if getattr(args, "table", None):
         Path(args.table).write_text(markdown_table(result))
     return result
@@ -279,11 +343,24 @@ def markdown_table(result: dict) -> str:
              "|---|---|---|---|---|"]
     for name, curve in result["curves"].items():
         vals = [_interp_at(curve, x) for x in (0.02, 0.04, 0.08)]
-        bd = result["bd_rate"].get(name)
-        bd_text = "anchor" if name == result["anchor"] else ("—" if bd is None or math.isnan(bd) else f"{bd:+.1f} %")
+        bd_text = _bd_text(result["bd_rate"].get(name), name == result["anchor"])
         lines.append(f"| {name} | " + " | ".join("—" if math.isnan(v) else f"{v:.2f}" for v in vals)
                      + f" | {bd_text} |")
+    if result.get("curves_msssim_db"):
+        lines += ["", "| scheme | MS-SSIM (dB) @ CBR 0.02 | @ 0.04 | @ 0.08 | MS-SSIM BD-rate vs "
+                  + result["anchor"] + " |", "|---|---|---|---|---|"]
+        for name, curve in result["curves_msssim_db"].items():
+            vals = [_interp_at(curve, x) for x in (0.02, 0.04, 0.08)]
+            bd_text = _bd_text(result.get("bd_rate_msssim", {}).get(name), name == result["anchor"])
+            lines.append(f"| {name} | " + " | ".join("—" if math.isnan(v) else f"{v:.2f}" for v in vals)
+                         + f" | {bd_text} |")
     return "\n".join(lines) + "\n"
+
+
+def _bd_text(bd: float | None, is_anchor: bool) -> str:
+    if is_anchor:
+        return "anchor"
+    return "—" if bd is None or math.isnan(bd) else f"{bd:+.1f} %"
 
 
 def run_snr(args) -> dict:
@@ -291,28 +368,44 @@ def run_snr(args) -> dict:
     images = load_images(args.dataset, args.limit)
     schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
     snrs = _floats(args.snrs)
+    fixed = getattr(args, "fixed_nu", "off")
+    fixed_nu = None if str(fixed).strip().lower() in ("", "off", "none") else float(fixed)
     curves: dict[str, list] = {}
     codec = None
     for scheme in schemes:
-        curve = []
-        for snr in snrs:
-            if scheme in LEARNED:
-                if codec is None:
-                    from core.codec.learned import LearnedCodec
-                    codec = LearnedCodec(device=args.device, weights=args.weights)
-                lams = _floats(args.lambdas) if args.lambdas else codec.model.cfg.lambdas
-                pts = learned_points(codec, images, scheme, lams, _floats(args.etas), snr, args.seed)
-                fit = [average_point(r) for r in pts.values() if average_point(r)[0] <= args.cbr]
-                curve.append([snr, max(p for _, p in fit) if fit else float("nan")])
-            else:
-                c, _ = classical_curve(scheme, images, [args.cbr], snr, args.seed)
-                curve.append([snr, c[0][1]])
-        curves[scheme] = curve
+        variants = [(scheme, None)]
+        if scheme in LEARNED and fixed_nu is not None:
+            variants.append((fixed_nu_name(scheme, fixed_nu), fixed_nu))
+        for name, nu in variants:
+            curve = []
+            for snr in snrs:
+                if scheme in LEARNED:
+                    if codec is None:
+                        from core.codec.learned import LearnedCodec
+                        codec = LearnedCodec(device=args.device, weights=args.weights)
+                    lams = _floats(args.lambdas) if args.lambdas else codec.model.cfg.lambdas
+                    pts = learned_points(codec, images, scheme, lams, _floats(args.etas), snr,
+                                         args.seed, rx_snr=args.rx_snr, nu_db=nu)
+                    fit = [average_point(r) for r in pts.values() if average_point(r)[0] <= args.cbr]
+                    curve.append([snr, max(p for _, p in fit) if fit else float("nan")])
+                else:
+                    c, _ = classical_curve(scheme, images, [args.cbr], snr, args.seed)
+                    curve.append([snr, c[0][1]])
+            curves[name] = curve
     result = {"cbr": args.cbr, "channel": "awgn", "dataset": Path(args.dataset).name,
-              "n_images": len(images), "curves": curves}
+              "n_images": len(images), "learned_rx_snr": args.rx_snr,
+              "learned_encoder_nu": {"<scheme>": "ν = the channel SNR (a CQI that matches it)",
+                                     **({fixed_nu_name(s, fixed_nu): f"ν = {fixed_nu:g} dB whatever the channel"
+                                         for s in schemes if s in LEARNED} if fixed_nu is not None else {})},
+              "curves": curves}
     if args.plot:
         plot_curves(curves, f"PSNR vs SNR at CBR {args.cbr:g} ({result['dataset']})", "SNR (dB)", args.plot)
     return result
+
+
+def fixed_nu_name(scheme: str, nu_db: float) -> str:
+    """Curve name of a learned scheme whose encoder is told a fixed ν."""
+    return f"{scheme} ν={nu_db:g}dB"
 
 
 def run_roi(args) -> dict:
@@ -344,7 +437,8 @@ def run_roi(args) -> dict:
         refs = [render_viewport(erp, vp) for vp in views]
         masks = [roi_grid_mask((h, w), [vp]) for vp in views]
         for lam, sc in grid:
-            rec, enc = codec.transmit_awgn(erp, lam, sc, args.snr, np.random.default_rng(args.seed))
+            rec, enc = codec.transmit_awgn(erp, lam, sc, args.snr, np.random.default_rng(args.seed),
+                                           rx_snr=args.rx_snr)
             bar.update(1)
             for vp, ref in zip(views, refs):
                 acc["uniform"][(lam, sc)].append([enc.cbr, psnr(ref, render_viewport(rec, vp))])
@@ -352,7 +446,8 @@ def run_roi(args) -> dict:
                 q = quality_map(mask)[:h, :w] if args.edit_steps else None
                 rec, enc = codec.transmit_awgn(erp, lam, eta_map(mask, 0.25 * sc / 0.2, 0.05 * sc / 0.2),
                                                args.snr, np.random.default_rng(args.seed),
-                                               edit_steps=args.edit_steps, quality=q)
+                                               edit_steps=args.edit_steps, quality=q,
+                                               rx_snr=args.rx_snr)
                 acc["roi"][(lam, sc)].append([enc.cbr, psnr(ref, render_viewport(rec, vp))])
                 bar.update(1)
     bar.close()
@@ -421,9 +516,11 @@ def run_fading(args) -> dict:
 
     Both chains see the same per-frame SNR and the same (delayed) CQI: frame t is encoded with
     the CQI reported for frame t - delay, and transmitted at SNR_t. The classical chain picks
-    its MCS at a 10 % BLER target (with ``--olla``, from the CQI minus an ACK-driven back-off)
-    and the largest-rate QP within the CBR budget; a frame whose transport block fails shows the
-    per-channel mean image (the cliff).
+    its MCS at the live link's frame-error target (``--bler-target``, default 1 %: no HARQ;
+    with ``--olla``, from the CQI minus an ACK-driven back-off) and the largest-rate QP within
+    the CBR budget; a frame whose transport block fails shows the per-channel mean image (the
+    cliff). Both receivers decode with the SNR they would estimate from the frame's pilots
+    (``--rx-snr estimated``, :func:`core.phy.ofdm.emulate_snr_estimate`), as the live RX does.
     """
     import itertools
 
@@ -431,14 +528,19 @@ def run_fading(args) -> dict:
     from core.classical.mcs import OuterLoopLinkAdaptation
     from core.codec.learned import LearnedCodec
     from core.media.source import FrameSource, parse_resolution
+    from core.phy.ofdm import emulate_snr_estimate
     trace = read_trace(args.trace)
     w, h = parse_resolution(args.resolution)
     src = args.dataset if args.dataset != str(DEFAULT_KODAK) else args.video
     frames = list(itertools.islice(FrameSource(src, (w, h)).frames(), min(args.frames, 300)))
     codec = LearnedCodec(device=args.device, weights=args.weights)
     chain = make_scheme(args.classical,
-                        codec_options={"preset": "faster"} if args.classical.startswith("vvc") else None)
-    olla = OuterLoopLinkAdaptation() if args.olla else None
+                        codec_options={"preset": "faster"} if args.classical.startswith("vvc") else None,
+                        bler_target=args.bler_target)
+    olla = OuterLoopLinkAdaptation(args.bler_target) if args.olla else None
+
+    def rx_snr_db(snr: float, n: int) -> float:
+        return emulate_snr_estimate(snr, n, rng) if args.rx_snr == "estimated" else snr
     rng = np.random.default_rng(args.seed)
     rows = []
     for t in range(args.frames):
@@ -452,15 +554,18 @@ def run_fading(args) -> dict:
         sigma = np.sqrt(10 ** (-snr / 10) / 2)
         noisy = enc.symbols + (sigma * (rng.standard_normal(enc.n_symbols)
                                         + 1j * rng.standard_normal(enc.n_symbols))).astype(np.complex64)
-        rec = codec.decode(noisy, enc.side, snr_db=float(np.clip(snr, 0, 14)))
+        snr_l = rx_snr_db(snr, enc.n_symbols)
+        rec = codec.decode(noisy, enc.side, snr_db=float(np.clip(snr_l, 0, 14)))
         margin = olla.margin_db if olla else 0.0
         tx = chain.symbols_for(rgb, args.cbr, cqi_db=olla.effective_cqi(cqi) if olla else cqi)
         y = tx.symbols + (sigma * (rng.standard_normal(tx.symbols.size)
                                    + 1j * rng.standard_normal(tx.symbols.size))).astype(np.complex64)
-        res = chain.receive(y, 10 ** (-snr / 10), tx.meta, original=rgb, snr_db=snr)
+        snr_c = rx_snr_db(snr, max(tx.symbols.size, 1))
+        res = chain.receive(y, 10 ** (-snr_c / 10), tx.meta, original=rgb, snr_db=snr)
         if olla:
             olla.observe(bool(res.success))
         rows.append({"frame": t, "snr_db": round(snr, 2), "cqi_db": round(cqi, 2),
+                     "rx_snr_db_learned": round(snr_l, 3), "rx_snr_db_classical": round(snr_c, 3),
                      "learned_psnr": round(psnr(rgb, rec), 3), "learned_cbr": round(enc.cbr, 5),
                      "classical_psnr": round(psnr(rgb, res.recon), 3),
                      "classical_cbr": round(tx.symbols.size / (3 * h * w), 5),
@@ -471,6 +576,7 @@ def run_fading(args) -> dict:
     lp = np.array([r["learned_psnr"] for r in rows]); cp = np.array([r["classical_psnr"] for r in rows])
     result = {"trace": Path(args.trace).name, "cbr": args.cbr, "frames": args.frames,
               "classical": args.classical, "feedback_delay": args.feedback_delay, "olla": args.olla,
+              "bler_target": args.bler_target, "rx_snr": args.rx_snr,
               "learned_mean_psnr": round(float(lp.mean()), 3), "classical_mean_psnr": round(float(cp.mean()), 3),
               "learned_min_psnr": round(float(lp.min()), 3), "classical_min_psnr": round(float(cp.min()), 3),
               "classical_failures": int(sum(not r["classical_ok"] for r in rows)),
@@ -519,7 +625,7 @@ def run_edit(args) -> dict:
             cb, ps = [], []
             for name, rgb in images:
                 rec, enc = codec.transmit_awgn(rgb, lam, eta, args.snr, np.random.default_rng(args.seed),
-                                               edit_steps=steps)
+                                               edit_steps=steps, rx_snr=args.rx_snr)
                 cb.append(enc.cbr); ps.append(psnr(rgb, rec))
                 bar.update(1)
             pts[f"{lam:g},{eta:g}"] = [round(float(np.mean(cb)), 5), round(float(np.mean(ps)), 3)]
@@ -536,7 +642,13 @@ def run_edit(args) -> dict:
     return result
 
 
-def plot_curves(curves: dict[str, list], title: str, xlabel: str, path: str) -> None:
+def msssim_plot_path(path: str) -> str:
+    p = Path(path)
+    return str(p.with_name(p.stem + "_msssim" + p.suffix))
+
+
+def plot_curves(curves: dict[str, list], title: str, xlabel: str, path: str,
+                ylabel: str = "PSNR (dB)") -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -544,9 +656,10 @@ def plot_curves(curves: dict[str, list], title: str, xlabel: str, path: str) -> 
     for name, pts in curves.items():
         a = np.array(pts, dtype=float)
         if a.size:
-            style = "-o" if name in LEARNED else "--s"
+            style = ("-o" if name in LEARNED else
+                     "-.^" if name.split(" ")[0] in LEARNED else "--s")
             ax.plot(a[:, 0], a[:, 1], style, label=name, ms=4)
-    ax.set_xlabel(xlabel); ax.set_ylabel("PSNR (dB)"); ax.set_title(title)
+    ax.set_xlabel(xlabel); ax.set_ylabel(ylabel); ax.set_title(title)
     ax.grid(alpha=0.3); ax.legend()
     fig.tight_layout(); Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110); plt.close(fig)

@@ -1,4 +1,4 @@
-"""Distortion metrics: PSNR on 8-bit RGB, WS-PSNR for ERP (cos-latitude weights)."""
+"""Distortion metrics: PSNR on 8-bit RGB, WS-PSNR for ERP (cos-latitude weights), MS-SSIM."""
 from __future__ import annotations
 
 import numpy as np
@@ -37,3 +37,29 @@ def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     if not mask.any():
         return float("nan")
     return psnr_from_mse(mse(a[mask], b[mask]))
+
+
+#: MS-SSIM's 5 scales with an 11-tap window need a shorter side above (11 - 1) * 2^4
+MSSSIM_MIN_SIDE = 161
+
+
+def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """MS-SSIM (Wang, Simoncelli & Bovik 2003; 5 scales, 11-tap Gaussian window σ = 1.5,
+    K1 = 0.01, K2 = 0.03, data range 255, the mean over R, G, B) of two (H, W, 3) images
+    with values 0-255, by the maintained ``pytorch_msssim`` package (the same numbers as
+    TensorFlow's ``tf.image.ssim_multiscale``); NaN when the image is too small for 5
+    scales (shorter side < ``MSSSIM_MIN_SIDE``)."""
+    if min(a.shape[:2]) < MSSSIM_MIN_SIDE:
+        return float("nan")
+    import torch
+    from pytorch_msssim import ms_ssim as _ms_ssim
+
+    def t(x):
+        return torch.from_numpy(np.ascontiguousarray(x, np.float32)).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        return float(_ms_ssim(t(a), t(b), data_range=255, win_size=11))
+
+
+def ms_ssim_db(value: float) -> float:
+    """MS-SSIM in dB, -10·log10(1 - MS-SSIM), as learned-compression papers plot it."""
+    return float("inf") if value >= 1 else float(-10 * np.log10(1 - value))
