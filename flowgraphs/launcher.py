@@ -169,7 +169,9 @@ class FlowgraphProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def control(self, msg: dict, timeout_ms: int = 3000) -> dict:
-        """One JSON request on the control socket; raises TimeoutError without an answer."""
+        """One request on the control socket (:class:`core.link.messages.FlowgraphRequest`);
+        its reply as a dict. Raises TimeoutError without an answer, MessageError on a bad
+        request or reply."""
         import zmq
         if self._zmq_ctx is None:
             self._zmq_ctx = zmq.Context()
@@ -182,10 +184,11 @@ class FlowgraphProcess:
         try:
             from core.link.security import connect
             connect(sock, self.endpoints["ctrl"], keys)
-            sock.send(json.dumps(msg).encode())
+            from core.link.messages import FlowgraphReply, FlowgraphRequest
+            sock.send(FlowgraphRequest.from_dict(msg).to_bytes())
             if not sock.poll(timeout_ms):
                 raise TimeoutError(f"no answer from the flowgraph control socket to {msg}")
-            return json.loads(sock.recv())
+            return FlowgraphReply.parse(sock.recv()).as_dict()
         finally:
             sock.close()
 

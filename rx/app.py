@@ -23,7 +23,8 @@ import numpy as np
 import zmq
 
 from core.link.endpoints import Endpoints, add_link_arguments, bind_address, endpoints_from
-from core.link.frame import STREAM_CLASSICAL, STREAM_LEARNED, FrameError, RxFrame
+from core.link.frame import STREAM_CLASSICAL, STREAM_LEARNED, RxFrame
+from core.link.messages import METRIC_FIELDS, EndOfStream, Feedback, MessageError, MetricsMessage, parse_side
 from core.link.security import CurveKeys, bind, connect
 from core.media.geometry import Viewport, pixel_mask, render_viewport
 from core.media.metrics import masked_psnr, psnr, ws_psnr
@@ -49,11 +50,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="load the classical chain's LDPC tables at start-up (a few seconds) rather "
                         "than on its first frame; the demo sets it when the classical chain runs")
     add_link_arguments(p)
-
-
-METRIC_FIELDS = ["frame_id", "stream", "status", "psnr", "ws_psnr", "viewport_psnr", "roi_psnr",
-                 "cbr", "snr_true_db", "cqi_db", "cqi_used", "encode_ms", "air_ms", "decode_ms", "lam",
-                 "eta_scale", "roi", "mcs", "qp", "olla_margin_db", "codec", "yaw", "pitch", "fov", "t_wall"]
 
 
 @dataclass
@@ -117,14 +113,13 @@ class Receiver:
 
     # ------------------------------------------------------------------ inputs
     def _on_side(self, parts: list[bytes]) -> None:
-        if parts[0] == b"E":
-            self.expected_frames = int(json.loads(parts[1]).get("frames", 0))
+        msg = parse_side(parts)
+        if isinstance(msg, EndOfStream):
+            self.expected_frames = msg.frames
             return
-        if parts[0] != b"S" or len(parts) != 5:
-            raise FrameError("malformed side message")
-        meta = json.loads(parts[1])
-        key = (int(meta["stream"]), int(meta["frame_id"]))
-        session = meta.get("tx_session")
+        meta = msg.meta
+        key = msg.key
+        session = msg.tx_session
         if session is not None and session != self.tx_session:
             if self.tx_session is not None:  # the TX restarted: its frame ids start over
                 print("rx: new transmitter session, resetting frame bookkeeping", file=sys.stderr)
@@ -134,21 +129,12 @@ class Receiver:
         if key in self.pending or key in self.done_ids:
             self.counters.duplicates += 1
             return
-        if meta["stream"] == STREAM_LEARNED:
-            h, w = int(meta["height"]), int(meta["width"])
-            if not (0 < h <= 4096 and 0 < w <= 8192) or len(parts[3]) != h * w * 3:
-                raise FrameError("side message: reference frame size mismatch")
-            ref = np.frombuffer(parts[3], np.uint8).reshape(h, w, 3)
-            roi = None
-            if parts[4]:
-                gh, gw = math.ceil(h / 16), math.ceil(w / 16)
-                bits = np.unpackbits(np.frombuffer(parts[4], np.uint8))[: gh * gw]
-                if bits.size == gh * gw:
-                    roi = pixel_mask(bits.reshape(gh, gw).astype(bool), (h, w))
-            self.refs[key[1]] = (ref, roi)
+        if msg.stream == STREAM_LEARNED:  # its parse made sure the reference frame is there
+            roi = None if msg.roi_grid is None else pixel_mask(msg.roi_grid, (msg.height, msg.width))
+            self.refs[key[1]] = (msg.reference, roi)
             while len(self.refs) > MAX_PENDING:
                 self.refs.popitem(last=False)
-        self.pending[key] = Pending(meta, parts[2], time.time())
+        self.pending[key] = Pending(meta, msg.payload, time.time())
         if key in self.orphans:  # its PHY frame overtook the side message
             self.pending[key].phy = self.orphans.pop(key)
             self._finish(key, self.pending.pop(key))
@@ -253,23 +239,23 @@ class Receiver:
     def _publish(self, row: dict, rec, symbols, phy, reference=None) -> None:
         """Metrics, the reconstruction and the original frame for the viewer; dropped when
         nobody keeps up (HWM)."""
-        constellation = np.asarray(symbols[:512], np.complex64).tobytes()
-        sc = phy.subcarrier_snr_db.astype(np.float32).tobytes() if phy is not None else b""
-        preview = b"" if rec is None else np.ascontiguousarray(rec).tobytes()
-        shape = json.dumps(list(rec.shape) if rec is not None else []).encode()
+        sc = phy.subcarrier_snr_db if phy is not None else None
         try:
-            ref = b"" if reference is None else np.ascontiguousarray(reference).tobytes()
-            self.metrics_pub.send_multipart([b"M", json.dumps(row, default=float).encode(), shape,
-                                             preview, constellation, sc, ref], flags=zmq.NOBLOCK)
+            parts = MetricsMessage(row, rec, symbols, sc if sc is not None else np.zeros(0, np.float32),
+                                   reference).to_parts()
+            self.metrics_pub.send_multipart(parts, flags=zmq.NOBLOCK)
         except zmq.Again:
             pass
+        except MessageError as exc:  # a row the schema refuses: a bug here, never a crash
+            self.counters.malformed += 1
+            print(f"rx: metrics of frame {row.get('frame_id')} not published: {exc}", file=sys.stderr)
 
     def _send_feedback(self, frame_id: int, stream: str, status: str) -> None:
         """CQI plus the frame's acknowledgement (``status`` ok / lost / cliff per stream)."""
-        msg = {"cqi_db": self.cqi_ewma, "ack": frame_id, "stream": stream, "status": status,
-               "lost": self.counters.lost,
-               "decoded": self.counters.decoded}
-        self.feedback.send(json.dumps(msg).encode())
+        msg = Feedback(cqi_db=self.cqi_ewma, ack=frame_id, stream=stream, status=status,
+                       lost=self.counters.lost,
+                       decoded=self.counters.decoded)
+        self.feedback.send(msg.to_bytes())
 
     # ------------------------------------------------------------------ loop
     def _expire(self) -> None:

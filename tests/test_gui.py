@@ -27,8 +27,8 @@ from PyQt5.QtGui import QImage  # noqa: E402
 from PyQt5.QtTest import QTest  # noqa: E402
 from PyQt5.QtWidgets import QApplication  # noqa: E402
 
+from core.link.messages import MessageError, MetricsMessage  # noqa: E402
 from core.media.geometry import Viewport, roi_grid_mask  # noqa: E402
-from gui import messages  # noqa: E402
 from gui.overlay import pose_at, position_of, viewport_outline  # noqa: E402
 from gui.reference import ReferenceFrames  # noqa: E402
 from gui.replay import ReplayLink  # noqa: E402
@@ -351,17 +351,17 @@ def test_message_roundtrip_and_rejects():
     img = np.random.default_rng(0).integers(0, 255, (16, 32, 3), np.uint8)
     sym = (np.arange(600) * (1 + 1j)).astype(np.complex64)
     row = {"frame_id": 7, "stream": "classical", "status": "cliff", "psnr": float("nan")}
-    msg = messages.parse(messages.build(row, img, sym, np.ones(48), reference=img))
+    msg = MetricsMessage.parse(MetricsMessage(row, img, sym, np.ones(48), reference=img).to_parts())
     assert msg.frame_id == 7 and msg.stream == "classical" and msg.status == "cliff"
     assert np.array_equal(msg.image, img) and np.array_equal(msg.reference, img)
     assert msg.symbols.size == 512 and msg.subcarrier_snr_db.size == 48
     assert np.isnan(msg.value("psnr")) and np.isnan(msg.value("mcs"))
-    good = messages.build(row, img)
+    good = MetricsMessage(row, img).to_parts()
     for bad in ([b"X"] + good[1:], good[:3], [good[0], b"{", *good[2:]],
                 [*good[:2], b"[16, 32, 3]", b"\0" * 5, *good[4:]],
                 [*good[:2], b"[99999, 2, 3]", *good[3:]], [*good[:4], b"\0" * 7, good[5]]):
-        with pytest.raises(messages.MessageError):
-            messages.parse(bad)
+        with pytest.raises(MessageError):
+            MetricsMessage.parse(bad)
 
 
 def test_outline_matches_the_rendered_viewport():

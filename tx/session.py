@@ -7,7 +7,6 @@ Session.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 import zmq
 
 from core.link.endpoints import Endpoints
+from core.link.messages import Control, FlowgraphReply, FlowgraphRequest
 from core.paths import REPO_ROOT
 
 
@@ -139,14 +139,16 @@ class Session:
         raise RuntimeError(f"the flowgraph did not answer within {timeout:.0f} s; see {self.cfg.out / 'flowgraph.log'}")
 
     def flowgraph_control(self, msg: dict, timeout_ms: int = 2000) -> dict | None:
-        """Send one JSON command to the flowgraph's control socket; None when it does not answer."""
+        """Send one command to the flowgraph's control socket (:class:`FlowgraphRequest`; a bad
+        one raises MessageError); its reply as a dict, None when it does not answer."""
+        request = FlowgraphRequest.from_dict(msg).to_bytes()
         sock = self._ctx.socket(zmq.REQ)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(self.cfg.endpoints.fg_ctrl)
         try:
-            sock.send(json.dumps(msg).encode())
+            sock.send(request)
             if sock.poll(timeout_ms):
-                return json.loads(sock.recv())
+                return FlowgraphReply.parse(sock.recv()).as_dict()
             return None
         except (zmq.ZMQError, ValueError):
             return None
@@ -156,15 +158,16 @@ class Session:
     def set_channel(self, **params) -> dict | None:
         return self.flowgraph_control(params)
 
-    def send_control(self, msg: dict) -> None:
-        """Viewer -> TX control (pose, ROI, budget, λ, editing steps); never blocks."""
+    def send_control(self, msg: dict | Control) -> None:
+        """Viewer -> TX control (pose, ROI, budget, λ, editing steps; :class:`Control`); never blocks."""
+        data = (msg if isinstance(msg, Control) else Control.from_dict(msg)).to_bytes()
         if self._control is None:
             self._control = self._ctx.socket(zmq.PUSH)
             self._control.setsockopt(zmq.SNDHWM, 8)
             self._control.setsockopt(zmq.LINGER, 0)
             self._control.connect(self.cfg.endpoints.control)
         try:
-            self._control.send(json.dumps(msg).encode(), zmq.NOBLOCK)
+            self._control.send(data, zmq.NOBLOCK)
         except zmq.Again:
             pass
 
