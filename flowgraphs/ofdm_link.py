@@ -42,6 +42,7 @@ from gnuradio import analog, blocks, channels, gr  # noqa: E402
 from gnuradio import filter as gr_filter  # noqa: E402
 
 from core.link.messages import FlowgraphReply, FlowgraphRequest  # noqa: E402
+from core.logs import setup as setup_logging  # noqa: E402
 from core.phy.ofdm import OfdmConfig  # noqa: E402
 from flowgraphs.blocks import FramePowerProbe, FrameRegistry, OfdmFrameSink, OfdmFrameSource  # noqa: E402
 from flowgraphs.channel import DEFAULT_TRACE, ChannelState, SnrTrace  # noqa: E402
@@ -322,7 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ofdm_link", description=__doc__.split("\n")[0])
     add_flowgraph_arguments(parser)
     opts = parser.parse_args(argv)
+    setup_logging()  # the level of $NTSCC_LOG_LEVEL (set by ntscc-xr --log-level)
     ctx = zmq.Context.instance()
+    # the "ERROR: ", "READY " and "STOPPED " lines below are the launcher's protocol, not logs
     try:
         tb = OfdmLink(opts, ctx)
     except UsrpNotFound as exc:

@@ -21,6 +21,7 @@ render) and :class:`gui.control.SessionWorker` (start / set_channel / supervise)
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import sys
 import time
@@ -38,6 +39,8 @@ from .latency import LoopProbe
 from .panels import ErpPanel, ViewportPanel
 from .plots import History, PlotsPanel
 from .stream import StreamWorker
+
+log = logging.getLogger(__name__)
 
 POSE_SEND_MS = 50     # pose updates to the TX at most every 50 ms (coalesced)
 HEALTH_MS = 500
@@ -489,7 +492,7 @@ class _LogBridge(QObject):
     message = pyqtSignal(str)
 
     def log(self, text: str) -> None:
-        print(f"[session] {text}", file=sys.stderr, flush=True)
+        logging.getLogger("tx.session").info(text)
         self.message.emit(text)
 
 
@@ -537,7 +540,7 @@ def run_viewer(cfg, attach: bool = False, screenshot: str | None = None,
         if not shot["done"] and (n >= screenshot_frames or late):
             shot["done"] = True
             save_screenshot(app, win, screenshot)
-            print(f"screenshot saved to {screenshot} after {n} frames", file=sys.stderr)
+            log.info("screenshot saved to %s after %d frames", screenshot, n)
         if late or (screenshot is not None and shot["done"]):
             win.close()
     watch = QTimer()
@@ -611,4 +614,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
+    from core.logs import setup as setup_logging
+    setup_logging()
     sys.exit(main(parse_args()))

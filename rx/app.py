@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import math
-import sys
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -29,6 +29,7 @@ from core.link.security import CurveKeys, bind, connect
 from core.media.geometry import Viewport, pixel_mask, render_viewport
 from core.media.metrics import masked_psnr, psnr, ws_psnr
 
+log = logging.getLogger(__name__)
 MAX_PENDING = 32  # bounded join buffer: older unmatched frames are declared lost
 
 
@@ -122,7 +123,7 @@ class Receiver:
         session = msg.tx_session
         if session is not None and session != self.tx_session:
             if self.tx_session is not None:  # the TX restarted: its frame ids start over
-                print("rx: new transmitter session, resetting frame bookkeeping", file=sys.stderr)
+                log.info("new transmitter session, resetting frame bookkeeping")
                 self.counters.extra["tx_restarts"] = self.counters.extra.get("tx_restarts", 0) + 1
                 self.pending.clear(); self.done_ids.clear(); self.refs.clear(); self.orphans.clear()
             self.tx_session = session
@@ -189,7 +190,7 @@ class Receiver:
                 return
         except Exception as exc:  # one bad frame must never stop the stream
             self.counters.malformed += 1
-            print(f"rx: frame {key} undecodable: {type(exc).__name__}: {exc}", file=sys.stderr)
+            log.warning("frame %s undecodable: %s: %s", key, type(exc).__name__, exc)
             return
         t_dec = time.perf_counter() - t0
         self.counters.decoded += status == "ok"
@@ -198,7 +199,7 @@ class Receiver:
             row = self._metrics(stream, frame_id, rec, ref_roi, p, status, cqi, t_dec, extra)
         except Exception as exc:
             self.counters.malformed += 1
-            print(f"rx: frame {key} metrics failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            log.warning("frame %s metrics failed: %s: %s", key, type(exc).__name__, exc)
             return
         self.csv.writerow(row)
         self.csv_file.flush()
@@ -248,7 +249,7 @@ class Receiver:
             pass
         except MessageError as exc:  # a row the schema refuses: a bug here, never a crash
             self.counters.malformed += 1
-            print(f"rx: metrics of frame {row.get('frame_id')} not published: {exc}", file=sys.stderr)
+            log.error("metrics of frame %s not published: %s", row.get("frame_id"), exc)
 
     def _send_feedback(self, frame_id: int, stream: str, status: str) -> None:
         """CQI plus the frame's acknowledgement (``status`` ok / lost / cliff per stream)."""
@@ -275,14 +276,14 @@ class Receiver:
                     self._on_side(self.side.recv_multipart(zmq.NOBLOCK))
                 except Exception as exc:  # anything malformed is counted and dropped
                     self.counters.malformed += 1
-                    print(f"rx: dropped side message: {type(exc).__name__}: {exc}", file=sys.stderr)
+                    log.warning("dropped side message: %s: %s", type(exc).__name__, exc)
             if self.phy in events:
                 self.last_input = time.time()
                 try:
                     self._on_phy(self.phy.recv(zmq.NOBLOCK))
                 except Exception as exc:
                     self.counters.malformed += 1
-                    print(f"rx: dropped PHY message: {type(exc).__name__}: {exc}", file=sys.stderr)
+                    log.warning("dropped PHY message: %s: %s", type(exc).__name__, exc)
             self._expire()
             if self.args.exit_on_end and self.expected_frames is not None and not self.pending:
                 break

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import queue
-import sys
 import threading
 import time
 from dataclasses import asdict
@@ -38,6 +38,7 @@ from core.media.source import FrameSource, parse_resolution, resolution_arg, sou
 
 from .adaptation import CqiTracker, LearnedRateController
 
+log = logging.getLogger(__name__)
 SIDE_QUEUE = 8  # bounded: a stalled receiver makes the TX drop side messages, not grow memory
 
 
@@ -220,7 +221,7 @@ class Transmitter:
             try:
                 self._send_classical(*job)
             except Exception as exc:  # a codec failure must not stop the learned stream
-                print(f"tx: classical frame {job[0]} failed: {exc}", file=sys.stderr)
+                log.warning("classical frame %d failed: %s", job[0], exc)
 
     def _send_phy(self, frame: TxFrame) -> None:
         try:
@@ -256,8 +257,7 @@ class Transmitter:
             pose = self.pose or (trajectory[frame_id % len(trajectory)]
                                  if self.args.trajectory == "scripted" else Viewport())
             meta = self.send_frame(frame_id, rgb, pose)
-            print(json.dumps({k: meta[k] for k in ("frame_id", "cbr", "cqi_used", "encode_ms")}),
-                  file=sys.stderr, flush=True)
+            log.info("sent %s", json.dumps({k: meta[k] for k in ("frame_id", "cbr", "cqi_used", "encode_ms")}))
             frame_id += 1
             if period:
                 # a frame that ran late pushes the schedule back rather than bursting the

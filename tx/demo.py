@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,8 @@ import numpy as np
 from core.media.source import resolution_arg, source_arg
 
 from .session import Session, SessionConfig
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -52,7 +55,7 @@ def config_from(args) -> SessionConfig:
                          roi=args.roi, edit_steps=args.edit_steps, classical=args.classical,
                          classical_codec=args.classical_codec,
                          classical_olla=args.classical_olla, fps=args.fps, device=args.device,
-                         base_port=args.base_port)
+                         base_port=args.base_port, log_level=getattr(args, "log_level", None))
 
 
 def run_headless(cfg: SessionConfig, timeout: float) -> dict:
@@ -193,7 +196,7 @@ def contact_sheet(out: Path, max_rows: int = 6) -> None:
 def main(args) -> int:
     cfg = config_from(args)
     if not args.headless:
-        print("no display found: running the headless demo", file=sys.stderr)
+        log.info("no display found: running the headless demo")
     try:
         summary = run_headless(cfg, args.timeout)
     except RuntimeError as exc:

@@ -7,6 +7,7 @@ Session.
 """
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import zmq
 
+from core import logs
 from core.link.endpoints import Endpoints
 from core.link.messages import Control, FlowgraphReply, FlowgraphRequest
 from core.paths import REPO_ROOT
@@ -46,6 +48,7 @@ class SessionConfig:
     cqi_init: float | None = None  # CQI the TX assumes before feedback (default: snr_db)
     classical_mode: str = "sync"
     drop_rate: float = 0.0
+    log_level: str | None = None  # of the child processes (default: this process's, core.logs)
     extra_fg_args: list[str] = field(default_factory=list)
 
     @property
@@ -62,7 +65,7 @@ class Session:
 
     def __init__(self, cfg: SessionConfig, log=None):
         self.cfg = cfg
-        self.log = log or (lambda msg: print(f"[session] {msg}", file=sys.stderr, flush=True))
+        self.log = log or logging.getLogger(__name__).info
         self.procs: dict[str, subprocess.Popen] = {}
         self.restarts = 0
         self.events: list[dict] = []
@@ -110,7 +113,8 @@ class Session:
         log_file = open(self.cfg.out / f"{name}.log", "ab" if name in self.procs else "wb")
         # the children import the same packages as this process, wherever it was started
         path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path,
+                   **{logs.ENV: logs.level_name(self.cfg.log_level)})
         proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
                                 env=env, start_new_session=True)
         self.procs[name] = proc
