@@ -25,6 +25,7 @@ import logging
 import math
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from PyQt5.QtCore import QObject, Qt, QTimer, pyqtSignal
@@ -591,7 +592,12 @@ def save_screenshot(app: QApplication, win: QWidget, path) -> str:
 def main(args: argparse.Namespace) -> int:
     """``ntscc-xr demo`` with a display (the CLI chooses), or ``python -m gui.viewer``."""
     from tx.demo import config_from
-    cfg = config_from(args)
+    if args.out and (Path(args.out) / "summary.json").exists():
+        # a headless report lives there: its metrics.csv and logs are not ours to overwrite
+        print(f"ntscc-xr demo: --out {args.out} holds the report of another run; give a new folder "
+              "(or leave --out out: the viewer then writes into a new runs/viewer/<date-time>)", file=sys.stderr)
+        return 2
+    cfg = config_from(args, kind="viewer")
     if "--frames" not in " ".join(sys.argv):
         cfg.frames = 0  # a live window streams until it is closed
     cfg.classical_mode = "async"  # keep the learned stream live; classical skips when busy

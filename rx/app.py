@@ -28,13 +28,15 @@ from core.link.messages import METRIC_FIELDS, EndOfStream, Feedback, MessageErro
 from core.link.security import CurveKeys, bind, connect
 from core.media.geometry import Viewport, pixel_mask, render_viewport
 from core.media.metrics import masked_psnr, psnr, ws_psnr
+from core.paths import new_run_folder
 
 log = logging.getLogger(__name__)
 MAX_PENDING = 32  # bounded join buffer: older unmatched frames are declared lost
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="runs/rx", help="folder for metrics.csv and decoded viewports")
+    p.add_argument("--out", default=None,
+                   help="folder for metrics.csv and decoded viewports (default: a new runs/rx/<date-time>)")
     p.add_argument("--loss-timeout", type=float, default=1.5,
                    help="seconds to wait for a PHY frame after its side info before decoding it as lost")
     p.add_argument("--idle-exit", type=float, default=0.0,
@@ -106,7 +108,7 @@ class Receiver:
         self.last_input = time.time()
         self.expected_frames: int | None = None
         self.tx_session: int | None = None
-        out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+        out = Path(args.out) if args.out else new_run_folder("rx"); out.mkdir(parents=True, exist_ok=True)
         self.out = out
         self.csv_file = open(out / "metrics.csv", "w", newline="")
         self.csv = csv.DictWriter(self.csv_file, METRIC_FIELDS, extrasaction="ignore")
