@@ -364,6 +364,21 @@ def test_message_roundtrip_and_rejects():
             MetricsMessage.parse(bad)
 
 
+def test_long_caption_never_cuts_the_title_off(qapp):
+    from PyQt5.QtGui import QFontMetrics
+
+    from gui.panels import ErpPanel, caption_lines
+    panel = ErpPanel("classical codec + LDPC")
+    fm = QFontMetrics(panel.font())
+    caption = "hevc · MCS 12 · QP 30 · PSNR 28.10 dB · CBR 0.040"
+    assert caption_lines(fm, panel.title, caption, 4000) == [f"{panel.title}   {caption}"]
+    lines = caption_lines(fm, panel.title, caption, fm.horizontalAdvance(panel.title) + 20)
+    assert lines[0] == panel.title and len(lines) == 2  # the title whole, the caption below
+    panel.resize(320, 200)
+    panel.set_text(caption)
+    panel.grab()  # paints without error
+
+
 def test_outline_matches_the_rendered_viewport():
     import py360convert
     h, w = 128, 256
