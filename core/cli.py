@@ -3,6 +3,9 @@
 Subcommand modules are imported lazily (only the chosen one), so ``ntscc-xr --help`` is fast
 and a subcommand that needs torch does not slow down one that does not. Each module exposes
 ``add_arguments(parser)`` and ``main(args) -> int``.
+
+``--log-level`` (before or after the subcommand) sets the level of :mod:`logging` for this
+process and, through ``$NTSCC_LOG_LEVEL``, for every process it starts (:mod:`core.logs`).
 """
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import os
 import signal
 import sys
 import threading
+
+from core import logs
 
 #: name -> (module, one-line help). Add a subcommand by adding a row here.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -55,12 +60,32 @@ class Parser(argparse.ArgumentParser):
 SUPERVISED = ("tx", "rx", "flowgraph")
 
 
+def _add_log_level(p: argparse.ArgumentParser, default) -> None:
+    p.add_argument("--log-level", choices=logs.LEVELS, type=str.lower, default=default,
+                   help="diagnostics on stderr from this level on, for this process and the ones it "
+                        f"starts (default: ${logs.ENV} or {logs.DEFAULT})")
+
+
+def selected_subcommand(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is not an option or its value)."""
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--log-level":
+            skip = True
+        elif not a.startswith("-"):
+            return a if a in SUBCOMMANDS else None
+    return None
+
+
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     parser = Parser(
         prog="ntscc-xr",
         description="ntscc-xr: NTSCC+ semantic transmission of 360-degree XR content over a "
                     "GNU Radio OFDM link, compared against the classical VVC + 5G LDPC chain.",
         epilog="Run 'ntscc-xr SUBCOMMAND --help' for the options of one subcommand.")
+    _add_log_level(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -69,6 +94,7 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
             if name in SUPERVISED:
                 from core.supervisor import add_arguments as add_supervisor_arguments
                 add_supervisor_arguments(p)
+            _add_log_level(p, argparse.SUPPRESS)  # after the subcommand too; keeps the global value
     return parser
 
 
@@ -79,11 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
     argv = list(sys.argv[1:] if argv is None else argv)
-    selected = next((a for a in argv if not a.startswith("-")), None)
-    if selected is not None and selected not in SUBCOMMANDS:
-        selected = None
-    parser = build_parser(selected)
+    parser = build_parser(selected_subcommand(argv))
     args = parser.parse_args(argv)
+    args.log_level = logs.setup(args.log_level)  # exported: the processes it starts inherit it
     if args.command is None:
         parser.print_help()
         return 0

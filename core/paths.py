@@ -26,3 +26,32 @@ def asset(*parts: str) -> Path:
         if path.exists():
             return path
     return REPO_ROOT.joinpath(*parts)
+
+
+#: where runs write by default (relative to the working directory)
+RUNS = Path("runs")
+
+
+def new_run_folder(kind: str, root: Path | None = None) -> Path:
+    """A fresh folder for one run, ``runs/<kind>/<YYYYmmdd-HHMMSS>`` (``-2``, ``-3``... when
+    two runs start within a second), created here; ``runs/<kind>/latest`` links to it.
+    No run ever writes into another run's folder by default."""
+    import time
+    base = (RUNS if root is None else Path(root)) / kind
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        path = base / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            path.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        latest = base / "latest"
+        try:  # best effort: a convenience for people, nothing reads it
+            if latest.is_symlink():
+                latest.unlink()
+            if not latest.exists():
+                latest.symlink_to(path.name, target_is_directory=True)
+        except OSError:
+            pass
+        return path
+    raise RuntimeError(f"no free run folder under {base}")

@@ -16,10 +16,9 @@ Runs under Debian's ``/usr/bin/python3`` (GNU Radio 3.10, numpy 1.24).
 from __future__ import annotations
 
 import collections
-import sys
+import logging
 import threading
 import time
-import traceback
 
 import numpy as np
 import pmt
@@ -29,6 +28,8 @@ from gnuradio import gr
 from core.link.frame import FLAG_HEADER_OK, FrameError, RxFrame, TxFrame, meta_time_ns
 from core.phy.ofdm import OfdmConfig
 from flowgraphs.ofdm_dsp import FrameModulator, StreamReceiver
+
+log = logging.getLogger(__name__)
 
 FRAME_TAG = pmt.intern("nx_frame")
 #: Tag of :class:`SchmidlCoxTrigger` on the sample where the detector's metric rises above the
@@ -233,8 +234,7 @@ class OfdmFrameSource(gr.sync_block):
                 except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the link
                     self.stats["frames_bad"] += 1
                     self.stats["last_error"] = f"{type(exc).__name__}: {exc}"
-                    print(f"ntscc-xr source: frame {frame.frame_id} dropped: {exc}",
-                          file=sys.stderr, flush=True)
+                    log.warning("frame %d dropped: %s", frame.frame_id, exc)
         if self._pending is not None:
             k = min(n, self._pending.size - self._pos)
             out[:k] = self._pending[self._pos:self._pos + k]
@@ -348,7 +348,7 @@ class OfdmFrameSink(gr.sync_block):
             results = self.rx.feed(x, triggers)
         except Exception:  # noqa: BLE001 - resynchronise instead of killing the flowgraph
             self.stats["rx_errors"] = self.stats.get("rx_errors", 0) + 1
-            traceback.print_exc(file=sys.stderr)
+            log.exception("receiver error; resynchronising")
             self.rx.reset()
             return len(x)
         for res in results:

@@ -16,13 +16,13 @@ closes every socket made here, so no ZeroMQ socket is torn down under a thread b
 from __future__ import annotations
 
 import atexit
-import json
 import threading
 
 import numpy as np
 import zmq
 
 from core.link.endpoints import check_bind
+from core.link.messages import FlowgraphReply, FlowgraphRequest
 from core.phy.ofdm import OfdmConfig
 from flowgraphs.blocks import FrameRegistry, OfdmFrameSink, OfdmFrameSource, SchmidlCoxTrigger
 
@@ -128,26 +128,25 @@ class link_control:  # noqa: N801 - GRC naming
         self._stop.set()
         self.thread.join(timeout=2.0)
 
-    def _handle(self, req: dict) -> dict:
-        cmd = req.pop("cmd", "set")
-        if cmd == "ping":
-            return {"ok": True}
-        if cmd == "stop":
+    def _handle(self, req: FlowgraphRequest) -> FlowgraphReply:
+        if req.cmd == "ping":
+            return FlowgraphReply(True)
+        if req.cmd == "stop":
             threading.Thread(target=lambda: (self.tb.stop(), self.tb.wait()), daemon=True).start()
-            return {"ok": True}
-        if cmd in ("get", "stats"):
+            return FlowgraphReply(True)
+        if req.cmd in ("get", "stats", "status"):
             out = {}
             for name in ("snr_db", "cfo_hz", "delay_samples", "samp_rate"):
                 getter = getattr(self.tb, f"get_{name}", None)
                 if getter is not None:
                     out[name] = getter()
-            return {"ok": True, "state": out}
-        for key, value in req.items():
+            return FlowgraphReply(True, body={"state": out})
+        for key, value in req.settings.items():
             setter = getattr(self.tb, f"set_{key}", None)
             if setter is None:
-                return {"ok": False, "error": f"no variable {key!r} in this flowgraph"}
+                return FlowgraphReply(False, f"no variable {key!r} in this flowgraph")
             setter(value)
-        return {"ok": True}
+        return FlowgraphReply(True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -158,8 +157,7 @@ class link_control:  # noqa: N801 - GRC naming
             except zmq.ZMQError:
                 return
             try:
-                req = json.loads(raw)
-                rep = self._handle(req) if isinstance(req, dict) else {"ok": False, "error": "not an object"}
+                rep = self._handle(FlowgraphRequest.parse(raw))
             except Exception as exc:  # noqa: BLE001 - report to the client
-                rep = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-            self.sock.send(json.dumps(rep, default=float).encode())
+                rep = FlowgraphReply.failure(exc)
+            self.sock.send(rep.to_bytes())

@@ -3,7 +3,7 @@
 Debian's GNU Radio 3.10.5 cannot be imported next to numpy 2, so the flowgraph runs under
 ``/usr/bin/python3`` (``python3 -m flowgraphs.ofdm_link``), and everything else talks to it over
 ZeroMQ. That process gets a clean environment: its ``PYTHONPATH`` is a temporary folder that
-holds only the packages it imports (``flowgraphs``, ``core.link``, ``core.phy``), so nothing of
+holds only the packages it imports (``flowgraphs``, ``core.link``, ``core.phy``, ``core.logs``), so nothing of
 the venv (numpy 2 beside an installed wheel, the caller's ``PYTHONPATH``) leaks into it;
 ``NTSCC_GR_PYTHONPATH`` adds folders (e.g. a GNU Radio built from source).
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import logging
 import os
 import shutil
 import signal
@@ -31,6 +32,7 @@ from pathlib import Path
 from flowgraphs.options import add_flowgraph_arguments, to_argv
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
 GR_PYTHON = os.environ.get("NTSCC_GR_PYTHON", "/usr/bin/python3")
 FLOWGRAPH_MODULE = "flowgraphs.ofdm_link"
 #: what the flowgraph process imports of this project (torch-free, numpy-1 safe)
@@ -41,7 +43,8 @@ def gr_tree() -> Path:
     """A temporary folder with links to :data:`GR_PACKAGES` alone: the flowgraph's sys.path."""
     tree = Path(tempfile.mkdtemp(prefix="ntscc-gr-"))
     (tree / "core").mkdir()
-    shutil.copy(REPO_ROOT / "core" / "__init__.py", tree / "core" / "__init__.py")
+    for module in ("__init__.py", "logs.py"):
+        shutil.copy(REPO_ROOT / "core" / module, tree / "core" / module)
     for pkg in GR_PACKAGES:
         os.symlink(REPO_ROOT / pkg, tree / pkg, target_is_directory=True)
     return tree
@@ -169,7 +172,9 @@ class FlowgraphProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def control(self, msg: dict, timeout_ms: int = 3000) -> dict:
-        """One JSON request on the control socket; raises TimeoutError without an answer."""
+        """One request on the control socket (:class:`core.link.messages.FlowgraphRequest`);
+        its reply as a dict. Raises TimeoutError without an answer, MessageError on a bad
+        request or reply."""
         import zmq
         if self._zmq_ctx is None:
             self._zmq_ctx = zmq.Context()
@@ -182,10 +187,11 @@ class FlowgraphProcess:
         try:
             from core.link.security import connect
             connect(sock, self.endpoints["ctrl"], keys)
-            sock.send(json.dumps(msg).encode())
+            from core.link.messages import FlowgraphReply, FlowgraphRequest
+            sock.send(FlowgraphRequest.from_dict(msg).to_bytes())
             if not sock.poll(timeout_ms):
                 raise TimeoutError(f"no answer from the flowgraph control socket to {msg}")
-            return json.loads(sock.recv())
+            return FlowgraphReply.parse(sock.recv()).as_dict()
         finally:
             sock.close()
 
@@ -246,9 +252,8 @@ def main(args: argparse.Namespace) -> int:
         if not exc.from_child:  # otherwise the flowgraph's own ERROR line is already shown
             print(f"ntscc-xr flowgraph: {exc}", file=sys.stderr)
         return exc.returncode or 2
-    print(f"flowgraph running: frames in {fg.endpoints.get('in')}, frames out "
-          f"{fg.endpoints.get('out')}, control {fg.endpoints.get('ctrl')}. Ctrl-C to stop.",
-          file=sys.stderr, flush=True)
+    log.info("flowgraph running: frames in %s, frames out %s, control %s. Ctrl-C to stop.",
+             fg.endpoints.get("in"), fg.endpoints.get("out"), fg.endpoints.get("ctrl"))
     try:
         while fg.running:
             time.sleep(0.2)

@@ -13,8 +13,8 @@
 
     --usrp:  OfdmFrameSource -> uhd.usrp_sink  ...air/cable...  uhd.usrp_source -> OfdmFrameSink
 
-A REP control socket takes JSON: ``{"cmd": "ping"}``, ``{"cmd": "get"}`` (settings and
-counters), ``{"cmd": "stop"}``, and settings ``{"snr_db": 7, "channel": "rayleigh",
+A REP control socket takes JSON (:class:`core.link.messages.FlowgraphRequest`): ``{"cmd": "ping"}``,
+``{"cmd": "get"}`` (settings and counters), ``{"cmd": "stop"}``, and settings ``{"snr_db": 7, "channel": "rayleigh",
 "doppler_hz": 100, "cfo_hz": 500, "timing_offset": 2.5, "k_factor": 4, "multipath": true}``
 (with or without ``"cmd": "set"``). Changing between fading and non-fading channels rewires
 the flowgraph (lock/unlock); the other settings apply in place, the SNR exactly from the next
@@ -42,6 +42,8 @@ import zmq  # noqa: E402
 from gnuradio import analog, blocks, channels, gr  # noqa: E402
 from gnuradio import filter as gr_filter  # noqa: E402
 
+from core.link.messages import FlowgraphReply, FlowgraphRequest  # noqa: E402
+from core.logs import setup as setup_logging  # noqa: E402
 from core.phy.ofdm import OfdmConfig  # noqa: E402
 from flowgraphs.blocks import (  # noqa: E402
     FramePowerProbe,
@@ -333,24 +335,21 @@ class OfdmLink(gr.top_block):
 
 
 class ControlServer(threading.Thread):
-    """REP socket loop: JSON requests -> JSON replies (never raises)."""
+    """REP socket loop: :class:`FlowgraphRequest` -> :class:`FlowgraphReply` (never raises)."""
 
     def __init__(self, tb: OfdmLink, stop_event: threading.Event):
         super().__init__(name="ntscc-control", daemon=True)
         self.tb, self.stop_event = tb, stop_event
 
-    def handle(self, req: dict) -> dict:
-        cmd = req.pop("cmd", "set")
-        if cmd == "ping":
-            return {"ok": True}
-        if cmd in ("get", "stats", "status"):
-            return {"ok": True, **self.tb.status()}
-        if cmd == "stop":
+    def handle(self, req: FlowgraphRequest) -> FlowgraphReply:
+        if req.cmd == "ping":
+            return FlowgraphReply(True)
+        if req.cmd in ("get", "stats", "status"):
+            return FlowgraphReply(True, body=self.tb.status())
+        if req.cmd == "stop":
             self.stop_event.set()
-            return {"ok": True}
-        if cmd == "set":
-            return {"ok": True, "state": self.tb.apply(req)}
-        return {"ok": False, "error": f"unknown cmd {cmd!r}"}
+            return FlowgraphReply(True)
+        return FlowgraphReply(True, body={"state": self.tb.apply(req.settings)})
 
     def run(self) -> None:
         sock = self.tb.ctrl_sock
@@ -362,14 +361,11 @@ class ControlServer(threading.Thread):
             except zmq.ZMQError:
                 return
             try:
-                req = json.loads(raw)
-                if not isinstance(req, dict):
-                    raise ValueError("request must be a JSON object")
-                rep = self.handle(req)
+                rep = self.handle(FlowgraphRequest.parse(raw))
             except Exception as exc:  # noqa: BLE001 - report any bad request to the client
-                rep = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+                rep = FlowgraphReply.failure(exc)
             try:
-                sock.send(json.dumps(rep, default=float).encode())
+                sock.send(rep.to_bytes())
             except zmq.ZMQError:
                 return
 
@@ -378,7 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ofdm_link", description=__doc__.split("\n")[0])
     add_flowgraph_arguments(parser)
     opts = parser.parse_args(argv)
+    setup_logging()  # the level of $NTSCC_LOG_LEVEL (set by ntscc-xr --log-level)
     ctx = zmq.Context.instance()
+    # the "ERROR: ", "READY " and "STOPPED " lines below are the launcher's protocol, not logs
     try:
         tb = OfdmLink(opts, ctx)
     except UsrpNotFound as exc:

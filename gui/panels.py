@@ -20,6 +20,17 @@ OUTLINE = QColor(0, 255, 120)
 BANNER_BG = QColor(200, 20, 20, 190)
 
 
+def caption_lines(fm, title: str, caption: str, width: int) -> list[str]:
+    """The caption bar's lines: title and caption on one line when they fit in ``width``
+    pixels, else the title on its own line above the caption (each elided only if it alone
+    is wider than the panel), so that a long caption never cuts the title off."""
+    one = f"{title}   {caption}" if caption else title
+    if fm.horizontalAdvance(one) <= width:
+        return [one]
+    lines = [title] + ([caption] if caption else [])
+    return [fm.elidedText(line, Qt.ElideRight, max(width, 10)) for line in lines]
+
+
 class ImagePanel(QWidget):
     """A QImage scaled to fit (aspect kept, centred) with a caption bar and an optional banner."""
 
@@ -91,17 +102,18 @@ class ImagePanel(QWidget):
         font.setPointSizeF(max(7.5, font.pointSizeF() * 0.95))
         p.setFont(font)
         fm = p.fontMetrics()
-        text = f"{self.title}   {self.caption}" if self.caption else self.title
-        bar = QRectF(0, 0, self.width(), fm.height() + 6)
+        lines = caption_lines(fm, self.title, self.caption, self.width() - 12)
+        bar = QRectF(0, 0, self.width(), len(lines) * fm.height() + 6)
         p.fillRect(bar, CAPTION_BG)
         p.setPen(QColor(235, 235, 235))
-        p.drawText(bar.adjusted(6, 0, -6, 0), Qt.AlignVCenter | Qt.AlignLeft,
-                   fm.elidedText(text, Qt.ElideRight, int(bar.width()) - 12))
+        for i, line in enumerate(lines):
+            p.drawText(QRectF(6, 3 + i * fm.height(), self.width() - 12, fm.height()),
+                       Qt.AlignVCenter | Qt.AlignLeft, line)
         if self.banner:
             b = QRectF(0, self.height() - fm.height() - 8, self.width(), fm.height() + 8)
             p.fillRect(b, BANNER_BG)
             p.setPen(QColor(255, 255, 255))
-            p.drawText(b, Qt.AlignCenter, self.banner)
+            p.drawText(b, Qt.AlignCenter, fm.elidedText(self.banner, Qt.ElideRight, self.width() - 12))
 
 
 class ErpPanel(ImagePanel):

@@ -14,7 +14,7 @@ import pyqtgraph as pg
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QGridLayout, QWidget
 
-from .messages import num
+from core.link.messages import num
 
 STREAMS = ("learned", "classical")
 KEYS = ("frame_id", "psnr", "ws_psnr", "viewport_psnr", "snr_true_db", "cqi_db", "cbr", "mcs",

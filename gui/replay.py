@@ -4,7 +4,8 @@ latency benchmark and for trying the window without a radio or a trained model.
 It binds what the real processes bind and behaves like them at the interfaces the viewer
 touches:
 
-* metrics PUB (the RX's): one message per frame and stream in the RX format (gui.messages);
+* metrics PUB (the RX's): one message per frame and stream in the RX format
+  (:class:`core.link.messages.MetricsMessage`);
 * control PULL (the TX's): viewport pose / ROI / CBR / λ / NTSCC++ steps, and ``pause`` /
   ``step`` (the protocol the viewer asks the TX to implement);
 * flowgraph control REP: ``snr_db``, ``channel``, ``doppler_hz``, ``{"cmd": "ping"}``.
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import math
 import threading
 import time
@@ -33,10 +33,9 @@ import numpy as np
 import zmq
 from PIL import Image
 
+from core.link.messages import Control, FlowgraphReply, FlowgraphRequest, MessageError, MetricsMessage
 from core.media.geometry import Viewport, head_trajectory, pixel_mask, render_viewport, roi_grid_mask
 from core.media.metrics import masked_psnr, psnr, ws_psnr
-
-from . import messages
 
 # (required SNR dB, bits per symbol, code rate) — a coarse 5G-like ladder
 MCS_TABLE = [(-2.0, 2, 0.12), (1.0, 2, 0.3), (4.0, 2, 0.6), (7.0, 4, 0.45), (10.0, 4, 0.65),
@@ -229,12 +228,12 @@ class ReplayLink:
                    edit_steps=s.edit_steps, mcs=None, qp=None, codec=None,
                    **self._metrics(rgb, rec, vp, roi_px))
         ref = rgb if self.send_reference else None
-        pub.send_multipart(messages.build(row, rec, sym, self._subcarriers(snr), ref))
+        pub.send_multipart(MetricsMessage(row, rec, sym, self._subcarriers(snr), ref).to_parts())
         if self.classical:
             rec, sym, extra = self._classical(rgb, cqi, snr)
             row = dict(common, stream="classical", air_ms=15.0 + float(self.rng.uniform(0, 3)),
                        lam=None, eta_scale=None, **extra, **self._metrics(rgb, rec, vp, None))
-            pub.send_multipart(messages.build(row, rec, sym, self._subcarriers(snr), ref))
+            pub.send_multipart(MetricsMessage(row, rec, sym, self._subcarriers(snr), ref).to_parts())
 
     # ------------------------------------------------------------------ loop
     def run(self) -> None:
@@ -272,22 +271,23 @@ class ReplayLink:
                 if ctl is not None and ctl in events:
                     while True:
                         try:
-                            msg = json.loads(ctl.recv(zmq.NOBLOCK))
+                            msg = Control.parse(ctl.recv(zmq.NOBLOCK)).as_dict()
                         except zmq.Again:
                             break
-                        except ValueError:
+                        except MessageError:
                             continue
                         self.commands.append({"to": "tx", **msg})
                         self._on_control(msg)
                 if fg is not None and fg in events:
                     try:
-                        msg = json.loads(fg.recv())
+                        msg = FlowgraphRequest.parse(fg.recv()).as_dict()
                         reply = self._on_fg(msg)
-                    except ValueError as exc:
+                    except ValueError as exc:  # MessageError included
                         reply = {"ok": False, "error": str(exc)}
                         msg = {}
                     self.commands.append({"to": "flowgraph", **msg})
-                    fg.send(json.dumps(reply).encode())
+                    ok = bool(reply.pop("ok"))
+                    fg.send(FlowgraphReply(ok, reply.pop("error", None), reply).to_bytes())
                 if time.perf_counter() < t_next:
                     continue
                 t_next += period

@@ -28,10 +28,9 @@ import zmq
 from PyQt5.QtCore import QThread, pyqtSignal
 from PyQt5.QtGui import QImage
 
+from core.link.messages import METRICS_TOPIC, MessageError, MetricsMessage
 from core.media.geometry import Viewport, roi_grid_mask
 
-from . import messages
-from .messages import FrameMessage, MessageError
 from .overlay import roi_rgba
 from .render import ViewportRenderer
 
@@ -54,7 +53,7 @@ class DisplayState:
 
     seq: int
     pose: Viewport
-    frames: dict[str, FrameMessage]               # message shown per stream
+    frames: dict[str, MetricsMessage]               # message shown per stream
     erp: dict[str, QImage] = field(default_factory=dict)       # 'source' | 'learned' | 'classical'
     viewport: dict[str, QImage] = field(default_factory=dict)  # same keys
     roi: QImage | None = None                     # (H/16, W/16) RGBA tint of the TX's ROI
@@ -92,11 +91,11 @@ class StreamWorker(QThread):
         self._paused = False
         self._step = False
         self._step_id: int | None = None
-        self._latest: dict[str, FrameMessage] = {}
-        self._display: dict[str, FrameMessage] = {}
+        self._latest: dict[str, MetricsMessage] = {}
+        self._display: dict[str, MetricsMessage] = {}
         self._display_dirty = False
         self._unrendered: set[str] = set()
-        self._last_good_classical: FrameMessage | None = None
+        self._last_good_classical: MetricsMessage | None = None
         self._rows: deque[dict] = deque(maxlen=history)
         self._state: DisplayState | None = None
         self._notified = False
@@ -163,7 +162,7 @@ class StreamWorker(QThread):
         sock = self._ctx.socket(zmq.SUB)
         sock.setsockopt(zmq.RCVHWM, RCVHWM)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.SUBSCRIBE, messages.TOPIC)
+        sock.setsockopt(zmq.SUBSCRIBE, METRICS_TOPIC)
         sock.connect(self.address)
         return sock
 
@@ -192,7 +191,7 @@ class StreamWorker(QThread):
     def _accept(self, parts: list[bytes]) -> None:
         now = time.monotonic()
         try:
-            msg = messages.parse(parts, now)
+            msg = MetricsMessage.parse(parts, now)
         except MessageError:
             with self._lock:
                 self.counters.malformed += 1
@@ -219,7 +218,7 @@ class StreamWorker(QThread):
                 self._display[stream] = msg
                 self._display_dirty = True
 
-    def _show_step(self, learned: FrameMessage) -> None:
+    def _show_step(self, learned: MetricsMessage) -> None:
         """(lock held) display ``learned`` and the classical frame of the same id if here."""
         self._display["learned"] = learned
         self._step_id = learned.frame_id
@@ -234,7 +233,7 @@ class StreamWorker(QThread):
                                             or self._pose_version != self._rendered_pose_version)
 
     # ------------------------------------------------------------------ rendering
-    def _reference_for(self, msg: FrameMessage) -> np.ndarray | None:
+    def _reference_for(self, msg: MetricsMessage) -> np.ndarray | None:
         if msg.reference is not None:
             return msg.reference
         if self._ref_cache is not None and self._ref_cache[0] == msg.frame_id:

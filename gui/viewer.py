@@ -21,9 +21,11 @@ render) and :class:`gui.control.SessionWorker` (start / set_channel / supervise)
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from PyQt5.QtCore import QObject, Qt, QTimer, pyqtSignal
@@ -38,6 +40,8 @@ from .latency import LoopProbe
 from .panels import ErpPanel, ViewportPanel
 from .plots import History, PlotsPanel
 from .stream import StreamWorker
+
+log = logging.getLogger(__name__)
 
 POSE_SEND_MS = 50     # pose updates to the TX at most every 50 ms (coalesced)
 HEALTH_MS = 500
@@ -498,7 +502,7 @@ class _LogBridge(QObject):
     message = pyqtSignal(str)
 
     def log(self, text: str) -> None:
-        print(f"[session] {text}", file=sys.stderr, flush=True)
+        logging.getLogger("tx.session").info(text)
         self.message.emit(text)
 
 
@@ -546,7 +550,7 @@ def run_viewer(cfg, attach: bool = False, screenshot: str | None = None,
         if not shot["done"] and (n >= screenshot_frames or late):
             shot["done"] = True
             save_screenshot(app, win, screenshot)
-            print(f"screenshot saved to {screenshot} after {n} frames", file=sys.stderr)
+            log.info("screenshot saved to %s after %d frames", screenshot, n)
         if late or (screenshot is not None and shot["done"]):
             win.close()
     watch = QTimer()
@@ -597,7 +601,12 @@ def save_screenshot(app: QApplication, win: QWidget, path) -> str:
 def main(args: argparse.Namespace) -> int:
     """``ntscc-xr demo`` with a display (the CLI chooses), or ``python -m gui.viewer``."""
     from tx.demo import config_from
-    cfg = config_from(args)
+    if args.out and (Path(args.out) / "summary.json").exists():
+        # a headless report lives there: its metrics.csv and logs are not ours to overwrite
+        print(f"ntscc-xr demo: --out {args.out} holds the report of another run; give a new folder "
+              "(or leave --out out: the viewer then writes into a new runs/viewer/<date-time>)", file=sys.stderr)
+        return 2
+    cfg = config_from(args, kind="viewer")
     if "--frames" not in " ".join(sys.argv):
         cfg.frames = 0  # a live window streams until it is closed
     cfg.classical_mode = "async"  # keep the learned stream live; classical skips when busy
@@ -620,4 +629,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
+    from core.logs import setup as setup_logging
+    setup_logging()
     sys.exit(main(parse_args()))

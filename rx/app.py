@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import math
-import sys
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -23,16 +23,20 @@ import numpy as np
 import zmq
 
 from core.link.endpoints import Endpoints, add_link_arguments, bind_address, endpoints_from
-from core.link.frame import STREAM_CLASSICAL, STREAM_LEARNED, FrameError, RxFrame
+from core.link.frame import STREAM_CLASSICAL, STREAM_LEARNED, RxFrame
+from core.link.messages import METRIC_FIELDS, EndOfStream, Feedback, MessageError, MetricsMessage, parse_side
 from core.link.security import CurveKeys, bind, connect
 from core.media.geometry import Viewport, pixel_mask, render_viewport
 from core.media.metrics import masked_psnr, ms_ssim, psnr, ws_psnr
+from core.paths import new_run_folder
 
+log = logging.getLogger(__name__)
 MAX_PENDING = 32  # bounded join buffer: older unmatched frames are declared lost
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="runs/rx", help="folder for metrics.csv and decoded viewports")
+    p.add_argument("--out", default=None,
+                   help="folder for metrics.csv and decoded viewports (default: a new runs/rx/<date-time>)")
     p.add_argument("--loss-timeout", type=float, default=1.5,
                    help="seconds to wait for a PHY frame after its side info before decoding it as lost")
     p.add_argument("--idle-exit", type=float, default=0.0,
@@ -55,12 +59,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="MS-SSIM of the rendered viewport every N frames per stream (0 = never); "
                         "~0.1 s per 256x256 viewport on one CPU core, hence not every frame")
     add_link_arguments(p)
-
-
-METRIC_FIELDS = ["frame_id", "stream", "status", "psnr", "ws_psnr", "viewport_psnr", "roi_psnr",
-                 "cbr", "snr_true_db", "cqi_db", "cqi_used", "encode_ms", "air_ms", "decode_ms", "lam",
-                 "eta_scale", "roi", "mcs", "qp", "olla_margin_db", "codec", "yaw", "pitch", "fov", "t_wall",
-                 "policy", "viewport_msssim", "tx_session"]
 
 
 @dataclass
@@ -116,7 +114,7 @@ class Receiver:
         self.last_input = time.time()
         self.expected_frames: int | None = None
         self.tx_session: int | None = None
-        out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+        out = Path(args.out) if args.out else new_run_folder("rx"); out.mkdir(parents=True, exist_ok=True)
         self.out = out
         append = getattr(args, "metrics_append", False) and (out / "metrics.csv").exists()
         self.csv_file = open(out / "metrics.csv", "a" if append else "w", newline="")
@@ -126,38 +124,28 @@ class Receiver:
 
     # ------------------------------------------------------------------ inputs
     def _on_side(self, parts: list[bytes]) -> None:
-        if parts[0] == b"E":
-            self.expected_frames = int(json.loads(parts[1]).get("frames", 0))
+        msg = parse_side(parts)
+        if isinstance(msg, EndOfStream):
+            self.expected_frames = msg.frames
             return
-        if parts[0] != b"S" or len(parts) != 5:
-            raise FrameError("malformed side message")
-        meta = json.loads(parts[1])
-        key = (int(meta["stream"]), int(meta["frame_id"]))
-        session = meta.get("tx_session")
+        meta = msg.meta
+        key = msg.key
+        session = msg.tx_session
         if session is not None and session != self.tx_session:
             if self.tx_session is not None:  # the TX restarted: its frame ids start over
-                print("rx: new transmitter session, resetting frame bookkeeping", file=sys.stderr)
+                log.info("new transmitter session, resetting frame bookkeeping")
                 self.counters.extra["tx_restarts"] = self.counters.extra.get("tx_restarts", 0) + 1
                 self.pending.clear(); self.done_ids.clear(); self.refs.clear(); self.orphans.clear()
             self.tx_session = session
         if key in self.pending or key in self.done_ids:
             self.counters.duplicates += 1
             return
-        if meta["stream"] == STREAM_LEARNED:
-            h, w = int(meta["height"]), int(meta["width"])
-            if not (0 < h <= 4096 and 0 < w <= 8192) or len(parts[3]) != h * w * 3:
-                raise FrameError("side message: reference frame size mismatch")
-            ref = np.frombuffer(parts[3], np.uint8).reshape(h, w, 3)
-            roi = None
-            if parts[4]:
-                gh, gw = math.ceil(h / 16), math.ceil(w / 16)
-                bits = np.unpackbits(np.frombuffer(parts[4], np.uint8))[: gh * gw]
-                if bits.size == gh * gw:
-                    roi = pixel_mask(bits.reshape(gh, gw).astype(bool), (h, w))
-            self.refs[key[1]] = (ref, roi)
+        if msg.stream == STREAM_LEARNED:  # its parse made sure the reference frame is there
+            roi = None if msg.roi_grid is None else pixel_mask(msg.roi_grid, (msg.height, msg.width))
+            self.refs[key[1]] = (msg.reference, roi)
             while len(self.refs) > MAX_PENDING:
                 self.refs.popitem(last=False)
-        self.pending[key] = Pending(meta, parts[2], time.time())
+        self.pending[key] = Pending(meta, msg.payload, time.time())
         if key in self.orphans:  # its PHY frame overtook the side message
             self.pending[key].phy = self.orphans.pop(key)
             self._finish(key, self.pending.pop(key))
@@ -212,7 +200,7 @@ class Receiver:
                 return
         except Exception as exc:  # one bad frame must never stop the stream
             self.counters.malformed += 1
-            print(f"rx: frame {key} undecodable: {type(exc).__name__}: {exc}", file=sys.stderr)
+            log.warning("frame %s undecodable: %s: %s", key, type(exc).__name__, exc)
             return
         t_dec = time.perf_counter() - t0
         self.counters.decoded += status == "ok"
@@ -221,7 +209,7 @@ class Receiver:
             row = self._metrics(stream, frame_id, rec, ref_roi, p, status, cqi, t_dec, extra)
         except Exception as exc:
             self.counters.malformed += 1
-            print(f"rx: frame {key} metrics failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            log.warning("frame %s metrics failed: %s: %s", key, type(exc).__name__, exc)
             return
         self.csv.writerow(row)
         self.csv_file.flush()
@@ -267,23 +255,23 @@ class Receiver:
     def _publish(self, row: dict, rec, symbols, phy, reference=None) -> None:
         """Metrics, the reconstruction and the original frame for the viewer; dropped when
         nobody keeps up (HWM)."""
-        constellation = np.asarray(symbols[:512], np.complex64).tobytes()
-        sc = phy.subcarrier_snr_db.astype(np.float32).tobytes() if phy is not None else b""
-        preview = b"" if rec is None else np.ascontiguousarray(rec).tobytes()
-        shape = json.dumps(list(rec.shape) if rec is not None else []).encode()
+        sc = phy.subcarrier_snr_db if phy is not None else None
         try:
-            ref = b"" if reference is None else np.ascontiguousarray(reference).tobytes()
-            self.metrics_pub.send_multipart([b"M", json.dumps(row, default=float).encode(), shape,
-                                             preview, constellation, sc, ref], flags=zmq.NOBLOCK)
+            parts = MetricsMessage(row, rec, symbols, sc if sc is not None else np.zeros(0, np.float32),
+                                   reference).to_parts()
+            self.metrics_pub.send_multipart(parts, flags=zmq.NOBLOCK)
         except zmq.Again:
             pass
+        except MessageError as exc:  # a row the schema refuses: a bug here, never a crash
+            self.counters.malformed += 1
+            log.error("metrics of frame %s not published: %s", row.get("frame_id"), exc)
 
     def _send_feedback(self, frame_id: int, stream: str, status: str) -> None:
         """CQI plus the frame's acknowledgement (``status`` ok / lost / cliff per stream)."""
-        msg = {"cqi_db": self.cqi_ewma, "ack": frame_id, "stream": stream, "status": status,
-               "lost": self.counters.lost,
-               "decoded": self.counters.decoded}
-        self.feedback.send(json.dumps(msg).encode())
+        msg = Feedback(cqi_db=self.cqi_ewma, ack=frame_id, stream=stream, status=status,
+                       lost=self.counters.lost,
+                       decoded=self.counters.decoded)
+        self.feedback.send(msg.to_bytes())
 
     # ------------------------------------------------------------------ loop
     def _expire(self) -> None:
@@ -303,14 +291,14 @@ class Receiver:
                     self._on_side(self.side.recv_multipart(zmq.NOBLOCK))
                 except Exception as exc:  # anything malformed is counted and dropped
                     self.counters.malformed += 1
-                    print(f"rx: dropped side message: {type(exc).__name__}: {exc}", file=sys.stderr)
+                    log.warning("dropped side message: %s: %s", type(exc).__name__, exc)
             if self.phy in events:
                 self.last_input = time.time()
                 try:
                     self._on_phy(self.phy.recv(zmq.NOBLOCK))
                 except Exception as exc:
                     self.counters.malformed += 1
-                    print(f"rx: dropped PHY message: {type(exc).__name__}: {exc}", file=sys.stderr)
+                    log.warning("dropped PHY message: %s: %s", type(exc).__name__, exc)
             self._expire()
             if self.args.exit_on_end and self.expected_frames is not None and not self.pending:
                 break

@@ -27,8 +27,8 @@ from PyQt5.QtGui import QImage  # noqa: E402
 from PyQt5.QtTest import QTest  # noqa: E402
 from PyQt5.QtWidgets import QApplication  # noqa: E402
 
+from core.link.messages import MessageError, MetricsMessage  # noqa: E402
 from core.media.geometry import Viewport, roi_grid_mask  # noqa: E402
-from gui import messages  # noqa: E402
 from gui.overlay import pose_at, position_of, viewport_outline  # noqa: E402
 from gui.reference import ReferenceFrames  # noqa: E402
 from gui.replay import ReplayLink  # noqa: E402
@@ -351,17 +351,32 @@ def test_message_roundtrip_and_rejects():
     img = np.random.default_rng(0).integers(0, 255, (16, 32, 3), np.uint8)
     sym = (np.arange(600) * (1 + 1j)).astype(np.complex64)
     row = {"frame_id": 7, "stream": "classical", "status": "cliff", "psnr": float("nan")}
-    msg = messages.parse(messages.build(row, img, sym, np.ones(48), reference=img))
+    msg = MetricsMessage.parse(MetricsMessage(row, img, sym, np.ones(48), reference=img).to_parts())
     assert msg.frame_id == 7 and msg.stream == "classical" and msg.status == "cliff"
     assert np.array_equal(msg.image, img) and np.array_equal(msg.reference, img)
     assert msg.symbols.size == 512 and msg.subcarrier_snr_db.size == 48
     assert np.isnan(msg.value("psnr")) and np.isnan(msg.value("mcs"))
-    good = messages.build(row, img)
+    good = MetricsMessage(row, img).to_parts()
     for bad in ([b"X"] + good[1:], good[:3], [good[0], b"{", *good[2:]],
                 [*good[:2], b"[16, 32, 3]", b"\0" * 5, *good[4:]],
                 [*good[:2], b"[99999, 2, 3]", *good[3:]], [*good[:4], b"\0" * 7, good[5]]):
-        with pytest.raises(messages.MessageError):
-            messages.parse(bad)
+        with pytest.raises(MessageError):
+            MetricsMessage.parse(bad)
+
+
+def test_long_caption_never_cuts_the_title_off(qapp):
+    from PyQt5.QtGui import QFontMetrics
+
+    from gui.panels import ErpPanel, caption_lines
+    panel = ErpPanel("classical codec + LDPC")
+    fm = QFontMetrics(panel.font())
+    caption = "hevc · MCS 12 · QP 30 · PSNR 28.10 dB · CBR 0.040"
+    assert caption_lines(fm, panel.title, caption, 4000) == [f"{panel.title}   {caption}"]
+    lines = caption_lines(fm, panel.title, caption, fm.horizontalAdvance(panel.title) + 20)
+    assert lines[0] == panel.title and len(lines) == 2  # the title whole, the caption below
+    panel.resize(320, 200)
+    panel.set_text(caption)
+    panel.grab()  # paints without error
 
 
 def test_outline_matches_the_rendered_viewport():

@@ -14,6 +14,7 @@ import zmq
 from core.codec.learned import LearnedCodec
 from core.link.endpoints import Endpoints
 from core.link.frame import STREAM_LEARNED, RxFrame
+from core.link.messages import Feedback, MetricsMessage, SideMessage
 from tests.helpers import cli, spawn
 
 N_FUZZ = 10_000
@@ -25,7 +26,7 @@ def codec():
 
 
 def _side_parts(meta: dict, side: bytes, rgb: np.ndarray) -> list[bytes]:
-    return [b"S", json.dumps(meta).encode(), side, rgb.tobytes(), b""]
+    return SideMessage.from_meta(meta, side, rgb).to_parts()
 
 
 def _frame(codec, frame_id: int, rgb: np.ndarray):
@@ -41,8 +42,7 @@ def _wait_metrics(sub: zmq.Socket, frame_id: int, timeout: float = 30.0) -> dict
     t0 = time.time()
     while time.time() - t0 < timeout:
         if sub.poll(200):
-            parts = sub.recv_multipart()
-            row = json.loads(parts[1])
+            row = MetricsMessage.parse(sub.recv_multipart()).row
             if row["frame_id"] == frame_id:
                 return row
     raise AssertionError(f"no metrics for frame {frame_id} within {timeout} s")
@@ -94,7 +94,7 @@ def test_receiver_survives_fuzz_loss_and_duplicates(tmp_path, base_port, codec):
         side.send_multipart(side_0); time.sleep(0.2); phy.send(phy_0)
         row = _wait_metrics(sub, 0, timeout=60)
         assert row["status"] == "ok" and row["psnr"] > 10
-        assert fb.poll(5000) and "cqi_db" in json.loads(fb.recv())
+        assert fb.poll(5000) and Feedback.parse(fb.recv()).ack == 0
 
         # lost frame: side info without its PHY frame decodes as erasures, no stall
         side_1, _ = _frame(codec, 1, rgb)

@@ -2,7 +2,6 @@
 feedback): no crash, no hang, and valid commands still take effect afterwards."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -11,6 +10,7 @@ import numpy as np
 import zmq
 
 from core.link.endpoints import Endpoints
+from core.link.messages import Control, Feedback, SideMessage, parse_side
 from tests.helpers import cli, spawn
 
 N_FUZZ = 10_000
@@ -20,9 +20,9 @@ def _next_meta(side: zmq.Socket, timeout: float = 60.0) -> dict:
     t_end = time.time() + timeout
     while time.time() < t_end:
         if side.poll(200):
-            parts = side.recv_multipart()
-            if parts[0] == b"S":
-                return json.loads(parts[1])
+            msg = parse_side(side.recv_multipart())
+            if isinstance(msg, SideMessage):
+                return msg.meta
     raise AssertionError("the transmitter sent nothing")
 
 
@@ -63,9 +63,9 @@ def test_transmitter_survives_fuzzed_control_and_feedback(tmp_path, base_port):
         time.sleep(1.0)
         assert proc.poll() is None, (tmp_path / "tx.log").read_text()[-2000:]
         # valid inputs still work afterwards
-        ctl.send(json.dumps({"yaw": 90.0, "pitch": 10.0}).encode())
+        ctl.send(Control(yaw=90.0, pitch=10.0).to_bytes())
         for _ in range(5):
-            fb.send(json.dumps({"cqi_db": 5.0}).encode())
+            fb.send(Feedback(cqi_db=5.0).to_bytes())
             time.sleep(0.1)
         t_end = time.time() + 60
         while time.time() < t_end:
@@ -87,16 +87,16 @@ def test_pause_and_single_step(tmp_path, base_port):
     ctl = ctx.socket(zmq.PUSH); ctl.connect(ep.control)
     try:
         _next_meta(side)
-        ctl.send(json.dumps({"pause": True}).encode())
+        ctl.send(Control(pause=True).to_bytes())
         time.sleep(1.5)
         while side.poll(0):
             side.recv_multipart()  # frames already in flight
         time.sleep(1.0)
         assert not side.poll(1000), "frames kept coming while paused"
-        ctl.send(json.dumps({"step": 1}).encode())
+        ctl.send(Control(step=1).to_bytes())
         first = _next_meta(side, timeout=30)
         assert not side.poll(1500), "a single step sent more than one frame"
-        ctl.send(json.dumps({"pause": False}).encode())
+        ctl.send(Control(pause=False).to_bytes())
         assert _next_meta(side, timeout=30)["frame_id"] > first["frame_id"]
     finally:
         _stop(proc, ctx, side, ctl)
@@ -124,7 +124,7 @@ def test_classical_link_adaptation_follows_acknowledgements(tmp_path, base_port)
 
     def ack(status, n):
         for _ in range(n):
-            fb.send(json.dumps({"cqi_db": 10.0, "stream": "classical", "status": status}).encode())
+            fb.send(Feedback(cqi_db=10.0, stream="classical", status=status).to_bytes())
             time.sleep(0.02)
 
     try:

@@ -422,9 +422,9 @@ class ThreeHosts:
 def tx_frames(out: Path) -> list[dict]:
     frames = []
     for line in (out / "tx.log").read_text(errors="replace").splitlines():
-        if line.startswith("{") and '"t_sent_ns"' in line:
+        if '"t_sent_ns"' in line and "{" in line:  # "<time> ... sent {json}" lines of the TX log
             try:
-                d = json.loads(line)
+                d = json.loads(line[line.index("{"):])
             except ValueError:
                 continue
             frames.append({"session": d["tx_session"], "frame_id": d["frame_id"], "t_sent": d["t_sent_ns"] / 1e9})

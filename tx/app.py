@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import queue
-import sys
 import threading
 import time
 from dataclasses import asdict
@@ -22,6 +22,7 @@ import zmq
 from core.classical.mcs import OuterLoopLinkAdaptation
 from core.link.endpoints import add_link_arguments, bind_address, endpoints_from
 from core.link.frame import STREAM_CLASSICAL, STREAM_LEARNED, TxFrame
+from core.link.messages import Control, EndOfStream, Feedback, MessageError, SideMessage
 from core.link.security import CurveKeys, bind, connect
 from core.media.geometry import (
     ETA_BACKGROUND,
@@ -37,6 +38,7 @@ from core.media.source import FrameSource, parse_resolution, resolution_arg, sou
 
 from .adaptation import CqiTracker, LearnedRateController
 
+log = logging.getLogger(__name__)
 SIDE_QUEUE = 8  # bounded: a stalled receiver makes the TX drop side messages, not grow memory
 
 
@@ -73,15 +75,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trajectory", choices=["scripted", "static"], default="scripted",
                    help="head motion when no viewer sends poses")
     add_link_arguments(p)
-
-
-def _json_object(raw: bytes) -> dict:
-    """Parse a JSON object; anything else (bad UTF-8, arrays, null, garbage) gives {}."""
-    try:
-        msg = json.loads(raw)
-    except ValueError:
-        return {}
-    return msg if isinstance(msg, dict) else {}
 
 
 class Transmitter:
@@ -140,39 +133,37 @@ class Transmitter:
     def _poll_inputs(self) -> None:
         """Drain feedback (CQI) and viewer control without blocking."""
         while self.feedback.poll(0):
-            msg = _json_object(self.feedback.recv())
             try:
-                self.cqi.update(float(msg.get("cqi_db", float("nan"))))
-                if self.olla is not None and msg.get("stream") == "classical":
-                    self.olla.observe(msg.get("status") == "ok")
-            except (ValueError, TypeError):
+                fb = Feedback.parse(self.feedback.recv())
+            except MessageError:
                 self.bad_inputs += 1  # malformed feedback is ignored, never fatal
+                continue
+            self.cqi.update(fb.cqi_db)
+            if self.olla is not None and fb.stream == "classical":
+                self.olla.observe(fb.status == "ok")
         while self.control.poll(0):
             try:
-                self._apply_control(_json_object(self.control.recv()))
-            except (ValueError, TypeError, KeyError, OverflowError):
+                self._apply_control(Control.parse(self.control.recv()))
+            except MessageError:
                 self.bad_inputs += 1
 
-    def _apply_control(self, msg: dict) -> None:
-        """Apply viewer commands; values are validated and clamped (NaN/inf are refused)."""
-        for key in ("yaw", "pitch", "fov", "cbr", "lam", "edit_steps"):
-            if key in msg and not np.isfinite(float(msg[key])):
-                raise ValueError(f"{key} must be finite")
-        if "yaw" in msg:
-            self.pose = Viewport(float(msg["yaw"]), float(msg.get("pitch", 0.0)),
-                                 float(msg.get("fov", 90.0))).clamped()
-        if "roi" in msg:
-            self.roi_enabled = bool(msg["roi"])
-        if "cbr" in msg:
-            self.rate.budget = float(np.clip(float(msg["cbr"]), 0.002, 0.5))
-        if "lam" in msg:
-            self.args.lam = float(np.clip(float(msg["lam"]), 0.013, 0.72))
-        if "edit_steps" in msg:
-            self.edit_steps = int(np.clip(int(msg["edit_steps"]), 0, 100))
-        if "pause" in msg:
-            self.paused = bool(msg["pause"])
-        if "step" in msg:
-            self.steps_pending = int(np.clip(int(msg["step"]), 0, 100))
+    def _apply_control(self, msg: Control) -> None:
+        """Apply a viewer command (validated by its parse); values are clamped to our ranges."""
+        if msg.yaw is not None:
+            self.pose = Viewport(msg.yaw, 0.0 if msg.pitch is None else msg.pitch,
+                                 90.0 if msg.fov is None else msg.fov).clamped()
+        if msg.roi is not None:
+            self.roi_enabled = msg.roi
+        if msg.cbr is not None:
+            self.rate.budget = float(np.clip(msg.cbr, 0.002, 0.5))
+        if msg.lam is not None:
+            self.args.lam = float(np.clip(msg.lam, 0.013, 0.72))
+        if msg.edit_steps is not None:
+            self.edit_steps = int(np.clip(msg.edit_steps, 0, 100))
+        if msg.pause is not None:
+            self.paused = msg.pause
+        if msg.step is not None:
+            self.steps_pending = int(np.clip(msg.step, 0, 100))
 
     # ------------------------------------------------------------------ one frame
     def send_frame(self, frame_id: int, rgb: np.ndarray, pose: Viewport) -> dict:
@@ -233,7 +224,7 @@ class Transmitter:
             try:
                 self._send_classical(*job)
             except Exception as exc:  # a codec failure must not stop the learned stream
-                print(f"tx: classical frame {job[0]} failed: {exc}", file=sys.stderr)
+                log.warning("classical frame %d failed: %s", job[0], exc)
 
     def _send_phy(self, frame: TxFrame) -> None:
         try:
@@ -242,9 +233,7 @@ class Transmitter:
             self.phy_dropped += 1  # flowgraph down or saturated: the RX decodes it as lost
 
     def _send_side(self, meta: dict, side: bytes, rgb, roi) -> None:
-        parts = [b"S", json.dumps(meta).encode(), side,
-                 b"" if rgb is None else np.ascontiguousarray(rgb).tobytes(),
-                 b"" if roi is None else np.packbits(roi).tobytes()]
+        parts = SideMessage.from_meta(meta, side, rgb, roi).to_parts()
         try:
             self.side.send_multipart(parts, flags=zmq.NOBLOCK)
         except zmq.Again:
@@ -271,9 +260,8 @@ class Transmitter:
             pose = self.pose or (trajectory[frame_id % len(trajectory)]
                                  if self.args.trajectory == "scripted" else Viewport())
             meta = self.send_frame(frame_id, rgb, pose)
-            print(json.dumps({k: meta[k] for k in ("frame_id", "cbr", "cqi_used", "encode_ms",
-                                                   "tx_session", "t_sent_ns")}),
-                  file=sys.stderr, flush=True)
+            log.info("sent %s", json.dumps({k: meta[k] for k in ("frame_id", "cbr", "cqi_used", "encode_ms",
+                                                                 "tx_session", "t_sent_ns")}))
             frame_id += 1
             if period:
                 # a frame that ran late pushes the schedule back rather than bursting the
@@ -284,8 +272,7 @@ class Transmitter:
             self._classical_jobs.put(None)
             self._worker.join(timeout=60)
         with self._send_lock:
-            self.side.send_multipart([b"E", json.dumps({"frames": frame_id, "phy_dropped": self.phy_dropped,
-                                                        "classical_skipped": self.classical_skipped}).encode()])
+            self.side.send_multipart(EndOfStream(frame_id, self.phy_dropped, self.classical_skipped).to_parts())
         return 0
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -15,14 +16,19 @@ from pathlib import Path
 import numpy as np
 
 from core.media.source import resolution_arg, source_arg
+from core.paths import new_run_folder
 
 from .session import Session, SessionConfig
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--headless", action="store_true", help="no window: run and write the report")
     p.add_argument("--frames", type=int, default=60)
-    p.add_argument("--out", default="runs/demo", help="report folder")
+    p.add_argument("--out", default=None,
+                   help="report folder (default: a new runs/demo/<date-time>, runs/viewer/<date-time> "
+                        "for the viewer; runs/<kind>/latest links to the newest)")
     p.add_argument("--resolution", default="512x256", type=resolution_arg, help="ERP WxH (2:1)")
     p.add_argument("--source", default=None, type=source_arg,
                    help="ERP video / image folder / panorama (default: shipped sample)")
@@ -48,15 +54,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=1800, help="give up after this many seconds")
 
 
-def config_from(args) -> SessionConfig:
-    return SessionConfig(out=Path(args.out), frames=args.frames, resolution=args.resolution,
+def config_from(args, kind: str = "demo") -> SessionConfig:
+    """The session of the parsed options; without ``--out`` its folder is a new one of its own."""
+    out = Path(args.out) if args.out else new_run_folder(kind)
+    return SessionConfig(out=out, frames=args.frames, resolution=args.resolution,
                          source=args.source, channel=args.channel, snr_db=args.snr,
                          doppler_hz=args.doppler, trace=args.trace, cbr=args.cbr, lam=args.lam,
                          roi=args.roi, edit_steps=args.edit_steps, classical=args.classical,
                          classical_codec=args.classical_codec,
                          classical_olla=args.classical_olla,
                          classical_bler_target=args.classical_bler_target, fps=args.fps, device=args.device,
-                         base_port=args.base_port)
+                         base_port=args.base_port, log_level=getattr(args, "log_level", None))
 
 
 def run_headless(cfg: SessionConfig, timeout: float) -> dict:
@@ -201,7 +209,7 @@ def contact_sheet(out: Path, max_rows: int = 6) -> None:
 def main(args) -> int:
     cfg = config_from(args)
     if not args.headless:
-        print("no display found: running the headless demo", file=sys.stderr)
+        log.info("no display found: running the headless demo")
     try:
         summary = run_headless(cfg, args.timeout)
     except RuntimeError as exc:

@@ -7,7 +7,7 @@ Session.
 """
 from __future__ import annotations
 
-import json
+import logging
 import os
 import signal
 import subprocess
@@ -18,7 +18,9 @@ from pathlib import Path
 
 import zmq
 
+from core import logs
 from core.link.endpoints import Endpoints
+from core.link.messages import Control, FlowgraphReply, FlowgraphRequest
 from core.paths import REPO_ROOT
 
 
@@ -47,6 +49,7 @@ class SessionConfig:
     cqi_init: float | None = None  # CQI the TX assumes before feedback (default: snr_db)
     classical_mode: str = "sync"
     drop_rate: float = 0.0
+    log_level: str | None = None  # of the child processes (default: this process's, core.logs)
     extra_fg_args: list[str] = field(default_factory=list)
 
     @property
@@ -63,7 +66,7 @@ class Session:
 
     def __init__(self, cfg: SessionConfig, log=None):
         self.cfg = cfg
-        self.log = log or (lambda msg: print(f"[session] {msg}", file=sys.stderr, flush=True))
+        self.log = log or logging.getLogger(__name__).info
         self.procs: dict[str, subprocess.Popen] = {}
         self.restarts = 0
         self.events: list[dict] = []
@@ -113,7 +116,8 @@ class Session:
         log_file = open(self.cfg.out / f"{name}.log", "ab" if name in self.procs else "wb")
         # the children import the same packages as this process, wherever it was started
         path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path,
+                   **{logs.ENV: logs.level_name(self.cfg.log_level)})
         proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
                                 env=env, start_new_session=True)
         self.procs[name] = proc
@@ -142,14 +146,16 @@ class Session:
         raise RuntimeError(f"the flowgraph did not answer within {timeout:.0f} s; see {self.cfg.out / 'flowgraph.log'}")
 
     def flowgraph_control(self, msg: dict, timeout_ms: int = 2000) -> dict | None:
-        """Send one JSON command to the flowgraph's control socket; None when it does not answer."""
+        """Send one command to the flowgraph's control socket (:class:`FlowgraphRequest`; a bad
+        one raises MessageError); its reply as a dict, None when it does not answer."""
+        request = FlowgraphRequest.from_dict(msg).to_bytes()
         sock = self._ctx.socket(zmq.REQ)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(self.cfg.endpoints.fg_ctrl)
         try:
-            sock.send(json.dumps(msg).encode())
+            sock.send(request)
             if sock.poll(timeout_ms):
-                return json.loads(sock.recv())
+                return FlowgraphReply.parse(sock.recv()).as_dict()
             return None
         except (zmq.ZMQError, ValueError):
             return None
@@ -159,15 +165,16 @@ class Session:
     def set_channel(self, **params) -> dict | None:
         return self.flowgraph_control(params)
 
-    def send_control(self, msg: dict) -> None:
-        """Viewer -> TX control (pose, ROI, budget, λ, editing steps); never blocks."""
+    def send_control(self, msg: dict | Control) -> None:
+        """Viewer -> TX control (pose, ROI, budget, λ, editing steps; :class:`Control`); never blocks."""
+        data = (msg if isinstance(msg, Control) else Control.from_dict(msg)).to_bytes()
         if self._control is None:
             self._control = self._ctx.socket(zmq.PUSH)
             self._control.setsockopt(zmq.SNDHWM, 8)
             self._control.setsockopt(zmq.LINGER, 0)
             self._control.connect(self.cfg.endpoints.control)
         try:
-            self._control.send(json.dumps(msg).encode(), zmq.NOBLOCK)
+            self._control.send(data, zmq.NOBLOCK)
         except zmq.Again:
             pass
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.link.errors import MessageError
+
 SIDE_LINK_BACKOFF = 0.75
 _HEAD = struct.Struct("<HHHHee")  # image H, W, latent h, w, λ (f16), ν (f16)
 
@@ -44,17 +46,18 @@ class SideInfo:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "SideInfo":
+        """Parse and validate; raises :class:`core.link.errors.MessageError` (a ValueError)."""
         if len(data) < _HEAD.size:
-            raise ValueError("side information truncated")
+            raise MessageError("side information truncated")
         hh, ww, h, w, lam, snr = _HEAD.unpack_from(data)
         if h * w == 0 or h * w > 1 << 20:
-            raise ValueError(f"side information has an implausible latent size {h}x{w}")
+            raise MessageError(f"side information has an implausible latent size {h}x{w}")
         try:
             raw = zlib.decompress(data[_HEAD.size:], bufsize=h * w)
         except zlib.error as exc:
-            raise ValueError(f"side information corrupt: {exc}") from exc
+            raise MessageError(f"side information corrupt: {exc}") from exc
         if len(raw) != h * w:
-            raise ValueError("side information: rate map size mismatch")
+            raise MessageError("side information: rate map size mismatch")
         return cls((hh, ww), np.frombuffer(raw, np.uint8).reshape(h, w).copy(), float(lam), float(snr))
 
     @property

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import logging
 import time
 from pathlib import Path
 
@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 from .evaluate import DEFAULT_KODAK, load_images
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -94,7 +96,7 @@ def main(args) -> int:
             result["schemes"][scheme] = [time_learned(images, d, args.repeat) for d in devices]
         else:
             result["schemes"][scheme] = time_classical(scheme, images, args.repeat)
-        print(f"{scheme}: {result['schemes'][scheme]}", file=sys.stderr)
+        log.info(f"{scheme}: {result['schemes'][scheme]}")
     text = json.dumps(result, indent=1)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import sys
 import time
@@ -25,6 +26,8 @@ import numpy as np
 from core.media.imageio import list_images, read_rgb
 from core.media.metrics import ms_ssim, ms_ssim_db, psnr
 from core.paths import REPO_ROOT, asset
+
+log = logging.getLogger(__name__)
 
 DEFAULT_KODAK = REPO_ROOT.parent / "shared" / "data" / "kodak"
 LEARNED = ("compatible", "ntscc+")
@@ -222,8 +225,7 @@ def classical_curve(scheme: str, images, cbrs, snr_db: float, seed: int,
                                    + [round(float(v), 6) for v in pt[2:]])
         spent = float(np.mean([pt[0] for pt in points]))
         curve.append([round(spent, 5), round(float(np.nanmean([pt[1] for pt in points])), 3)])
-        print(f"{scheme} @ CBR budget {budget:g} (spent {spent:.4f}): {curve[-1][1]:.2f} dB",
-              file=sys.stderr)
+        log.info("%s @ CBR budget %g (spent %.4f): %.2f dB", scheme, budget, spent, curve[-1][1])
     return curve, per_image
 
 
@@ -246,7 +248,7 @@ def bd_rates(curves: dict[str, list], anchor: str) -> dict[str, float]:
             out[name] = float(bd.bd_rate(a[:, 0], a[:, 1], t[:, 0], t[:, 1], method="pchip",
                                          require_matching_points=False))
         except Exception as exc:  # degenerate curves: report, do not crash the evaluation
-            print(f"BD-rate of {name} failed: {exc}", file=sys.stderr)
+            log.warning(f"BD-rate of {name} failed: {exc}")
             out[name] = float("nan")
     return out
 
@@ -572,7 +574,7 @@ def run_fading(args) -> dict:
                      "classical_ok": bool(res.success), "mcs": tx.meta["mcs"], "qp": tx.meta["param"],
                      "olla_margin_db": round(margin, 2)})
         if t % 10 == 0:
-            print(f"fading frame {t}: {rows[-1]}", file=sys.stderr)
+            log.info(f"fading frame {t}: {rows[-1]}")
     lp = np.array([r["learned_psnr"] for r in rows]); cp = np.array([r["classical_psnr"] for r in rows])
     result = {"trace": Path(args.trace).name, "cbr": args.cbr, "frames": args.frames,
               "classical": args.classical, "feedback_delay": args.feedback_delay, "olla": args.olla,

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import logging
 import math
 import os
 import random
@@ -49,6 +50,8 @@ from core.codec.checkpoint import export_weights, load_model, load_state, read_m
 from core.codec.config import ModelConfig, get_config
 from core.codec.model import NTSCCPlus
 from core.paths import REPO_ROOT
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "train"
 
@@ -323,7 +326,7 @@ def main(args: argparse.Namespace) -> int:
             opt.load_state_dict(ckpt["opt"])
         except ValueError:  # an older checkpoint with one parameter group: fresh Adam moments
             warmup_from = step
-        print(f"resuming {ckpt_path} at step {step}", file=sys.stderr)
+        logger.info(f"resuming {ckpt_path} at step {step}")
     elif args.init_from:
         init = load_model(args.init_from, device)
         if init.cfg.to_dict() != cfg.to_dict():
@@ -331,7 +334,7 @@ def main(args: argparse.Namespace) -> int:
         load_state(model, init.state_dict())
         step = int(read_metadata(args.init_from)["info"].get("step", 0))  # the step count goes on
         warmup_from = step
-        print(f"initialised from {args.init_from}", file=sys.stderr)
+        logger.info(f"initialised from {args.init_from}")
     else:
         warmup_from = 0
     ema = EMA(model, args.ema) if args.ema else None
@@ -395,7 +398,7 @@ def main(args: argparse.Namespace) -> int:
             save_checkpoint(model, opt, step, cfg, out, args, stage, ema)
             plot_curves(log_path, out / "curves.png")
         if stop:
-            print(f"stopping after {args.max_minutes} min at step {step}", file=sys.stderr)
+            logger.info(f"stopping after {args.max_minutes} min at step {step}")
             break
     bar.close(); log.close()
     if world > 1:

@@ -11,7 +11,12 @@ Two message kinds travel over ZeroMQ:
   PHY frame plus what the receiver measured (CQI = estimated SNR, per-subcarrier SNR).
 
 Each ZeroMQ message carries exactly one frame, so ZeroMQ keeps the boundaries; over the air
-the flowgraph keeps them with its own preamble and PHY header.
+the flowgraph keeps them with its own preamble and PHY header (:mod:`core.phy.ofdm`).
+
+The other messages between processes (side, feedback, control, metrics) live in
+:mod:`core.link.messages`; these two stay here, binary and CRC-protected, because they are the
+GNU Radio blocks' hot path and carry raw complex symbols. :class:`FrameError` is a
+:class:`core.link.errors.MessageError` like every other parse error.
 """
 from __future__ import annotations
 
@@ -20,6 +25,8 @@ import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .errors import MessageError
 
 FRAME_VERSION = 1
 MAGIC_TX = b"NXT"
@@ -41,7 +48,7 @@ STREAM_TEST = 2
 FLAG_HEADER_OK = 1
 
 
-class FrameError(ValueError):
+class FrameError(MessageError):
     """A message that is not a well-formed frame; the receiver drops it and counts it."""
 
 
