@@ -10,6 +10,15 @@ ntscc+         the same model held at its fixed training point λ0 (SQI fixed), 
 
 The channel is complex AWGN at the stated SNR (the equivalent of the OFDM link with ideal
 equalisation); ``ntscc-xr link-test`` measures the real flowgraph separately.
+
+Side information is on the air in every evaluation (:mod:`core.link.sidepart`): the learned
+chain's side part (control block + LDPC-coded side bytes, MCS from the CQI with a 3 dB margin)
+is encoded, passed through the same channel and decoded with the JSCC symbols, and counted in
+its CBR; a frame whose side part fails its CRC shows the fallback (mid-grey for a single image,
+the previous frame in ``fading``) and is counted (``side_failed``). The classical chain's
+grant is counted the same way (its channel uses come off the budget and are added to the
+reported CBR) and sent once per image and budget through the same channel: a lost grant shows
+mid-grey and is counted (``grant_failed``).
 """
 from __future__ import annotations
 
@@ -25,6 +34,22 @@ import numpy as np
 from core.media.imageio import list_images, read_rgb
 from core.media.metrics import psnr
 from core.paths import REPO_ROOT, asset
+
+#: side-part outcomes of the learned chain in this run (reported in every result)
+SIDE_STATS = {"frames": 0, "side_failed": 0}
+#: classical grants sent / lost in this run
+GRANT_STATS = {"frames": 0, "grant_failed": 0}
+
+
+def _count_side(enc) -> None:
+    SIDE_STATS["frames"] += 1
+    SIDE_STATS["side_failed"] += int(enc.side_ok is False)
+
+
+def side_report() -> dict:
+    """Counts of side parts / grants lost in this run, for the result JSON."""
+    return {"side_info": {**SIDE_STATS, **GRANT_STATS,
+                          "rule": "sidepart: MCS-0 control + side bytes at MCS(CQI - 3 dB, 1 % BLER)"}}
 
 DEFAULT_KODAK = REPO_ROOT.parent / "shared" / "data" / "kodak"
 LEARNED = ("compatible", "ntscc+")
@@ -121,6 +146,7 @@ def learned_points(codec, images, scheme: str, lambdas, etas, snr_db: float, see
         res = {}
         for name, rgb in images:
             rec, enc = codec.transmit_awgn(rgb, lam, eta, snr_db, rng)
+            _count_side(enc)
             res[name] = [enc.cbr, psnr(rgb, rec)]
             bar.update(1)
         out[(lam, eta)] = res
@@ -165,8 +191,12 @@ def classical_curve(scheme: str, images, cbrs, snr_db: float, seed: int,
     image). ``<codec>+capacity``: the largest-rate QP within capacity arrives error-free.
     """
     from core.classical.chain import select_dataset_mcs
+    from core.link import sidepart
     chain = make_classical(scheme)
     rng = np.random.default_rng(seed)
+    # the grant rides the frame's digital part: its channel uses come off the budget
+    grant_bytes = sidepart.grant_size(chain.codec.name)
+    grant_uses = sidepart.channel_uses(grant_bytes, snr_db)
     per_image: dict[str, list] = {name: [] for name, _ in images}
     curve = []
     for budget in cbrs:
@@ -174,18 +204,35 @@ def classical_curve(scheme: str, images, cbrs, snr_db: float, seed: int,
             results = [chain.transmit(rgb, budget, snr_db=snr_db) for _, rgb in images]
             points = [(r.cbr_used, r.psnr if r.psnr is not None else float("nan")) for r in results]
         else:
-            sweeps = [chain.sweep(rgb, budget, snr_db=snr_db, trials=trials, rng=rng, prune_db=2.0)
+            sweeps = [chain.sweep(rgb, max(0.0, budget - grant_uses / (3 * rgb.shape[0] * rgb.shape[1])),
+                                  snr_db=snr_db, trials=trials, rng=rng, prune_db=2.0)
                       for _, rgb in images]
             mcs = select_dataset_mcs(sweeps)
             points = []
             for (_, rgb), outs in zip(images, sweeps):
                 o = next(o for o in outs if o.mcs == mcs)
-                points.append((o.channel_uses / (3 * rgb.shape[0] * rgb.shape[1]), o.mean_psnr))
+                n_px = 3 * rgb.shape[0] * rgb.shape[1]
+                grant_ok = _send_grant(grant_bytes, snr_db, rng)
+                p = o.mean_psnr if grant_ok else psnr(rgb, np.full_like(rgb, 128))
+                points.append(((o.channel_uses + grant_uses) / n_px, p))
         for (name, _), (c, p) in zip(images, points):
             per_image[name].append([round(float(c), 5), round(float(p), 3)])
         curve.append([budget, round(float(np.nanmean([p for _, p in points])), 3)])
         print(f"{scheme} @ CBR {budget:g}: {curve[-1][1]:.2f} dB", file=sys.stderr)
     return curve, per_image
+
+
+def _send_grant(n_bytes: int, snr_db: float, rng: np.random.Generator) -> bool:
+    """One grant of ``n_bytes`` through the digital part over AWGN at ``snr_db`` (MCS from
+    the same SNR as CQI): whether it arrived. Counted in ``GRANT_STATS``."""
+    from core.link import sidepart
+    blob = rng.bytes(n_bytes)
+    got = sidepart.decode(sidepart.awgn(sidepart.encode(blob, snr_db), snr_db, rng),
+                          10 ** (-snr_db / 10))
+    ok = got.data == blob
+    GRANT_STATS["frames"] += 1
+    GRANT_STATS["grant_failed"] += int(not ok)
+    return ok
 
 
 def bd_rates(curves: dict[str, list], anchor: str) -> dict[str, float]:
@@ -257,7 +304,8 @@ def run_rd(args) -> dict:
     result = {"snr_db": args.snr, "channel": args.channel, "dataset": Path(args.dataset).name,
               "n_images": len(images), "curves": curves, "points": points,
               "per_image": per_image, "anchor": args.anchor,
-              "bd_rate": bd_rates(curves, args.anchor), "seconds": round(time.time() - t0, 1)}
+              "bd_rate": bd_rates(curves, args.anchor), "seconds": round(time.time() - t0, 1),
+              **side_report()}
     if args.plot:
         plot_curves(curves, f"RD over AWGN {args.snr:g} dB ({result['dataset']}, {len(images)} images)",
                     "CBR ρ", args.plot)
@@ -309,7 +357,7 @@ def run_snr(args) -> dict:
                 curve.append([snr, c[0][1]])
         curves[scheme] = curve
     result = {"cbr": args.cbr, "channel": "awgn", "dataset": Path(args.dataset).name,
-              "n_images": len(images), "curves": curves}
+              "n_images": len(images), "curves": curves, **side_report()}
     if args.plot:
         plot_curves(curves, f"PSNR vs SNR at CBR {args.cbr:g} ({result['dataset']})", "SNR (dB)", args.plot)
     return result
@@ -345,6 +393,7 @@ def run_roi(args) -> dict:
         masks = [roi_grid_mask((h, w), [vp]) for vp in views]
         for lam, sc in grid:
             rec, enc = codec.transmit_awgn(erp, lam, sc, args.snr, np.random.default_rng(args.seed))
+            _count_side(enc)
             bar.update(1)
             for vp, ref in zip(views, refs):
                 acc["uniform"][(lam, sc)].append([enc.cbr, psnr(ref, render_viewport(rec, vp))])
@@ -353,6 +402,7 @@ def run_roi(args) -> dict:
                 rec, enc = codec.transmit_awgn(erp, lam, eta_map(mask, 0.25 * sc / 0.2, 0.05 * sc / 0.2),
                                                args.snr, np.random.default_rng(args.seed),
                                                edit_steps=args.edit_steps, quality=q)
+                _count_side(enc)
                 acc["roi"][(lam, sc)].append([enc.cbr, psnr(ref, render_viewport(rec, vp))])
                 bar.update(1)
     bar.close()
@@ -363,7 +413,7 @@ def run_roi(args) -> dict:
               "yaws": yaws, "lambdas": list(lams), "scales": _floats(args.scales),
               "edit_steps": args.edit_steps, "points_lambda_scale": points, "curves": curves,
               **equal_quality_savings(curves["uniform"], curves["roi"]),
-              "bd_rate_roi_vs_uniform_pct": bd_rates(curves, "uniform").get("roi")}
+              "bd_rate_roi_vs_uniform_pct": bd_rates(curves, "uniform").get("roi"), **side_report()}
     if args.plot:
         plot_curves(curves, f"viewport PSNR vs CBR, ROI vs uniform (AWGN {args.snr:g} dB)", "CBR ρ", args.plot)
     return result
@@ -438,9 +488,13 @@ def run_fading(args) -> dict:
     codec = LearnedCodec(device=args.device, weights=args.weights)
     chain = make_scheme(args.classical,
                         codec_options={"preset": "faster"} if args.classical.startswith("vvc") else None)
+    from core.link import sidepart
     olla = OuterLoopLinkAdaptation() if args.olla else None
     rng = np.random.default_rng(args.seed)
     rows = []
+    grant_bytes = sidepart.grant_size(chain.codec.name)
+    grey = np.full((h, w, 3), 128, np.uint8)
+    shown = {"learned": grey, "classical": grey}  # the stated fallback: the previous frame
     for t in range(args.frames):
         rgb = frames[t % len(frames)]
         snr = float(trace[t % len(trace)])
@@ -449,22 +503,38 @@ def run_fading(args) -> dict:
         # η steered to the budget with one correction (as the live TX's controller does)
         eta = float(np.clip(0.2 * args.cbr / enc.cbr, 0.02, 0.8))
         enc = codec.encode(rgb, args.lam, eta, float(np.clip(cqi, 0, 14)))
-        sigma = np.sqrt(10 ** (-snr / 10) / 2)
-        noisy = enc.symbols + (sigma * (rng.standard_normal(enc.n_symbols)
-                                        + 1j * rng.standard_normal(enc.n_symbols))).astype(np.complex64)
-        rec = codec.decode(noisy, enc.side, snr_db=float(np.clip(snr, 0, 14)))
+        # the whole frame on the air: side part (MCS from the delayed CQI) + JSCC symbols
+        nu = float(np.clip(cqi, 0, 14))
+        y_l = sidepart.awgn(codec.frame_symbols(enc, nu), snr, rng)
+        rec, side_ok = codec.receive_frame(y_l, 10 ** (-snr / 10), float(np.clip(snr, 0, 14)),
+                                           shown["learned"])
+        enc.side_ok = side_ok
+        _count_side(enc)
+        shown["learned"] = rec
         margin = olla.margin_db if olla else 0.0
-        tx = chain.symbols_for(rgb, args.cbr, cqi_db=olla.effective_cqi(cqi) if olla else cqi)
-        y = tx.symbols + (sigma * (rng.standard_normal(tx.symbols.size)
-                                   + 1j * rng.standard_normal(tx.symbols.size))).astype(np.complex64)
-        res = chain.receive(y, 10 ** (-snr / 10), tx.meta, original=rgb, snr_db=snr)
+        grant_uses = sidepart.channel_uses(grant_bytes, cqi)
+        tx = chain.symbols_for(rgb, max(0.0, args.cbr - grant_uses / (3 * h * w)),
+                               cqi_db=olla.effective_cqi(cqi) if olla else cqi)
+        blob = sidepart.pack_grant(tx.meta)
+        y = sidepart.awgn(np.concatenate([sidepart.encode(blob, cqi), tx.symbols]), snr, rng)
+        got = sidepart.decode(y, 10 ** (-snr / 10))
+        GRANT_STATS["frames"] += 1
+        if got.data == blob:
+            res = chain.receive(y[got.n_symbols:], 10 ** (-snr / 10), sidepart.unpack_grant(got.data),
+                                original=rgb, snr_db=snr)
+            c_rec, c_ok = res.recon, bool(res.success)
+        else:
+            GRANT_STATS["grant_failed"] += 1
+            c_rec, c_ok = shown["classical"], False
+        shown["classical"] = c_rec
         if olla:
-            olla.observe(bool(res.success))
+            olla.observe(c_ok)
         rows.append({"frame": t, "snr_db": round(snr, 2), "cqi_db": round(cqi, 2),
                      "learned_psnr": round(psnr(rgb, rec), 3), "learned_cbr": round(enc.cbr, 5),
-                     "classical_psnr": round(psnr(rgb, res.recon), 3),
-                     "classical_cbr": round(tx.symbols.size / (3 * h * w), 5),
-                     "classical_ok": bool(res.success), "mcs": tx.meta["mcs"], "qp": tx.meta["param"],
+                     "learned_side_ok": side_ok,
+                     "classical_psnr": round(psnr(rgb, c_rec), 3),
+                     "classical_cbr": round((tx.symbols.size + grant_uses) / (3 * h * w), 5),
+                     "classical_ok": c_ok, "mcs": tx.meta["mcs"], "qp": tx.meta["param"],
                      "olla_margin_db": round(margin, 2)})
         if t % 10 == 0:
             print(f"fading frame {t}: {rows[-1]}", file=sys.stderr)
@@ -475,7 +545,8 @@ def run_fading(args) -> dict:
               "learned_min_psnr": round(float(lp.min()), 3), "classical_min_psnr": round(float(cp.min()), 3),
               "classical_failures": int(sum(not r["classical_ok"] for r in rows)),
               "learned_frames_below_mean_minus_5db": int((lp < lp.mean() - 5).sum()),
-              "per_frame": rows}
+              "learned_side_failed": int(sum(not r["learned_side_ok"] for r in rows)),
+              **side_report(), "per_frame": rows}
     if args.plot:
         plot_fading(rows, args, args.plot)
     return result
@@ -520,6 +591,7 @@ def run_edit(args) -> dict:
             for name, rgb in images:
                 rec, enc = codec.transmit_awgn(rgb, lam, eta, args.snr, np.random.default_rng(args.seed),
                                                edit_steps=steps)
+                _count_side(enc)
                 cb.append(enc.cbr); ps.append(psnr(rgb, rec))
                 bar.update(1)
             pts[f"{lam:g},{eta:g}"] = [round(float(np.mean(cb)), 5), round(float(np.mean(ps)), 3)]
@@ -530,7 +602,7 @@ def run_edit(args) -> dict:
     result = {"snr_db": args.snr, "dataset": Path(args.dataset).name, "n_images": len(images),
               "lambdas": list(lams), "etas": _floats(args.etas), "points_lambda_eta": points,
               "curves": curves, **equal_quality_savings(anchor, test),
-              "bd_rate_pct": bd_rates(curves, "T=0").get(f"T={args.steps}")}
+              "bd_rate_pct": bd_rates(curves, "T=0").get(f"T={args.steps}"), **side_report()}
     if args.plot:
         plot_curves(curves, f"NTSCC++ online editing, AWGN {args.snr:g} dB", "CBR ρ", args.plot)
     return result
