@@ -1,9 +1,12 @@
 """``ntscc-xr rx``: the receiver process.
 
-Joins two inputs by (stream, frame id): side messages from the TX (side information, the
-reference frame for metrics, viewport) and PHY frames from the flowgraph (equalised symbols,
-CQI). A frame whose PHY part does not arrive in time — lost preamble, failed header, dead
-flowgraph — is decoded from erasures (zeros) so the picture degrades and the stream goes on.
+Joins two inputs by (stream, frame id): reference messages from the TX (the original frame
+for metrics, ROI, viewport, telemetry — never used to decode) and PHY frames from the flowgraph
+(equalised symbols, CQI). Each PHY frame starts with its digital side part (side information or
+classical grant, ``core.link.sidepart``), decoded here with the real LDPC decoder. A frame
+whose PHY part does not arrive in time (lost preamble, failed header, dead flowgraph) or whose
+side part fails its CRC (``side_failed``, counted) shows the stated fallback: the previous
+picture of that stream (mid-grey before the first) — and the stream goes on.
 Every frame yields metrics (CSV + a PUB socket for the viewer) and the receiver feeds the
 CQI (smoothed pilot SNR) and acknowledgements back to the TX.
 """
@@ -22,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import zmq
 
+from core.link import sidepart
 from core.link.endpoints import Endpoints, add_link_arguments, bind_address, endpoints_from
 from core.link.frame import STREAM_CLASSICAL, STREAM_LEARNED, RxFrame
 from core.link.messages import METRIC_FIELDS, EndOfStream, Feedback, MessageError, MetricsMessage, parse_side
@@ -77,6 +81,7 @@ class Counters:
     duplicates: int = 0
     late: int = 0
     dropped_pending: int = 0
+    side_failed: int = 0  #: frames whose side part (side info / grant) failed its CRC
     extra: dict = field(default_factory=dict)
 
 
@@ -110,6 +115,7 @@ class Receiver:
         self.done_ids: OrderedDict[tuple[int, int], None] = OrderedDict()
         self.orphans: OrderedDict[tuple[int, int], RxFrame] = OrderedDict()
         self.counters = Counters()
+        self.shown: dict[int, np.ndarray] = {}  # last picture per stream: the fallback
         self.cqi_ewma = float("nan")
         self.last_input = time.time()
         self.expected_frames: int | None = None
@@ -136,6 +142,7 @@ class Receiver:
                 log.info("new transmitter session, resetting frame bookkeeping")
                 self.counters.extra["tx_restarts"] = self.counters.extra.get("tx_restarts", 0) + 1
                 self.pending.clear(); self.done_ids.clear(); self.refs.clear(); self.orphans.clear()
+                self.shown.clear()
             self.tx_session = session
         if key in self.pending or key in self.done_ids:
             self.counters.duplicates += 1
@@ -188,23 +195,40 @@ class Receiver:
         status = "ok" if p.phy is not None else "lost"
         symbols = p.phy.symbols if p.phy is not None else np.zeros(0, np.complex64)
         cqi = p.phy.cqi_db if p.phy is not None else float("nan")
+        noise_var = 10 ** (-cqi / 10) if math.isfinite(cqi) else 0.1
+        extra: dict = {}
         try:
-            if stream == STREAM_LEARNED:
-                nu = cqi if math.isfinite(cqi) else p.meta.get("cqi_used", 10.0)
-                rec = self.codec.decode(symbols, p.side, snr_db=float(np.clip(nu, 0.0, 14.0)))
-                extra = {}
-            elif stream == STREAM_CLASSICAL:
-                rec, extra = self._decode_classical(symbols, p, cqi)
-                status = status if extra.get("ok", False) or status == "lost" else "cliff"
-            else:
+            fallback = self._fallback(stream, p.meta)
+            if stream not in (STREAM_LEARNED, STREAM_CLASSICAL):
                 return
+            if p.phy is None:
+                rec = fallback
+            elif stream == STREAM_LEARNED:
+                nu = float(np.clip(cqi, 0.0, 14.0)) if math.isfinite(cqi) else None
+                rec, side_ok = self.codec.receive_frame(symbols, noise_var, nu, fallback)
+                status = status if side_ok else "side_failed"
+            else:
+                side = sidepart.decode(symbols, noise_var)
+                try:
+                    grant = sidepart.unpack_grant(side.data) if side.data is not None else None
+                except ValueError:
+                    grant = None
+                if grant is None:
+                    rec, status = fallback, "side_failed"
+                else:
+                    rec, extra = self._decode_classical(symbols[side.n_symbols:], p, cqi,
+                                                        json.dumps(grant).encode(), side.n_symbols)
+                    status = status if extra.get("ok", False) else "cliff"
         except Exception as exc:  # one bad frame must never stop the stream
             self.counters.malformed += 1
             log.warning("frame %s undecodable: %s: %s", key, type(exc).__name__, exc)
             return
         t_dec = time.perf_counter() - t0
+        self.shown[stream] = rec
+        extra["side_failed"] = int(status == "side_failed")
         self.counters.decoded += status == "ok"
         self.counters.lost += status == "lost"
+        self.counters.side_failed += status == "side_failed"
         try:
             row = self._metrics(stream, frame_id, rec, ref_roi, p, status, cqi, t_dec, extra)
         except Exception as exc:
@@ -217,12 +241,23 @@ class Receiver:
         self._send_feedback(frame_id, row["stream"], status)
         self.write_counters()
 
-    def _decode_classical(self, symbols, p: Pending, cqi: float):
+    def _fallback(self, stream: int, meta: dict) -> np.ndarray:
+        """What a frame without usable side information shows: the stream's previous picture,
+        mid-grey before the first (its size from the session's resolution)."""
+        if stream in self.shown:
+            return self.shown[stream]
+        h, w = int(meta.get("height", 256)), int(meta.get("width", 512))
+        if not (0 < h <= 4096 and 0 < w <= 8192):
+            raise MessageError("side message: implausible frame size")
+        return np.full((h, w, 3), 128, np.uint8)
+
+    def _decode_classical(self, symbols, p: Pending, cqi: float, grant: bytes, offset: int = 0):
+        """``symbols``: the frame's symbols after the side part (which took ``offset``)."""
         if self.classical is None:
             from .classical import ClassicalReceiver
             self.classical = ClassicalReceiver()
         sc = p.phy.subcarrier_snr_db if p.phy is not None else None
-        return self.classical.decode(symbols, p.meta, p.side, cqi, sc)
+        return self.classical.decode(symbols, p.meta, grant, cqi, sc, offset)
 
     def _metrics(self, stream, frame_id, rec, ref_roi, p: Pending, status, cqi, t_dec, extra) -> dict:
         vp = Viewport(**p.meta["viewport"]) if "viewport" in p.meta else Viewport()
@@ -235,7 +270,8 @@ class Receiver:
                "mcs": extra.get("mcs", p.meta.get("mcs")), "qp": p.meta.get("qp"),
                "olla_margin_db": p.meta.get("olla_margin_db"), "policy": p.meta.get("policy"),
                "codec": p.meta.get("codec"), "yaw": vp.yaw, "pitch": vp.pitch, "fov": vp.fov,
-               "t_wall": time.time(), "tx_session": p.meta.get("tx_session")}
+               "t_wall": time.time(), "tx_session": p.meta.get("tx_session"),
+               "side_failed": extra.get("side_failed", 0)}
         if ref_roi is not None and rec is not None and rec.shape == ref_roi[0].shape:
             ref, roi = ref_roi
             vp_ref, vp_rec = render_viewport(ref, vp), render_viewport(rec, vp)

@@ -19,14 +19,16 @@ from core.classical.chain import make_scheme
 from core.phy.ofdm import DEFAULT_CONFIG, OfdmConfig
 
 
-def per_symbol_noise_var(n_symbols: int, subcarrier_snr_db, config: OfdmConfig = DEFAULT_CONFIG):
-    """Post-equalisation noise variance of each of ``n_symbols`` payload symbols from the
-    PHY's per-carrier SNR (dB, one value per occupied carrier); None when that is unusable."""
+def per_symbol_noise_var(n_symbols: int, subcarrier_snr_db, config: OfdmConfig = DEFAULT_CONFIG,
+                         offset: int = 0):
+    """Post-equalisation noise variance of each of ``n_symbols`` payload symbols that start
+    ``offset`` symbols into the frame's payload (after the digital side part), from the PHY's
+    per-carrier SNR (dB, one value per occupied carrier); None when that is unusable."""
     sc = np.asarray(subcarrier_snr_db if subcarrier_snr_db is not None else [], np.float64).reshape(-1)
     if n_symbols <= 0 or sc.size != config.n_occupied or not np.all(np.isfinite(sc)):
         return None
     sc = np.clip(sc, -30.0, 60.0)
-    return (10.0 ** (-sc / 10.0))[config.payload_carriers(n_symbols)]
+    return (10.0 ** (-sc / 10.0))[config.payload_carriers(offset + n_symbols)[offset:]]
 
 
 class ClassicalReceiver:
@@ -40,7 +42,7 @@ class ClassicalReceiver:
         return self._chains[scheme]
 
     def decode(self, symbols: np.ndarray, meta: dict, grant: bytes, cqi_db: float,
-               subcarrier_snr_db=None):
+               subcarrier_snr_db=None, offset: int = 0):
         """Returns (reconstruction, {"ok", "mcs", "blocks_failed", "llr_noise"})."""
         g = json.loads(grant)
         snr = cqi_db if math.isfinite(cqi_db) else float(meta.get("cqi_used", 10.0))
@@ -49,7 +51,7 @@ class ClassicalReceiver:
         y = np.zeros(max(need, symbols.size), np.complex64)  # missing symbols are erasures
         y[:symbols.size] = np.nan_to_num(symbols)
         noise_var = 10 ** (-snr / 10)
-        nv = per_symbol_noise_var(symbols.size, subcarrier_snr_db) if self.per_subcarrier else None
+        nv = per_symbol_noise_var(symbols.size, subcarrier_snr_db, offset=offset) if self.per_subcarrier else None
         if nv is not None:
             # symbols that never arrived (zeros) keep the scalar variance, as before
             noise_var = np.concatenate([nv, np.full(y.size - nv.size, noise_var)])

@@ -1,8 +1,6 @@
 """Unit tests of the learned core on the tiny random-initialised configuration."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -15,6 +13,7 @@ from core.codec.layers import NeighbourhoodAttention, checkerboard_layout, check
 from core.codec.learned import LearnedCodec
 from core.codec.model import NTSCCPlus
 from core.codec.sideinfo import SideInfo, cbr, side_channel_uses
+from core.link import sidepart
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +177,10 @@ def test_cbr_count_includes_side_information(tiny):
     assert info.rate_index.shape == (3, 5)
     assert enc.n_symbols == int(levels[info.rate_index].sum())
     k_side = side_channel_uses(len(enc.side), 10.0)
-    assert k_side == math.ceil(8 * len(enc.side) / 2.5)  # 2.5 bit/use at 10 dB (documented rule)
+    # the digital part really sent: MCS-0 control block + side bytes LDPC-coded at the MCS
+    # of the CQI with the 3 dB margin (documented rule), exactly as many symbols as encoded
+    assert k_side == sidepart.control_symbols() + sidepart.body_symbols(len(enc.side), sidepart.side_mcs(10.0))
+    assert k_side == codec.frame_symbols(enc, 10.0).size - enc.n_symbols
     assert enc.cbr == pytest.approx((enc.n_symbols + k_side) / (3 * 48 * 80))
     assert enc.cbr == pytest.approx(cbr(enc.n_symbols, len(enc.side), 48, 80, 10.0))
     out = codec.decode(enc.symbols, enc.side)
@@ -193,7 +195,10 @@ def test_side_info_round_trip_and_rejects_garbage():
     back = SideInfo.from_bytes(info.to_bytes())
     assert np.array_equal(back.rate_index, idx) and back.image_size == (100, 140)
     assert back.lam == pytest.approx(0.0483, rel=1e-3) and back.snr_db == pytest.approx(6.5, abs=0.01)
-    for bad in (b"", b"\x00" * 5, info.to_bytes()[:-3], info.to_bytes()[:12] + b"garbage"):
+    # structurally impossible input is refused; corruption of the coded map itself is caught
+    # by the CRC of the digital part that carries it (tests/test_sidepart.py)
+    huge = bytearray(info.to_bytes()); huge[4:8] = (4000).to_bytes(2, "little") * 2
+    for bad in (b"", b"\x00" * 5, bytes(huge), info.to_bytes()[:12] + b"x" * 200):
         with pytest.raises(ValueError):
             SideInfo.from_bytes(bad)
 

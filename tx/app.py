@@ -2,8 +2,11 @@
 
 Per frame: read the ERP frame, take the viewport pose (viewer control socket or a scripted
 head trajectory), derive the ROI and its η map, read the latest CQI from the receiver's
-feedback, encode with compatible NTSCC+ (optionally NTSCC++ editing), send the symbols to the
-flowgraph and the side information to the receiver. The classical chain (codec + 5G LDPC)
+feedback, encode with compatible NTSCC+ (optionally NTSCC++ editing), send the frame to the
+flowgraph: its digital side part (side information, on the air: ``core.link.sidepart``) then
+the JSCC symbols. The ZeroMQ side link to the receiver carries only what a real deployment
+would send outside the radio: the reference frame, ROI and viewport for the metrics, and
+telemetry (it is never used to decode). The classical chain (codec + 5G LDPC)
 encodes the same frame for the same budget and CQI and rides the same PHY as a second stream.
 """
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 import zmq
 
 from core.classical.mcs import OuterLoopLinkAdaptation
+from core.link import sidepart
 from core.link.endpoints import add_link_arguments, bind_address, endpoints_from
 from core.link.frame import STREAM_CLASSICAL, STREAM_LEARNED, TxFrame
 from core.link.messages import Control, EndOfStream, Feedback, MessageError, SideMessage
@@ -183,15 +187,17 @@ class Transmitter:
                                 quality=quality if self.edit_steps else None)
         t_enc = time.perf_counter() - t0
         self.rate.observe(scale, enc.cbr)
-        meta = {"stream": STREAM_LEARNED, "frame_id": frame_id, "lam": self.args.lam,
+        air = self.codec.frame_symbols(enc, nu)  # side part (on the air) + JSCC symbols
+        meta = {"side_uses": int(air.size - enc.n_symbols),
+                "stream": STREAM_LEARNED, "frame_id": frame_id, "lam": self.args.lam,
                 "eta_scale": scale, "roi": self.roi_enabled, "cqi_used": nu,
                 "cbr": enc.cbr, "budget": self.rate.budget, "n_symbols": enc.n_symbols,
                 "encode_ms": 1e3 * t_enc, "viewport": asdict(pose), "edit_steps": self.edit_steps,
                 "t_sent_ns": time.time_ns(), "height": h, "width": w, "tx_session": self.tx_session}
         with self._send_lock:
-            self._send_side(meta, enc.side, rgb, roi)
+            self._send_side(meta, b"", rgb, roi)  # metrics reference only: no side info
             if self._drop_rng.random() >= self.args.drop_rate:
-                self._send_phy(TxFrame(frame_id, enc.symbols, STREAM_LEARNED))
+                self._send_phy(TxFrame(frame_id, air, STREAM_LEARNED))
         if self.classical is not None:
             cqi, margin = self.cqi.value_db, 0.0
             if self.olla is not None:
@@ -207,13 +213,21 @@ class Transmitter:
 
     def _send_classical(self, frame_id, rgb, pose, cqi_db, budget, olla_margin_db=0.0) -> None:
         h, w = rgb.shape[:2]
-        cmeta, symbols = self.classical.encode(rgb, cqi_db, budget)
+        # the grant rides the frame's digital part (MCS from the CQI without the OLLA back-off);
+        # its channel uses come off the frame's budget
+        grant_cqi = cqi_db + olla_margin_db
+        grant_uses = sidepart.channel_uses(sidepart.grant_size(self.classical.chain.codec.name), grant_cqi)
+        cmeta, symbols = self.classical.encode(rgb, cqi_db, max(0.0, budget - grant_uses / (3 * h * w)))
+        grant = sidepart.pack_grant(json.loads(cmeta.pop("payload")))
+        symbols = np.concatenate([sidepart.encode(grant, grant_cqi), symbols])
+        cmeta.update(cbr=symbols.size / (3 * h * w), budget=budget, side_uses=int(symbols.size - cmeta["n_symbols"]),
+                     n_symbols=int(symbols.size))
         cmeta.update(stream=STREAM_CLASSICAL, frame_id=frame_id, t_sent_ns=time.time_ns(),
                      olla_margin_db=olla_margin_db,
                      tx_session=self.tx_session,
                      viewport=asdict(pose), height=h, width=w)
         with self._send_lock:
-            self._send_side(cmeta, cmeta.pop("payload", b""), None, None)
+            self._send_side(cmeta, b"", None, None)  # metrics/telemetry only: the grant is on the air
             self._send_phy(TxFrame(frame_id, symbols, STREAM_CLASSICAL))
 
     def _classical_worker(self) -> None:
@@ -233,6 +247,8 @@ class Transmitter:
             self.phy_dropped += 1  # flowgraph down or saturated: the RX decodes it as lost
 
     def _send_side(self, meta: dict, side: bytes, rgb, roi) -> None:
+        """The out-of-band message to the RX: REFERENCE ONLY (metrics: the original frame, ROI,
+        viewport; telemetry). ``side`` stays empty: side information travels on the air."""
         parts = SideMessage.from_meta(meta, side, rgb, roi).to_parts()
         try:
             self.side.send_multipart(parts, flags=zmq.NOBLOCK)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from core.link import sidepart
+
 from .checkpoint import load_model
 from .model import NTSCCPlus
 from .sideinfo import SideInfo, cbr
@@ -32,6 +34,9 @@ class EncodedImage:
     cbr: float
     height: int
     width: int
+    #: offline transmissions (:meth:`LearnedCodec.transmit_awgn`): whether the side part
+    #: arrived (its CRC passed); None when not transmitted
+    side_ok: bool | None = None
 
     @property
     def n_symbols(self) -> int:
@@ -107,24 +112,53 @@ class LearnedCodec:
     def transmit_awgn(self, rgb: np.ndarray, lam: float, eta, snr_db: float,
                       rng: np.random.Generator | None = None, edit_steps: int = 0,
                       quality: np.ndarray | None = None, nu_db: float | None = None,
-                      rx_snr: str = "estimated") -> tuple[np.ndarray, EncodedImage]:
-        """Encode, pass the symbols through complex AWGN at ``snr_db``, decode.
+                      rx_snr: str = "estimated",
+                      fallback: np.ndarray | None = None) -> tuple[np.ndarray, EncodedImage]:
+        """Encode, send the whole frame -- the digital side part (:mod:`core.link.sidepart`,
+        really LDPC-coded, its MCS from the CQI ``snr_db`` with the 3 dB margin) and the JSCC
+        symbols -- through complex AWGN at ``snr_db``, decode.
 
-        ``nu_db``: the SNR the encoder is told (its ν; default ``snr_db``, a CQI that matches
-        the channel). ``rx_snr``: the SNR the decoder is given -- ``"estimated"`` (default: as
-        the live receiver, the pilot-based estimate of the OFDM PHY for a frame of this many
-        symbols, :func:`core.phy.ofdm.emulate_snr_estimate`, clipped to the model's 0-14 dB as
-        the live RX does) or ``"true"`` (the channel's SNR, free help no receiver has)."""
+        ``nu_db``: the SNR the JSCC encoder is told (its ν; default ``snr_db``, a CQI that matches
+        the channel); the side part's MCS always follows the channel's CQI. ``rx_snr``: the SNR
+        the receiver uses (LLRs of the side part, the JSCC decoder's ν) -- ``"estimated"``
+        (default: as the live receiver, the pilot-based estimate of the OFDM PHY for a frame of
+        this many symbols, :func:`core.phy.ofdm.emulate_snr_estimate`, clipped to the model's
+        0-14 dB for the decoder as the live RX does) or ``"true"`` (the channel's SNR, free help
+        no receiver has).
+
+        If the side part fails its CRC the receiver cannot decode the frame and shows
+        ``fallback`` (default: mid-grey, all a receiver knows without side information);
+        ``enc.side_ok`` tells which."""
         rng = rng or np.random.default_rng()
         nu = snr_db if nu_db is None else nu_db
         enc = self.encode(rgb, lam, eta, nu, edit_steps=edit_steps, quality=quality)
-        sigma = np.sqrt(10 ** (-snr_db / 10) / 2)
-        noise = sigma * (rng.standard_normal(enc.n_symbols) + 1j * rng.standard_normal(enc.n_symbols))
+        y = sidepart.awgn(self.frame_symbols(enc, snr_db), snr_db, rng)
         if rx_snr == "estimated":
             from core.phy.ofdm import emulate_snr_estimate
-            rx_db = float(np.clip(emulate_snr_estimate(snr_db, enc.n_symbols, rng), 0.0, 14.0))
+            est_db = float(emulate_snr_estimate(snr_db, y.size, rng))
         elif rx_snr == "true":
-            rx_db = snr_db
+            est_db = snr_db
         else:
             raise ValueError(f"rx_snr must be 'estimated' or 'true', got {rx_snr!r}")
-        return self.decode(enc.symbols + noise.astype(np.complex64), enc.side, snr_db=rx_db), enc
+        rec, enc.side_ok = self.receive_frame(
+            y, 10 ** (-est_db / 10), snr_db=float(np.clip(est_db, 0.0, 14.0)),
+            fallback=fallback if fallback is not None else np.full_like(rgb, 128))
+        return rec, enc
+
+    @staticmethod
+    def frame_symbols(enc: EncodedImage, cqi_db: float) -> np.ndarray:
+        """All symbols of one frame on the air: the digital side part, then the JSCC symbols."""
+        return np.concatenate([sidepart.encode(enc.side, cqi_db), enc.symbols])
+
+    def receive_frame(self, y: np.ndarray, noise_var, snr_db: float | None,
+                      fallback: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Decode a frame's symbols ``y`` (side part first): (picture, side part ok). A side
+        part that fails its CRC (or does not parse) gives ``fallback``."""
+        side = sidepart.decode(y, noise_var)
+        if side.data is None:
+            return fallback, False
+        try:
+            info = SideInfo.from_bytes(side.data)
+            return self.decode(np.asarray(y).reshape(-1)[side.n_symbols:], info, snr_db), True
+        except ValueError:
+            return fallback, False

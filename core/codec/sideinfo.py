@@ -2,32 +2,36 @@
 
 The receiver needs, besides the JSCC symbols: the rate-index map (one q-bit index per latent
 position), the SQI λ and the CQI ν the transmitter used (float16 each, paper Sec. IV-A), and
-the image size. They are serialised here, compressed losslessly (zlib/DEFLATE — the same
-coder as PNG, on the raw index bytes), and sent over a robust digital link.
+the image size. They are serialised here -- a 12-byte header, then the rate map coded by the
+context-adaptive range coder of :mod:`core.codec.ratemap` (smaller than zlib, which the
+first version used) -- and sent on the air in the frame's digital part
+(:mod:`core.link.sidepart`: CRC24A + 5G NR LDPC + QAM at an MCS from the CQI with a 3 dB
+margin, after a fixed MCS-0 control block).
 
 CBR rule (documented in README and tested):
 
-    ρ = (k_jscc + k_side) / (3·H·W),   k_side = ceil(8·len(side_bytes) / SIDE_BITS_PER_SYMBOL)
+    ρ = (k_jscc + k_side) / (3·H·W),   k_side = sidepart.channel_uses(len(side_bytes), ν)
 
-where the digital link's spectral efficiency follows the CQI ν in the side information
-itself, as a real link adaptation would: SIDE_BITS_PER_SYMBOL(ν) = 3/4 of the AWGN capacity
-log2(1 + 10^(ν/10)), rounded down to a multiple of 1/4 bit and kept within [0.25, 4] bits per
-channel use. The 25 % back-off from capacity is the usual margin of 5G LDPC at BLER 10 %
-(e.g. 0.75 bit/use at 0 dB, 2.5 bit/use at 10 dB).
+the channel uses the digital part really takes: the control block plus the LDPC-coded side
+bytes at the MCS that :func:`core.link.sidepart.side_mcs` picks from the CQI ν in the side
+information itself.
 """
 from __future__ import annotations
 
-import math
 import struct
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
+from core.link import sidepart
 from core.link.errors import MessageError
 
-SIDE_LINK_BACKOFF = 0.75
+from . import ratemap
+
 _HEAD = struct.Struct("<HHHHee")  # image H, W, latent h, w, λ (f16), ν (f16)
+RATE_BITS = 4  # 16 rate levels
+#: largest rate map accepted (an 8192x4096 ERP frame at 1/16 resolution)
+MAX_POSITIONS = 1 << 17
 
 
 @dataclass
@@ -42,7 +46,7 @@ class SideInfo:
         h, w = idx.shape
         head = _HEAD.pack(self.image_size[0], self.image_size[1], h, w,
                           np.float16(self.lam), np.float16(self.snr_db))
-        return head + zlib.compress(idx.tobytes(), 9)
+        return head + ratemap.encode(idx, RATE_BITS)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "SideInfo":
@@ -50,30 +54,23 @@ class SideInfo:
         if len(data) < _HEAD.size:
             raise MessageError("side information truncated")
         hh, ww, h, w, lam, snr = _HEAD.unpack_from(data)
-        if h * w == 0 or h * w > 1 << 20:
-            raise MessageError(f"side information has an implausible latent size {h}x{w}")
-        try:
-            raw = zlib.decompress(data[_HEAD.size:], bufsize=h * w)
-        except zlib.error as exc:
-            raise MessageError(f"side information corrupt: {exc}") from exc
-        if len(raw) != h * w:
-            raise MessageError("side information: rate map size mismatch")
-        return cls((hh, ww), np.frombuffer(raw, np.uint8).reshape(h, w).copy(), float(lam), float(snr))
+        if h * w == 0 or h * w > MAX_POSITIONS or h * w > -(-hh // 8) * -(-ww // 8):
+            raise MessageError(f"side information has an implausible latent size {h}x{w} "
+                               f"for a {hh}x{ww} image")
+        if len(data) - _HEAD.size > h * w:  # the coder never expands 4-bit indices that much
+            raise MessageError("side information: rate map too long for its size")
+        idx = ratemap.decode(data[_HEAD.size:], (h, w), RATE_BITS)
+        return cls((hh, ww), idx, float(lam), float(snr))
 
     @property
     def channel_uses(self) -> int:
         return side_channel_uses(len(self.to_bytes()), self.snr_db)
 
 
-def side_bits_per_symbol(snr_db: float) -> float:
-    """Spectral efficiency of the digital side-information link at CQI ``snr_db``."""
-    se = SIDE_LINK_BACKOFF * math.log2(1 + 10 ** (snr_db / 10))
-    return min(4.0, max(0.25, math.floor(se * 4) / 4))
-
-
 def side_channel_uses(n_bytes: int, snr_db: float) -> int:
-    """Complex channel uses needed to carry ``n_bytes`` of side information at CQI ``snr_db``."""
-    return math.ceil(8 * n_bytes / side_bits_per_symbol(snr_db))
+    """Complex channel uses of the digital part carrying ``n_bytes`` of side information at
+    CQI ``snr_db`` (control block + LDPC-coded side bytes at the chosen MCS)."""
+    return sidepart.channel_uses(n_bytes, snr_db)
 
 
 def cbr(jscc_symbols: int, side_bytes: int, height: int, width: int, snr_db: float) -> float:

@@ -10,6 +10,15 @@ ntscc+         the same model held at its fixed training point λ0 (SQI fixed), 
 
 The channel is complex AWGN at the stated SNR (the equivalent of the OFDM link with ideal
 equalisation); ``ntscc-xr link-test`` measures the real flowgraph separately.
+
+Side information is on the air in every evaluation (:mod:`core.link.sidepart`): the learned
+chain's side part (control block + LDPC-coded side bytes, MCS from the CQI with a 3 dB margin)
+is encoded, passed through the same channel and decoded with the JSCC symbols, and counted in
+its CBR; a frame whose side part fails its CRC shows the fallback (mid-grey for a single image,
+the previous frame in ``fading``) and is counted (``side_failed``). The classical chain's
+grant is counted the same way (its channel uses come off the budget and are added to the
+reported CBR) and sent once per image and budget through the same channel: a lost grant shows
+mid-grey and is counted (``grant_failed``).
 """
 from __future__ import annotations
 
@@ -28,6 +37,21 @@ from core.media.metrics import ms_ssim, ms_ssim_db, psnr
 from core.paths import REPO_ROOT, asset
 
 log = logging.getLogger(__name__)
+#: side-part outcomes of the learned chain in this run (reported in every result)
+SIDE_STATS = {"frames": 0, "side_failed": 0}
+#: classical grants sent / lost in this run
+GRANT_STATS = {"frames": 0, "grant_failed": 0}
+
+
+def _count_side(enc) -> None:
+    SIDE_STATS["frames"] += 1
+    SIDE_STATS["side_failed"] += int(enc.side_ok is False)
+
+
+def side_report() -> dict:
+    """Counts of side parts / grants lost in this run, for the result JSON."""
+    return {"side_info": {**SIDE_STATS, **GRANT_STATS,
+                          "rule": "sidepart: MCS-0 control + side bytes at MCS(CQI - 3 dB, 1 % BLER)"}}
 
 DEFAULT_KODAK = REPO_ROOT.parent / "shared" / "data" / "kodak"
 LEARNED = ("compatible", "ntscc+")
@@ -139,6 +163,7 @@ def learned_points(codec, images, scheme: str, lambdas, etas, snr_db: float, see
         res = {}
         for name, rgb in images:
             rec, enc = codec.transmit_awgn(rgb, lam, eta, snr_db, rng, nu_db=nu_db, rx_snr=rx_snr)
+            _count_side(enc)
             res[name] = [enc.cbr, psnr(rgb, rec)] + ([ms_ssim(rgb, rec)] if msssim else [])
             bar.update(1)
         out[(lam, eta)] = res
@@ -189,11 +214,15 @@ def classical_curve(scheme: str, images, cbrs, snr_db: float, seed: int,
     third value, the expected MS-SSIM (success rate · codec reconstruction + failure rate ·
     mean image, as the PSNR's MSE).
     """
-    from core.classical.chain import grant_channel_uses, select_dataset_mcs
+    from core.classical.chain import select_dataset_mcs
     from core.classical.codecs import image_key, mean_image
+    from core.link import sidepart
     chain = make_classical(scheme)
     rng = np.random.default_rng(seed)
-    grant = grant_channel_uses(snr_db)
+    # the grant rides the frame's digital part: its channel uses come off the budget
+    grant_bytes = sidepart.grant_size(chain.codec.name)
+    grant_uses = sidepart.channel_uses(grant_bytes, snr_db)
+    grant = grant_uses
     per_image: dict[str, list] = {name: [] for name, _ in images}
     curve = []
     for budget in cbrs:
@@ -204,13 +233,17 @@ def classical_curve(scheme: str, images, cbrs, snr_db: float, seed: int,
                       + ((ms_ssim(rgb, r.recon),) if msssim else ())
                       for r, (_, rgb) in zip(results, images)]
         else:
-            sweeps = [chain.sweep(rgb, budget, snr_db=snr_db, trials=trials, rng=rng, prune_db=2.0)
+            sweeps = [chain.sweep(rgb, max(0.0, budget - grant_uses / (3 * rgb.shape[0] * rgb.shape[1])),
+                                  snr_db=snr_db, trials=trials, rng=rng, prune_db=2.0)
                       for _, rgb in images]
             mcs = select_dataset_mcs(sweeps)
             points = []
             for (_, rgb), outs in zip(images, sweeps):
                 o = next(o for o in outs if o.mcs == mcs)
-                pt = ((o.channel_uses + grant) / (3 * rgb.shape[0] * rgb.shape[1]), o.mean_psnr)
+                n_px = 3 * rgb.shape[0] * rgb.shape[1]
+                grey = np.full_like(rgb, 128)
+                grant_ok = _send_grant(grant_bytes, snr_db, rng)
+                pt = ((o.channel_uses + grant_uses) / n_px, o.mean_psnr if grant_ok else psnr(rgb, grey))
                 if msssim:
                     fail = ms_ssim(rgb, mean_image(rgb))
                     ok = 0.0
@@ -218,7 +251,8 @@ def classical_curve(scheme: str, images, cbrs, snr_db: float, seed: int,
                         cp = chain.cache.point(chain.codec, rgb, o.param, image_key(rgb),
                                                with_data=True)
                         ok = ms_ssim(rgb, chain.codec.decode(cp.data, rgb.shape))
-                    pt += (o.success_rate * ok + (1 - o.success_rate) * fail,)
+                    pt += ((o.success_rate * ok + (1 - o.success_rate) * fail) if grant_ok
+                           else ms_ssim(rgb, grey),)
                 points.append(pt)
         for (name, _), pt in zip(images, points):
             per_image[name].append([round(float(pt[0]), 5), round(float(pt[1]), 3)]
@@ -227,6 +261,19 @@ def classical_curve(scheme: str, images, cbrs, snr_db: float, seed: int,
         curve.append([round(spent, 5), round(float(np.nanmean([pt[1] for pt in points])), 3)])
         log.info("%s @ CBR budget %g (spent %.4f): %.2f dB", scheme, budget, spent, curve[-1][1])
     return curve, per_image
+
+
+def _send_grant(n_bytes: int, snr_db: float, rng: np.random.Generator) -> bool:
+    """One grant of ``n_bytes`` through the digital part over AWGN at ``snr_db`` (MCS from
+    the same SNR as CQI): whether it arrived. Counted in ``GRANT_STATS``."""
+    from core.link import sidepart
+    blob = rng.bytes(n_bytes)
+    got = sidepart.decode(sidepart.awgn(sidepart.encode(blob, snr_db), snr_db, rng),
+                          10 ** (-snr_db / 10))
+    ok = got.data == blob
+    GRANT_STATS["frames"] += 1
+    GRANT_STATS["grant_failed"] += int(not ok)
+    return ok
 
 
 def bd_rates(curves: dict[str, list], anchor: str) -> dict[str, float]:
@@ -316,7 +363,8 @@ def run_rd(args) -> dict:
                                "budgets: --cbrs", "classical_budgets": _floats(args.cbrs),
               "curves": curves, "points": points,
               "per_image": per_image, "anchor": args.anchor,
-              "bd_rate": bd_rates(curves, args.anchor), "seconds": round(time.time() - t0, 1)}
+              "bd_rate": bd_rates(curves, args.anchor), "seconds": round(time.time() - t0, 1),
+              **side_report()}
     if args.msssim:
         result.update(msssim="MS-SSIM in dB, -10·log10(1 - mean MS-SSIM) (pytorch-msssim, 5 scales)",
                       curves_msssim_db=curves_ms, bd_rate_msssim=bd_rates(curves_ms, args.anchor))
@@ -399,7 +447,7 @@ def run_snr(args) -> dict:
               "learned_encoder_nu": {"<scheme>": "ν = the channel SNR (a CQI that matches it)",
                                      **({fixed_nu_name(s, fixed_nu): f"ν = {fixed_nu:g} dB whatever the channel"
                                          for s in schemes if s in LEARNED} if fixed_nu is not None else {})},
-              "curves": curves}
+              "curves": curves, **side_report()}
     if args.plot:
         plot_curves(curves, f"PSNR vs SNR at CBR {args.cbr:g} ({result['dataset']})", "SNR (dB)", args.plot)
     return result
@@ -441,6 +489,7 @@ def run_roi(args) -> dict:
         for lam, sc in grid:
             rec, enc = codec.transmit_awgn(erp, lam, sc, args.snr, np.random.default_rng(args.seed),
                                            rx_snr=args.rx_snr)
+            _count_side(enc)
             bar.update(1)
             for vp, ref in zip(views, refs):
                 acc["uniform"][(lam, sc)].append([enc.cbr, psnr(ref, render_viewport(rec, vp))])
@@ -450,6 +499,7 @@ def run_roi(args) -> dict:
                                                args.snr, np.random.default_rng(args.seed),
                                                edit_steps=args.edit_steps, quality=q,
                                                rx_snr=args.rx_snr)
+                _count_side(enc)
                 acc["roi"][(lam, sc)].append([enc.cbr, psnr(ref, render_viewport(rec, vp))])
                 bar.update(1)
     bar.close()
@@ -460,7 +510,7 @@ def run_roi(args) -> dict:
               "yaws": yaws, "lambdas": list(lams), "scales": _floats(args.scales),
               "edit_steps": args.edit_steps, "points_lambda_scale": points, "curves": curves,
               **equal_quality_savings(curves["uniform"], curves["roi"]),
-              "bd_rate_roi_vs_uniform_pct": bd_rates(curves, "uniform").get("roi")}
+              "bd_rate_roi_vs_uniform_pct": bd_rates(curves, "uniform").get("roi"), **side_report()}
     if args.plot:
         plot_curves(curves, f"viewport PSNR vs CBR, ROI vs uniform (AWGN {args.snr:g} dB)", "CBR ρ", args.plot)
     return result
@@ -539,39 +589,60 @@ def run_fading(args) -> dict:
     chain = make_scheme(args.classical,
                         codec_options={"preset": "faster"} if args.classical.startswith("vvc") else None,
                         bler_target=args.bler_target)
+    from core.link import sidepart
     olla = OuterLoopLinkAdaptation(args.bler_target) if args.olla else None
 
     def rx_snr_db(snr: float, n: int) -> float:
         return emulate_snr_estimate(snr, n, rng) if args.rx_snr == "estimated" else snr
     rng = np.random.default_rng(args.seed)
     rows = []
+    grant_bytes = sidepart.grant_size(chain.codec.name)
+    grey = np.full((h, w, 3), 128, np.uint8)
+    shown = {"learned": grey, "classical": grey}  # the stated fallback: the previous frame
     for t in range(args.frames):
         rgb = frames[t % len(frames)]
         snr = float(trace[t % len(trace)])
         cqi = float(trace[max(0, t - args.feedback_delay) % len(trace)])
         enc = codec.encode(rgb, args.lam, 0.2, float(np.clip(cqi, 0, 14)))
         # η steered to the budget with one correction (as the live TX's controller does)
-        eta = float(np.clip(0.2 * args.cbr / enc.cbr, 0.02, 0.8))
+        eta = float(np.clip(0.2 * args.cbr / enc.cbr, 0.05, 0.4))  # the η range the model was trained on
         enc = codec.encode(rgb, args.lam, eta, float(np.clip(cqi, 0, 14)))
-        sigma = np.sqrt(10 ** (-snr / 10) / 2)
-        noisy = enc.symbols + (sigma * (rng.standard_normal(enc.n_symbols)
-                                        + 1j * rng.standard_normal(enc.n_symbols))).astype(np.complex64)
-        snr_l = rx_snr_db(snr, enc.n_symbols)
-        rec = codec.decode(noisy, enc.side, snr_db=float(np.clip(snr_l, 0, 14)))
+        # the whole frame on the air: side part (MCS from the delayed CQI) + JSCC symbols;
+        # the receivers use their own SNR estimate (LLRs and the JSCC decoder's ν)
+        nu = float(np.clip(cqi, 0, 14))
+        y_l = sidepart.awgn(codec.frame_symbols(enc, nu), snr, rng)
+        snr_l = rx_snr_db(snr, y_l.size)
+        rec, side_ok = codec.receive_frame(y_l, 10 ** (-snr_l / 10), float(np.clip(snr_l, 0, 14)),
+                                           shown["learned"])
+        enc.side_ok = side_ok
+        _count_side(enc)
+        shown["learned"] = rec
         margin = olla.margin_db if olla else 0.0
-        tx = chain.symbols_for(rgb, args.cbr, cqi_db=olla.effective_cqi(cqi) if olla else cqi)
-        y = tx.symbols + (sigma * (rng.standard_normal(tx.symbols.size)
-                                   + 1j * rng.standard_normal(tx.symbols.size))).astype(np.complex64)
-        snr_c = rx_snr_db(snr, max(tx.symbols.size, 1))
-        res = chain.receive(y, 10 ** (-snr_c / 10), tx.meta, original=rgb, snr_db=snr)
+        grant_uses = sidepart.channel_uses(grant_bytes, cqi)
+        tx = chain.symbols_for(rgb, max(0.0, args.cbr - grant_uses / (3 * h * w)),
+                               cqi_db=olla.effective_cqi(cqi) if olla else cqi)
+        blob = sidepart.pack_grant(tx.meta)
+        y = sidepart.awgn(np.concatenate([sidepart.encode(blob, cqi), tx.symbols]), snr, rng)
+        snr_c = rx_snr_db(snr, y.size)
+        got = sidepart.decode(y, 10 ** (-snr_c / 10))
+        GRANT_STATS["frames"] += 1
+        if got.data == blob:
+            res = chain.receive(y[got.n_symbols:], 10 ** (-snr_c / 10), sidepart.unpack_grant(got.data),
+                                original=rgb, snr_db=snr)
+            c_rec, c_ok = res.recon, bool(res.success)
+        else:
+            GRANT_STATS["grant_failed"] += 1
+            c_rec, c_ok = shown["classical"], False
+        shown["classical"] = c_rec
         if olla:
-            olla.observe(bool(res.success))
+            olla.observe(c_ok)
         rows.append({"frame": t, "snr_db": round(snr, 2), "cqi_db": round(cqi, 2),
                      "rx_snr_db_learned": round(snr_l, 3), "rx_snr_db_classical": round(snr_c, 3),
                      "learned_psnr": round(psnr(rgb, rec), 3), "learned_cbr": round(enc.cbr, 5),
-                     "classical_psnr": round(psnr(rgb, res.recon), 3),
-                     "classical_cbr": round(tx.symbols.size / (3 * h * w), 5),
-                     "classical_ok": bool(res.success), "mcs": tx.meta["mcs"], "qp": tx.meta["param"],
+                     "learned_side_ok": side_ok,
+                     "classical_psnr": round(psnr(rgb, c_rec), 3),
+                     "classical_cbr": round((tx.symbols.size + grant_uses) / (3 * h * w), 5),
+                     "classical_ok": c_ok, "mcs": tx.meta["mcs"], "qp": tx.meta["param"],
                      "olla_margin_db": round(margin, 2)})
         if t % 10 == 0:
             log.info(f"fading frame {t}: {rows[-1]}")
@@ -583,7 +654,8 @@ def run_fading(args) -> dict:
               "learned_min_psnr": round(float(lp.min()), 3), "classical_min_psnr": round(float(cp.min()), 3),
               "classical_failures": int(sum(not r["classical_ok"] for r in rows)),
               "learned_frames_below_mean_minus_5db": int((lp < lp.mean() - 5).sum()),
-              "per_frame": rows}
+              "learned_side_failed": int(sum(not r["learned_side_ok"] for r in rows)),
+              **side_report(), "per_frame": rows}
     if args.plot:
         plot_fading(rows, args, args.plot)
     return result
@@ -628,6 +700,7 @@ def run_edit(args) -> dict:
             for name, rgb in images:
                 rec, enc = codec.transmit_awgn(rgb, lam, eta, args.snr, np.random.default_rng(args.seed),
                                                edit_steps=steps, rx_snr=args.rx_snr)
+                _count_side(enc)
                 cb.append(enc.cbr); ps.append(psnr(rgb, rec))
                 bar.update(1)
             pts[f"{lam:g},{eta:g}"] = [round(float(np.mean(cb)), 5), round(float(np.mean(ps)), 3)]
@@ -638,7 +711,7 @@ def run_edit(args) -> dict:
     result = {"snr_db": args.snr, "dataset": Path(args.dataset).name, "n_images": len(images),
               "lambdas": list(lams), "etas": _floats(args.etas), "points_lambda_eta": points,
               "curves": curves, **equal_quality_savings(anchor, test),
-              "bd_rate_pct": bd_rates(curves, "T=0").get(f"T={args.steps}")}
+              "bd_rate_pct": bd_rates(curves, "T=0").get(f"T={args.steps}"), **side_report()}
     if args.plot:
         plot_curves(curves, f"NTSCC++ online editing, AWGN {args.snr:g} dB", "CBR ρ", args.plot)
     return result

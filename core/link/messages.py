@@ -162,8 +162,9 @@ class SideMessage:
     height, width : int
         ERP frame size in pixels (1..4096, 1..8192).
     payload : bytes
-        Learned: :class:`core.codec.sideinfo.SideInfo` bytes (rate-index map, λ, ν, size).
-        Classical: the JSON grant (MCS, QP, transport-block layout).
+        Empty on the live link: the side information (learned: :class:`core.codec.sideinfo.SideInfo`
+        bytes; classical: the grant) travels on the air in the frame's digital part
+        (:mod:`core.link.sidepart`). The field stays so that the message format is unchanged.
     reference : np.ndarray or None
         The original frame, (height, width, 3) uint8, for the receiver's quality metrics.
         Required on the learned stream.
@@ -379,7 +380,7 @@ def parse_side(parts: list[bytes]) -> SideMessage | EndOfStream:
 
 
 # ---------------------------------------------------------------------- feedback (RX -> TX)
-ACK_STATUSES = ("ok", "lost", "cliff")
+ACK_STATUSES = ("ok", "lost", "cliff", "side_failed")
 
 
 @dataclass
@@ -628,7 +629,8 @@ MAX_SIDE = 8192  # refuse absurd image shapes before allocating
 METRICS_SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("frame_id", "int", "frame number (uint32)"),
     ("stream", "str", "'learned' or 'classical'"),
-    ("status", "str", "'ok', 'lost' (no PHY frame in time: decoded from erasures) or 'cliff' (LDPC failed)"),
+    ("status", "str", "'ok', 'lost' (no PHY frame in time: the previous picture), 'cliff' (LDPC failed) "
+                      "or 'side_failed' (side part failed its CRC: the previous picture)"),
     ("psnr", "num", "ERP frame PSNR, dB"),
     ("ws_psnr", "num", "WS-PSNR (sphere-weighted), dB"),
     ("viewport_psnr", "num", "PSNR of the rendered viewport, dB"),
@@ -654,6 +656,7 @@ METRICS_SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("policy", "str", "classical: the live link policy, e.g. 'no HARQ, frame-error target 1 % (OLLA)'"),
     ("viewport_msssim", "num", "MS-SSIM of the rendered viewport (every --msssim-every frames), 0-1"),
     ("tx_session", "int", "TX process session id (changes when a supervisor restarts the TX)"),
+    ("side_failed", "int", "the frame's digital side part failed its CRC: the stated fallback was shown"),
 )
 #: metrics.csv columns (and the order of a row)
 METRIC_FIELDS: tuple[str, ...] = tuple(name for name, _, _ in METRICS_SCHEMA)
