@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Keep training the shipped model in the background while the machine is otherwise idle.
+#
+#   tools/train_background.sh [MINUTES] [THREADS]      (defaults: 150 minutes, 1 thread)
+#
+# Resumes runs/train_small/last.pt when it exists (model, EMA, optimiser, step), else starts from
+# the shipped weights/ntscc_plus_small.safetensors (the step count goes on from its metadata).
+# Runs under nohup at low priority and returns at once; the progress is in runs/train_small.log,
+# the per-step log in runs/train_small/log.csv. The candidate (float16 EMA weights) is exported
+# to runs/train_small/candidate.safetensors at every checkpoint; ship it only through
+# tools/promote_candidate.py, which evaluates it on Kodak against the shipped model.
+# Stop early with: kill "$(cat runs/train_small/train.pid)"  (it checkpoints every 200 steps).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MINUTES=${1:-150}; THREADS=${2:-1}
+PY=${PYTHON:-.venv/bin/python}
+mkdir -p runs
+nohup nice -n "${NICE:-10}" "$PY" -m core.cli train --config small --out runs/train_small \
+  --init-from weights/ntscc_plus_small.safetensors --stage-steps 2500,1500,1000000 \
+  --batch 8 --crop "${CROP:-128}" --threads "$THREADS" --lr "${LR:-1e-4}" --dist-scale 0.04 \
+  --max-minutes "$MINUTES" --ckpt-every 200 >> runs/train_small.log 2>&1 &
+echo "training in the background (pid $!): tail -f runs/train_small.log"
