@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import zmq
 
+from core.codec import FAST_HELP
 from core.link.endpoints import Endpoints, add_link_arguments, bind_address, endpoints_from
 from core.link.frame import STREAM_CLASSICAL, STREAM_LEARNED, FrameError, RxFrame
 from core.link.security import CurveKeys, bind, connect
@@ -40,6 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: TX, RX and the flowgraph share the cores)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--fast", action=argparse.BooleanOptionalAction, default=True,
+                   help=FAST_HELP)
     p.add_argument("--weights", default=None)
     p.add_argument("--exit-on-end", action=argparse.BooleanOptionalAction, default=True,
                    help="exit once the TX's end-of-stream marker arrived and nothing is pending")
@@ -88,7 +91,8 @@ class Receiver:
         self.args = args
         self.ep: Endpoints = endpoints_from(args)
         keys = CurveKeys(Path(args.curve_keys)) if args.curve_keys else None
-        self.codec = LearnedCodec(device=args.device, weights=args.weights)
+        self.codec = LearnedCodec(device=args.device, weights=args.weights,
+                                  fast=getattr(args, "fast", True))
         self.classical = None
         if args.classical_preload:
             # sionna (seconds to import) in the main thread, before the sockets exist: a

@@ -20,6 +20,7 @@ import numpy as np
 import zmq
 
 from core.classical.mcs import OuterLoopLinkAdaptation
+from core.codec import FAST_HELP
 from core.link.endpoints import add_link_arguments, bind_address, endpoints_from
 from core.link.frame import STREAM_CLASSICAL, STREAM_LEARNED, TxFrame
 from core.link.security import CurveKeys, bind, connect
@@ -66,6 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: TX, RX and the flowgraph share the cores)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present) | cpu | cuda")
+    p.add_argument("--fast", action=argparse.BooleanOptionalAction, default=True,
+                   help=FAST_HELP)
     p.add_argument("--weights", default=None)
     p.add_argument("--drop-rate", type=float, default=0.0,
                    help="fault injection: probability of not sending a frame's PHY part (it decodes as lost)")
@@ -92,7 +95,8 @@ class Transmitter:
         self.args = args
         self.ep = endpoints_from(args)
         self.keys = CurveKeys(__import__("pathlib").Path(args.curve_keys)) if args.curve_keys else None
-        self.codec = LearnedCodec(device=args.device, weights=args.weights)
+        self.codec = LearnedCodec(device=args.device, weights=args.weights,
+                                  fast=getattr(args, "fast", True))
         self.source = FrameSource(args.source, parse_resolution(args.resolution))
         self.rate = LearnedRateController(budget=args.cbr)
         self.cqi = CqiTracker(args.cqi_init)
