@@ -39,6 +39,36 @@ from core.media.source import FrameSource, parse_resolution, resolution_arg, sou
 from .adaptation import CqiTracker, LearnedRateController
 
 SIDE_QUEUE = 8  # bounded: a stalled receiver makes the TX drop side messages, not grow memory
+PREFETCH = 2  # source frames decoded ahead of the encoder
+
+
+class FramePrefetcher:
+    """Reads (decodes, resizes) source frames in a thread, ``depth`` ahead of the encoder, so
+    that capture of frame n+1 overlaps the encode of frame n (PyAV and the resize release the
+    GIL). ``get()`` returns (frame, read_ms), read_ms being the reader's own time for it."""
+
+    def __init__(self, frames, depth: int = PREFETCH):
+        self._frames = frames
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._thread = threading.Thread(target=self._run, daemon=True, name="tx-prefetch")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            t0 = time.perf_counter()
+            try:
+                item = (next(self._frames), 1e3 * (time.perf_counter() - t0))
+            except BaseException as exc:  # StopIteration or a bad source: re-raised in get()
+                self._queue.put(exc)
+                return
+            self._queue.put(item)
+
+    def get(self) -> tuple[np.ndarray, float]:
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            self._queue.put(item)  # every later get() raises it too
+            raise item
+        return item
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -108,6 +138,7 @@ class Transmitter:
         self.phy_dropped = 0
         self.bad_inputs = 0
         self.paused = False
+        self.stages: dict[str, float] = {}
         self.steps_pending = 0
         self._drop_rng = np.random.default_rng(1234)
         # a restarted TX counts frames from 0 again; the RX tells sessions apart by this nonce
@@ -177,6 +208,7 @@ class Transmitter:
 
     # ------------------------------------------------------------------ one frame
     def send_frame(self, frame_id: int, rgb: np.ndarray, pose: Viewport) -> dict:
+        t_prep = time.perf_counter()
         h, w = rgb.shape[:2]
         roi = roi_grid_mask((h, w), [pose])
         scale = self.rate.next_eta()
@@ -189,6 +221,7 @@ class Transmitter:
             eta, quality = scale, None
         nu = self.cqi.for_model
         t0 = time.perf_counter()
+        prep_ms = 1e3 * (t0 - t_prep)
         enc = self.codec.encode(rgb, self.args.lam, eta, nu, edit_steps=self.edit_steps,
                                 quality=quality if self.edit_steps else None)
         t_enc = time.perf_counter() - t0
@@ -198,10 +231,13 @@ class Transmitter:
                 "cbr": enc.cbr, "budget": self.rate.budget, "n_symbols": enc.n_symbols,
                 "encode_ms": 1e3 * t_enc, "viewport": asdict(pose), "edit_steps": self.edit_steps,
                 "t_sent_ns": time.time_ns(), "height": h, "width": w, "tx_session": self.tx_session}
+        t_send = time.perf_counter()
         with self._send_lock:
             self._send_side(meta, enc.side, rgb, roi)
             if self._drop_rng.random() >= self.args.drop_rate:
                 self._send_phy(TxFrame(frame_id, enc.symbols, STREAM_LEARNED))
+        # the per-frame stage budget (not in the side message: sending is timed after it left)
+        self.stages = {"prep_ms": prep_ms, "send_ms": 1e3 * (time.perf_counter() - t_send)}
         if self.classical is not None:
             cqi, margin = self.cqi.value_db, 0.0
             if self.olla is not None:
@@ -244,10 +280,10 @@ class Transmitter:
 
     def _send_side(self, meta: dict, side: bytes, rgb, roi) -> None:
         parts = [b"S", json.dumps(meta).encode(), side,
-                 b"" if rgb is None else np.ascontiguousarray(rgb).tobytes(),
+                 b"" if rgb is None else memoryview(np.ascontiguousarray(rgb)).cast("B"),
                  b"" if roi is None else np.packbits(roi).tobytes()]
-        try:
-            self.side.send_multipart(parts, flags=zmq.NOBLOCK)
+        try:  # copy=False: zmq sends the frame's own buffer (never written after capture)
+            self.side.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
         except zmq.Again:
             pass  # receiver not keeping up: this frame's side info is dropped (it decodes as lost)
 
@@ -255,7 +291,7 @@ class Transmitter:
         n = self.args.frames
         trajectory = head_trajectory(max(n, 600))
         period = 1.0 / self.args.fps if self.args.fps > 0 else 0.0
-        frames = self.source.frames()
+        frames = FramePrefetcher(self.source.frames())
         # wait (bounded) for the flowgraph connection: with IMMEDIATE the first frames would
         # otherwise be dropped while the TCP connection is still being set up
         self.to_fg.poll(5000, zmq.POLLOUT)
@@ -268,12 +304,17 @@ class Transmitter:
                 t_next = time.perf_counter()
                 continue
             self.steps_pending = max(0, self.steps_pending - 1)
-            rgb = next(frames)
+            t_cap = time.perf_counter()
+            rgb, read_ms = frames.get()
+            capture_ms = 1e3 * (time.perf_counter() - t_cap)
             pose = self.pose or (trajectory[frame_id % len(trajectory)]
                                  if self.args.trajectory == "scripted" else Viewport())
             meta = self.send_frame(frame_id, rgb, pose)
-            print(json.dumps({k: meta[k] for k in ("frame_id", "cbr", "cqi_used", "encode_ms",
-                                                   "tx_session", "t_sent_ns")}),
+            # capture_ms: the loop's wait for the prefetched frame; read_ms: the reader's own time
+            print(json.dumps({**{k: meta[k] for k in ("frame_id", "cbr", "cqi_used", "encode_ms",
+                                                      "tx_session", "t_sent_ns")},
+                              "capture_ms": round(capture_ms, 2), "read_ms": round(read_ms, 2),
+                              **{k: round(v, 2) for k, v in self.stages.items()}}),
                   file=sys.stderr, flush=True)
             frame_id += 1
             if period:
