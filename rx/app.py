@@ -13,7 +13,9 @@ import argparse
 import csv
 import json
 import math
+import queue
 import sys
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -27,7 +29,7 @@ from core.link.endpoints import Endpoints, add_link_arguments, bind_address, end
 from core.link.frame import STREAM_CLASSICAL, STREAM_LEARNED, FrameError, RxFrame
 from core.link.security import CurveKeys, bind, connect
 from core.media.geometry import Viewport, pixel_mask, render_viewport
-from core.media.metrics import masked_psnr, psnr, ws_psnr
+from core.media.metrics import frame_metrics, psnr
 
 MAX_PENDING = 32  # bounded join buffer: older unmatched frames are declared lost
 
@@ -60,7 +62,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 METRIC_FIELDS = ["frame_id", "stream", "status", "psnr", "ws_psnr", "viewport_psnr", "roi_psnr",
                  "cbr", "snr_true_db", "cqi_db", "cqi_used", "encode_ms", "air_ms", "decode_ms", "lam",
                  "eta_scale", "roi", "mcs", "qp", "olla_margin_db", "codec", "yaw", "pitch", "fov", "t_wall",
-                 "tx_session"]
+                 "tx_session", "wait_ms", "metrics_ms"]
+#: Frames decoded but not yet through metrics/report (bounded: a slow metrics stage slows the
+#: decoder down rather than growing memory).
+METRICS_QUEUE = 4
 
 
 @dataclass
@@ -124,6 +129,12 @@ class Receiver:
         self.csv = csv.DictWriter(self.csv_file, METRIC_FIELDS, extrasaction="ignore")
         if not append or self.csv_file.tell() == 0:
             self.csv.writeheader()
+        # metrics, the CSV row and the viewer publication of frame n run in this worker while
+        # the main thread receives and decodes frame n+1 (it owns csv and metrics_pub)
+        self._report_queue: queue.Queue = queue.Queue(maxsize=METRICS_QUEUE)
+        self._counter_lock = threading.Lock()
+        self._reporter = threading.Thread(target=self._report_worker, daemon=True, name="rx-report")
+        self._reporter.start()
 
     # ------------------------------------------------------------------ inputs
     def _on_side(self, parts: list[bytes]) -> None:
@@ -216,19 +227,49 @@ class Receiver:
             print(f"rx: frame {key} undecodable: {type(exc).__name__}: {exc}", file=sys.stderr)
             return
         t_dec = time.perf_counter() - t0
-        self.counters.decoded += status == "ok"
-        self.counters.lost += status == "lost"
+        with self._counter_lock:
+            self.counters.decoded += status == "ok"
+            self.counters.lost += status == "lost"
+        # the acknowledgement and CQI need the decode only, not the metrics
+        self._send_feedback(frame_id, "learned" if stream == STREAM_LEARNED else "classical", status)
+        self.write_counters()
+        t_done = time.time_ns()
+        wait_ms = (t_done / 1e6 - 1e3 * p.t_arrival) - 1e3 * t_dec  # side info in -> both parts in
+        self._report_queue.put((stream, frame_id, rec, ref_roi, p, status, cqi, t_dec, extra,
+                                symbols, wait_ms, t_done))
+
+    def _report_worker(self) -> None:
+        while True:
+            job = self._report_queue.get()
+            try:
+                if job is None:
+                    return
+                self._report(*job)
+            except Exception as exc:  # the reporter must outlive any one bad frame
+                print(f"rx: report failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            finally:
+                self._report_queue.task_done()
+
+    def _report(self, stream, frame_id, rec, ref_roi, p, status, cqi, t_dec, extra, symbols,
+                wait_ms, t_done_ns) -> None:
+        t0 = time.perf_counter()
         try:
-            row = self._metrics(stream, frame_id, rec, ref_roi, p, status, cqi, t_dec, extra)
+            row = self._metrics(stream, frame_id, rec, ref_roi, p, status, cqi, t_dec, extra,
+                                t_done_ns)
         except Exception as exc:
-            self.counters.malformed += 1
-            print(f"rx: frame {key} metrics failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            with self._counter_lock:
+                self.counters.malformed += 1
+            print(f"rx: frame {(stream, frame_id)} metrics failed: {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
             return
+        row.update(wait_ms=wait_ms, metrics_ms=1e3 * (time.perf_counter() - t0))
         self.csv.writerow(row)
         self.csv_file.flush()
         self._publish(row, rec, symbols, p.phy, ref_roi[0] if ref_roi is not None else None)
-        self._send_feedback(frame_id, row["stream"], status)
-        self.write_counters()
+
+    def flush_reports(self) -> None:
+        """Wait until every decoded frame went through metrics, CSV and publication."""
+        self._report_queue.join()
 
     def _decode_classical(self, symbols, p: Pending, cqi: float):
         if self.classical is None:
@@ -236,23 +277,26 @@ class Receiver:
             self.classical = ClassicalReceiver()
         return self.classical.decode(symbols, p.meta, p.side, cqi)
 
-    def _metrics(self, stream, frame_id, rec, ref_roi, p: Pending, status, cqi, t_dec, extra) -> dict:
+    def _metrics(self, stream, frame_id, rec, ref_roi, p: Pending, status, cqi, t_dec, extra,
+                 t_done_ns: int | None = None) -> dict:
+        """The frame's CSV row; times (air_ms, t_wall) are taken at ``t_done_ns``, when its
+        decode finished (default: now)."""
+        t_done_ns = time.time_ns() if t_done_ns is None else t_done_ns
         vp = Viewport(**p.meta["viewport"]) if "viewport" in p.meta else Viewport()
         row = {"frame_id": frame_id, "stream": "learned" if stream == STREAM_LEARNED else "classical",
                "status": status, "cbr": p.meta.get("cbr"), "cqi_db": cqi, "cqi_used": p.meta.get("cqi_used"),
                "snr_true_db": p.phy.snr_true_db if p.phy is not None else float("nan"),
                "encode_ms": p.meta.get("encode_ms"), "decode_ms": 1e3 * t_dec,
-               "air_ms": (time.time_ns() - p.meta.get("t_sent_ns", time.time_ns())) / 1e6 - 1e3 * t_dec,
+               "air_ms": (t_done_ns - p.meta.get("t_sent_ns", t_done_ns)) / 1e6 - 1e3 * t_dec,
                "lam": p.meta.get("lam"), "eta_scale": p.meta.get("eta_scale"), "roi": p.meta.get("roi"),
                "mcs": extra.get("mcs", p.meta.get("mcs")), "qp": p.meta.get("qp"),
                "olla_margin_db": p.meta.get("olla_margin_db"),
                "codec": p.meta.get("codec"), "yaw": vp.yaw, "pitch": vp.pitch, "fov": vp.fov,
-               "t_wall": time.time(), "tx_session": p.meta.get("tx_session")}
+               "t_wall": t_done_ns / 1e9, "tx_session": p.meta.get("tx_session")}
         if ref_roi is not None and rec is not None and rec.shape == ref_roi[0].shape:
             ref, roi = ref_roi
-            row.update(psnr=psnr(ref, rec), ws_psnr=ws_psnr(ref, rec),
-                       viewport_psnr=psnr(render_viewport(ref, vp), render_viewport(rec, vp)),
-                       roi_psnr=masked_psnr(ref, rec, roi) if roi is not None else float("nan"))
+            row.update(frame_metrics(ref, rec, roi),
+                       viewport_psnr=psnr(render_viewport(ref, vp), render_viewport(rec, vp)))
             if self.args.save_every and frame_id % self.args.save_every == 0:
                 from core.media.imageio import write_rgb
                 write_rgb(self.out / "frames" / f"{row['stream']}_{frame_id:05d}.jpg", rec)
@@ -265,12 +309,14 @@ class Receiver:
         nobody keeps up (HWM)."""
         constellation = np.asarray(symbols[:512], np.complex64).tobytes()
         sc = phy.subcarrier_snr_db.astype(np.float32).tobytes() if phy is not None else b""
-        preview = b"" if rec is None else np.ascontiguousarray(rec).tobytes()
+        preview = b"" if rec is None else memoryview(np.ascontiguousarray(rec)).cast("B")
         shape = json.dumps(list(rec.shape) if rec is not None else []).encode()
         try:
-            ref = b"" if reference is None else np.ascontiguousarray(reference).tobytes()
+            ref = b"" if reference is None else memoryview(np.ascontiguousarray(reference)).cast("B")
+            # copy=False: the frames go out of their own buffers (never written afterwards)
             self.metrics_pub.send_multipart([b"M", json.dumps(row, default=float).encode(), shape,
-                                             preview, constellation, sc, ref], flags=zmq.NOBLOCK)
+                                             preview, constellation, sc, ref], flags=zmq.NOBLOCK,
+                                            copy=False)
         except zmq.Again:
             pass
 
@@ -312,6 +358,7 @@ class Receiver:
                 break
             if self.args.idle_exit and time.time() - self.last_input > self.args.idle_exit:
                 break
+        self.flush_reports()
         self.write_counters()
         return 0
 
@@ -321,6 +368,11 @@ class Receiver:
         tmp.replace(self.out / "rx_counters.json")  # atomic for readers
 
     def close(self) -> None:
+        try:
+            self._report_queue.put(None, timeout=10)
+        except queue.Full:
+            pass
+        self._reporter.join(timeout=10)
         self.csv_file.close()
         for s in (self.phy, self.side, self.feedback, self.metrics_pub):
             s.close(linger=0)
