@@ -17,6 +17,8 @@ import csv
 import json
 import logging
 import math
+import queue
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -25,13 +27,14 @@ from pathlib import Path
 import numpy as np
 import zmq
 
+from core.codec import FAST_HELP
 from core.link import sidepart
 from core.link.endpoints import Endpoints, add_link_arguments, bind_address, endpoints_from
 from core.link.frame import STREAM_CLASSICAL, STREAM_LEARNED, RxFrame
 from core.link.messages import METRIC_FIELDS, EndOfStream, Feedback, MessageError, MetricsMessage, parse_side
 from core.link.security import CurveKeys, bind, connect
 from core.media.geometry import Viewport, pixel_mask, render_viewport
-from core.media.metrics import masked_psnr, ms_ssim, psnr, ws_psnr
+from core.media.metrics import frame_metrics, ms_ssim, psnr
 from core.paths import new_run_folder
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: TX, RX and the flowgraph share the cores)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--fast", action=argparse.BooleanOptionalAction, default=True,
+                   help=FAST_HELP)
     p.add_argument("--weights", default=None)
     p.add_argument("--exit-on-end", action=argparse.BooleanOptionalAction, default=True,
                    help="exit once the TX's end-of-stream marker arrived and nothing is pending")
@@ -63,6 +68,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="MS-SSIM of the rendered viewport every N frames per stream (0 = never); "
                         "~0.1 s per 256x256 viewport on one CPU core, hence not every frame")
     add_link_arguments(p)
+
+
+#: Frames decoded but not yet through metrics/report (bounded: a slow metrics stage slows the
+#: decoder down rather than growing memory).
+METRICS_QUEUE = 4
 
 
 @dataclass
@@ -94,7 +104,8 @@ class Receiver:
         self.args = args
         self.ep: Endpoints = endpoints_from(args)
         keys = CurveKeys(Path(args.curve_keys)) if args.curve_keys else None
-        self.codec = LearnedCodec(device=args.device, weights=args.weights)
+        self.codec = LearnedCodec(device=args.device, weights=args.weights,
+                                  fast=getattr(args, "fast", True))
         self.classical = None
         if args.classical_preload:
             # sionna (seconds to import) in the main thread, before the sockets exist: a
@@ -127,6 +138,12 @@ class Receiver:
         self.csv = csv.DictWriter(self.csv_file, METRIC_FIELDS, extrasaction="ignore")
         if not append or self.csv_file.tell() == 0:
             self.csv.writeheader()
+        # metrics, the CSV row and the viewer publication of frame n run in this worker while
+        # the main thread receives and decodes frame n+1 (it owns csv and metrics_pub)
+        self._report_queue: queue.Queue = queue.Queue(maxsize=METRICS_QUEUE)
+        self._counter_lock = threading.Lock()
+        self._reporter = threading.Thread(target=self._report_worker, daemon=True, name="rx-report")
+        self._reporter.start()
 
     # ------------------------------------------------------------------ inputs
     def _on_side(self, parts: list[bytes]) -> None:
@@ -226,20 +243,49 @@ class Receiver:
         t_dec = time.perf_counter() - t0
         self.shown[stream] = rec
         extra["side_failed"] = int(status == "side_failed")
-        self.counters.decoded += status == "ok"
-        self.counters.lost += status == "lost"
-        self.counters.side_failed += status == "side_failed"
+        with self._counter_lock:
+            self.counters.decoded += status == "ok"
+            self.counters.lost += status == "lost"
+            self.counters.side_failed += status == "side_failed"
+        # the acknowledgement and CQI need the decode only, not the metrics
+        self._send_feedback(frame_id, "learned" if stream == STREAM_LEARNED else "classical", status)
+        self.write_counters()
+        t_done = time.time_ns()
+        wait_ms = (t_done / 1e6 - 1e3 * p.t_arrival) - 1e3 * t_dec  # side info in -> both parts in
+        self._report_queue.put((stream, frame_id, rec, ref_roi, p, status, cqi, t_dec, extra,
+                                symbols, wait_ms, t_done))
+
+    def _report_worker(self) -> None:
+        while True:
+            job = self._report_queue.get()
+            try:
+                if job is None:
+                    return
+                self._report(*job)
+            except Exception as exc:  # the reporter must outlive any one bad frame
+                log.warning("report failed: %s: %s", type(exc).__name__, exc)
+            finally:
+                self._report_queue.task_done()
+
+    def _report(self, stream, frame_id, rec, ref_roi, p, status, cqi, t_dec, extra, symbols,
+                wait_ms, t_done_ns) -> None:
+        t0 = time.perf_counter()
         try:
-            row = self._metrics(stream, frame_id, rec, ref_roi, p, status, cqi, t_dec, extra)
+            row = self._metrics(stream, frame_id, rec, ref_roi, p, status, cqi, t_dec, extra,
+                                t_done_ns)
         except Exception as exc:
-            self.counters.malformed += 1
-            log.warning("frame %s metrics failed: %s: %s", key, type(exc).__name__, exc)
+            with self._counter_lock:
+                self.counters.malformed += 1
+            log.warning("frame %s metrics failed: %s: %s", (stream, frame_id), type(exc).__name__, exc)
             return
+        row.update(wait_ms=wait_ms, metrics_ms=1e3 * (time.perf_counter() - t0))
         self.csv.writerow(row)
         self.csv_file.flush()
         self._publish(row, rec, symbols, p.phy, ref_roi[0] if ref_roi is not None else None)
-        self._send_feedback(frame_id, row["stream"], status)
-        self.write_counters()
+
+    def flush_reports(self) -> None:
+        """Wait until every decoded frame went through metrics, CSV and publication."""
+        self._report_queue.join()
 
     def _fallback(self, stream: int, meta: dict) -> np.ndarray:
         """What a frame without usable side information shows: the stream's previous picture,
@@ -259,25 +305,27 @@ class Receiver:
         sc = p.phy.subcarrier_snr_db if p.phy is not None else None
         return self.classical.decode(symbols, p.meta, grant, cqi, sc, offset)
 
-    def _metrics(self, stream, frame_id, rec, ref_roi, p: Pending, status, cqi, t_dec, extra) -> dict:
+    def _metrics(self, stream, frame_id, rec, ref_roi, p: Pending, status, cqi, t_dec, extra,
+                 t_done_ns: int | None = None) -> dict:
+        """The frame's CSV row; times (air_ms, t_wall) are taken at ``t_done_ns``, when its
+        decode finished (default: now)."""
+        t_done_ns = time.time_ns() if t_done_ns is None else t_done_ns
         vp = Viewport(**p.meta["viewport"]) if "viewport" in p.meta else Viewport()
         row = {"frame_id": frame_id, "stream": "learned" if stream == STREAM_LEARNED else "classical",
                "status": status, "cbr": p.meta.get("cbr"), "cqi_db": cqi, "cqi_used": p.meta.get("cqi_used"),
                "snr_true_db": p.phy.snr_true_db if p.phy is not None else float("nan"),
                "encode_ms": p.meta.get("encode_ms"), "decode_ms": 1e3 * t_dec,
-               "air_ms": (time.time_ns() - p.meta.get("t_sent_ns", time.time_ns())) / 1e6 - 1e3 * t_dec,
+               "air_ms": (t_done_ns - p.meta.get("t_sent_ns", t_done_ns)) / 1e6 - 1e3 * t_dec,
                "lam": p.meta.get("lam"), "eta_scale": p.meta.get("eta_scale"), "roi": p.meta.get("roi"),
                "mcs": extra.get("mcs", p.meta.get("mcs")), "qp": p.meta.get("qp"),
                "olla_margin_db": p.meta.get("olla_margin_db"), "policy": p.meta.get("policy"),
                "codec": p.meta.get("codec"), "yaw": vp.yaw, "pitch": vp.pitch, "fov": vp.fov,
-               "t_wall": time.time(), "tx_session": p.meta.get("tx_session"),
+               "t_wall": t_done_ns / 1e9, "tx_session": p.meta.get("tx_session"),
                "side_failed": extra.get("side_failed", 0)}
         if ref_roi is not None and rec is not None and rec.shape == ref_roi[0].shape:
             ref, roi = ref_roi
             vp_ref, vp_rec = render_viewport(ref, vp), render_viewport(rec, vp)
-            row.update(psnr=psnr(ref, rec), ws_psnr=ws_psnr(ref, rec),
-                       viewport_psnr=psnr(vp_ref, vp_rec),
-                       roi_psnr=masked_psnr(ref, rec, roi) if roi is not None else float("nan"))
+            row.update(frame_metrics(ref, rec, roi), viewport_psnr=psnr(vp_ref, vp_rec))
             every = getattr(self.args, "msssim_every", 0)
             if every and frame_id % every == 0:
                 row["viewport_msssim"] = ms_ssim(vp_ref, vp_rec)
@@ -340,6 +388,7 @@ class Receiver:
                 break
             if self.args.idle_exit and time.time() - self.last_input > self.args.idle_exit:
                 break
+        self.flush_reports()
         self.write_counters()
         return 0
 
@@ -349,6 +398,11 @@ class Receiver:
         tmp.replace(self.out / "rx_counters.json")  # atomic for readers
 
     def close(self) -> None:
+        try:
+            self._report_queue.put(None, timeout=10)
+        except queue.Full:
+            pass
+        self._reporter.join(timeout=10)
         self.csv_file.close()
         for s in (self.phy, self.side, self.feedback, self.metrics_pub):
             s.close(linger=0)

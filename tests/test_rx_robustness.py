@@ -39,6 +39,27 @@ def _frame(codec, frame_id: int, rgb: np.ndarray):
     return _side_parts(meta, b"", rgb), RxFrame(frame_id, noisy, 20.0).to_bytes()
 
 
+def _monitor(sockets) -> list:
+    """Handshake monitors for SUB sockets, set up before the receiver starts."""
+    return [s.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED) for s in sockets]
+
+
+def _wait_connected(sockets, monitors, timeout: float = 60.0) -> None:
+    """Wait until each SUB socket's connection to the receiver's PUB is up (ZMTP handshake done),
+    then a moment for the subscription to reach the publisher: a PUB drops what it sends before
+    that (ZMQ's slow joiner), and the receiver binds only once its model is loaded."""
+    from zmq.utils.monitor import recv_monitor_message
+    t_end = time.time() + timeout
+    for sock, mon in zip(sockets, monitors):
+        while True:
+            assert mon.poll(max(1, int(1e3 * (t_end - time.time())))), "receiver never bound"
+            if recv_monitor_message(mon)["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                break
+        sock.disable_monitor()
+        mon.close(linger=0)
+    time.sleep(0.3)
+
+
 def _wait_metrics(sub: zmq.Socket, frame_id: int, timeout: float = 30.0) -> dict:
     t0 = time.time()
     while time.time() - t0 < timeout:
@@ -84,13 +105,14 @@ def test_receiver_survives_fuzz_loss_and_duplicates(tmp_path, base_port, codec):
     fb = ctx.socket(zmq.SUB); fb.setsockopt(zmq.SUBSCRIBE, b""); fb.connect(ep.feedback)
     for s in (phy, side):
         s.setsockopt(zmq.SNDTIMEO, 10_000)
+    monitors = _monitor([sub, fb])
     proc = spawn(cli("rx", "--base-port", str(base_port), "--out", str(tmp_path), "--device", "cpu",
                      "--loss-timeout", "1.0", "--no-exit-on-end", "--save-every", "0"),
                  tmp_path / "rx.log")
     try:
         rgb = (np.random.default_rng(0).random((64, 128, 3)) * 255).astype(np.uint8)
         rgb[:, :64] = 128  # some structure
-        time.sleep(2.0)  # let the receiver bind and load the model
+        _wait_connected([sub, fb], monitors)  # the receiver loaded its model and bound
         side_0, phy_0 = _frame(codec, 0, rgb)
         side.send_multipart(side_0); time.sleep(0.2); phy.send(phy_0)
         row = _wait_metrics(sub, 0, timeout=60)

@@ -49,6 +49,7 @@ def test_corrupted_side_part_shows_previous_frame_and_is_counted(receiver, tmp_p
     def send(frame_id, symbols, cqi=20.0, stream=STREAM_LEARNED):
         rx._on_side(_reference(frame_id, rgb, stream))
         rx._on_phy(RxFrame(frame_id, symbols, cqi, stream=stream).to_bytes())
+        rx.flush_reports()  # metrics rows are written by the receiver's report worker
 
     noise = 0.05 * (rng.standard_normal(air.size) + 1j * rng.standard_normal(air.size))
     send(0, (air + noise).astype(np.complex64))

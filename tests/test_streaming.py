@@ -14,13 +14,15 @@ def _rows(out: Path) -> list[dict]:
 
 
 def test_headless_stream_feedback_drives_tx(tmp_path, base_port):
-    cfg = SessionConfig(out=tmp_path, frames=5, resolution="256x128", channel="awgn", snr_db=12.0,
-                        cqi_init=2.0, cbr=0.04, base_port=base_port, device="cpu")
+    # paced at 2 fps: the TX reads ahead and encodes fast, so unpaced it can send all frames
+    # before the first acknowledgement is back; 3 s of frames leave the loop time to close
+    cfg = SessionConfig(out=tmp_path, frames=7, resolution="256x128", channel="awgn", snr_db=12.0,
+                        cqi_init=2.0, cbr=0.04, base_port=base_port, device="cpu", fps=2.0)
     summary = run_headless(cfg, timeout=600)
     rows = _rows(tmp_path)
     learned = [r for r in rows if r["stream"] == "learned"]
     classical = [r for r in rows if r["stream"] == "classical"]
-    assert len(learned) == 5 and len(classical) == 5
+    assert len(learned) == 7 and len(classical) == 7
     assert all(r["status"] == "ok" for r in learned)
     # metrics are sane
     for r in learned:
@@ -34,6 +36,6 @@ def test_headless_stream_feedback_drives_tx(tmp_path, base_port):
     mcs = [int(r["mcs"]) for r in sorted(classical, key=lambda r: int(r["frame_id"]))]
     assert mcs[-1] > mcs[0]
     assert all(r["olla_margin_db"] != "" for r in classical)  # OLLA on by default
-    assert summary["streams"]["learned"]["frames"] == 5
+    assert summary["streams"]["learned"]["frames"] == 7
     assert json.loads((tmp_path / "summary.json").read_text())["flowgraph_restarts"] == 0
     assert (tmp_path / "plots.png").exists()

@@ -23,6 +23,7 @@ import numpy as np
 import zmq
 
 from core.classical.mcs import OuterLoopLinkAdaptation
+from core.codec import FAST_HELP
 from core.link import sidepart
 from core.link.endpoints import add_link_arguments, bind_address, endpoints_from
 from core.link.frame import STREAM_CLASSICAL, STREAM_LEARNED, TxFrame
@@ -44,6 +45,36 @@ from .adaptation import CqiTracker, LearnedRateController
 
 log = logging.getLogger(__name__)
 SIDE_QUEUE = 8  # bounded: a stalled receiver makes the TX drop side messages, not grow memory
+PREFETCH = 2  # source frames decoded ahead of the encoder
+
+
+class FramePrefetcher:
+    """Reads (decodes, resizes) source frames in a thread, ``depth`` ahead of the encoder, so
+    that capture of frame n+1 overlaps the encode of frame n (PyAV and the resize release the
+    GIL). ``get()`` returns (frame, read_ms), read_ms being the reader's own time for it."""
+
+    def __init__(self, frames, depth: int = PREFETCH):
+        self._frames = frames
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._thread = threading.Thread(target=self._run, daemon=True, name="tx-prefetch")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            t0 = time.perf_counter()
+            try:
+                item = (next(self._frames), 1e3 * (time.perf_counter() - t0))
+            except BaseException as exc:  # StopIteration or a bad source: re-raised in get()
+                self._queue.put(exc)
+                return
+            self._queue.put(item)
+
+    def get(self) -> tuple[np.ndarray, float]:
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            self._queue.put(item)  # every later get() raises it too
+            raise item
+        return item
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -73,6 +104,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: TX, RX and the flowgraph share the cores)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present) | cpu | cuda")
+    p.add_argument("--fast", action=argparse.BooleanOptionalAction, default=True,
+                   help=FAST_HELP)
     p.add_argument("--weights", default=None)
     p.add_argument("--drop-rate", type=float, default=0.0,
                    help="fault injection: probability of not sending a frame's PHY part (it decodes as lost)")
@@ -90,7 +123,8 @@ class Transmitter:
         self.args = args
         self.ep = endpoints_from(args)
         self.keys = CurveKeys(__import__("pathlib").Path(args.curve_keys)) if args.curve_keys else None
-        self.codec = LearnedCodec(device=args.device, weights=args.weights)
+        self.codec = LearnedCodec(device=args.device, weights=args.weights,
+                                  fast=getattr(args, "fast", True))
         self.source = FrameSource(args.source, parse_resolution(args.resolution))
         self.rate = LearnedRateController(budget=args.cbr)
         self.cqi = CqiTracker(args.cqi_init)
@@ -102,6 +136,7 @@ class Transmitter:
         self.phy_dropped = 0
         self.bad_inputs = 0
         self.paused = False
+        self.stages: dict[str, float] = {}
         self.steps_pending = 0
         self._drop_rng = np.random.default_rng(1234)
         # a restarted TX counts frames from 0 again; the RX tells sessions apart by this nonce
@@ -171,6 +206,7 @@ class Transmitter:
 
     # ------------------------------------------------------------------ one frame
     def send_frame(self, frame_id: int, rgb: np.ndarray, pose: Viewport) -> dict:
+        t_prep = time.perf_counter()
         h, w = rgb.shape[:2]
         roi = roi_grid_mask((h, w), [pose])
         scale = self.rate.next_eta()
@@ -183,6 +219,7 @@ class Transmitter:
             eta, quality = scale, None
         nu = self.cqi.for_model
         t0 = time.perf_counter()
+        prep_ms = 1e3 * (t0 - t_prep)
         enc = self.codec.encode(rgb, self.args.lam, eta, nu, edit_steps=self.edit_steps,
                                 quality=quality if self.edit_steps else None)
         t_enc = time.perf_counter() - t0
@@ -194,10 +231,13 @@ class Transmitter:
                 "cbr": enc.cbr, "budget": self.rate.budget, "n_symbols": enc.n_symbols,
                 "encode_ms": 1e3 * t_enc, "viewport": asdict(pose), "edit_steps": self.edit_steps,
                 "t_sent_ns": time.time_ns(), "height": h, "width": w, "tx_session": self.tx_session}
+        t_send = time.perf_counter()
         with self._send_lock:
             self._send_side(meta, b"", rgb, roi)  # metrics reference only: no side info
             if self._drop_rng.random() >= self.args.drop_rate:
                 self._send_phy(TxFrame(frame_id, air, STREAM_LEARNED))
+        # the per-frame stage budget (not in the side message: sending is timed after it left)
+        self.stages = {"prep_ms": prep_ms, "send_ms": 1e3 * (time.perf_counter() - t_send)}
         if self.classical is not None:
             cqi, margin = self.cqi.value_db, 0.0
             if self.olla is not None:
@@ -259,7 +299,7 @@ class Transmitter:
         n = self.args.frames
         trajectory = head_trajectory(max(n, 600))
         period = 1.0 / self.args.fps if self.args.fps > 0 else 0.0
-        frames = self.source.frames()
+        frames = FramePrefetcher(self.source.frames())
         # wait (bounded) for the flowgraph connection: with IMMEDIATE the first frames would
         # otherwise be dropped while the TCP connection is still being set up
         self.to_fg.poll(5000, zmq.POLLOUT)
@@ -272,12 +312,17 @@ class Transmitter:
                 t_next = time.perf_counter()
                 continue
             self.steps_pending = max(0, self.steps_pending - 1)
-            rgb = next(frames)
+            t_cap = time.perf_counter()
+            rgb, read_ms = frames.get()
+            capture_ms = 1e3 * (time.perf_counter() - t_cap)
             pose = self.pose or (trajectory[frame_id % len(trajectory)]
                                  if self.args.trajectory == "scripted" else Viewport())
             meta = self.send_frame(frame_id, rgb, pose)
-            log.info("sent %s", json.dumps({k: meta[k] for k in ("frame_id", "cbr", "cqi_used", "encode_ms",
-                                                                 "tx_session", "t_sent_ns")}))
+            # capture_ms: the loop's wait for the prefetched frame; read_ms: the reader's own time
+            log.info("sent %s", json.dumps({**{k: meta[k] for k in ("frame_id", "cbr", "cqi_used", "encode_ms",
+                                                                    "tx_session", "t_sent_ns")},
+                                            "capture_ms": round(capture_ms, 2), "read_ms": round(read_ms, 2),
+                                            **{k: round(v, 2) for k, v in self.stages.items()}}))
             frame_id += 1
             if period:
                 # a frame that ran late pushes the schedule back rather than bursting the

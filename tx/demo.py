@@ -101,6 +101,42 @@ def _num(v) -> float:
         return float("nan")
 
 
+#: The per-frame time budget of the learned chain by stage (ms, means over the run):
+#: TX capture = the loop's wait for a prefetched source frame (read = the reader thread's own
+#: decode + resize, overlapped with the previous encode), prep = ROI and η map, encode, send
+#: (side information + PHY frame into ZMQ); RX wait = from the side information's arrival until
+#: both parts are in (the PHY path), decode, metrics (PSNR, WS-PSNR, viewport, in a worker that
+#: overlaps the next decode); air = TX send -> RX decoded, minus the decode.
+BUDGET_STAGES = (("tx_capture", "capture_ms"), ("tx_read", "read_ms"), ("tx_prep", "prep_ms"),
+                 ("encode", "encode_ms"), ("tx_send", "send_ms"), ("rx_wait", "wait_ms"),
+                 ("decode", "decode_ms"), ("metrics", "metrics_ms"), ("air", "air_ms"))
+
+
+def _tx_stage_lines(path: Path) -> list[dict]:
+    """The TX's per-frame JSON lines of the learned stream from its log."""
+    out = []
+    if not path.exists():
+        return out
+    for line in path.read_text(errors="replace").splitlines():
+        if '"frame_id"' in line and "{" in line:  # "<time> ... sent {json}" lines
+            try:
+                out.append(json.loads(line[line.index("{"):]))
+            except ValueError:
+                pass
+    return out
+
+
+def stage_budget(rows: list[dict], tx_lines: list[dict]) -> dict:
+    """Mean ms per stage (None for a stage nobody measured), see :data:`BUDGET_STAGES`."""
+    budget = {}
+    for name, key in BUDGET_STAGES:
+        source = tx_lines if key in ("capture_ms", "read_ms", "prep_ms", "send_ms") else rows
+        v = np.array([_num(r.get(key)) for r in source], dtype=float)
+        v = v[np.isfinite(v)]
+        budget[name] = round(float(v.mean()), 2) if v.size else None
+    return budget
+
+
 def summarize(cfg: SessionConfig, wall: float, session: Session) -> dict:
     rows = _read_rows(cfg.out / "metrics.csv")
     out = {"frames_requested": cfg.frames, "wall_s": round(wall, 2), "resolution": cfg.resolution,
@@ -131,6 +167,8 @@ def summarize(cfg: SessionConfig, wall: float, session: Session) -> dict:
         policies = sorted({r.get("policy") for r in rs if r.get("policy")})
         if policies:
             out["streams"][stream]["policy"] = "; ".join(policies)
+        if stream == "learned":
+            out["streams"][stream]["budget_ms"] = stage_budget(rs, _tx_stage_lines(cfg.out / "tx.log"))
     counters = cfg.out / "rx_counters.json"
     if counters.exists():
         out["rx_counters"] = json.loads(counters.read_text())
@@ -216,6 +254,10 @@ def main(args) -> int:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(summary, indent=1))
+    budget = summary.get("streams", {}).get("learned", {}).get("budget_ms")
+    if budget:
+        print("learned per-frame budget (ms): " + ", ".join(
+            f"{k} {v:.1f}" for k, v in budget.items() if v is not None), file=sys.stderr)
     print(f"report written to {cfg.out}/ (summary.json, metrics.csv, plots.png, viewports.jpg)",
           file=sys.stderr)
     return 0

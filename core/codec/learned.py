@@ -52,12 +52,28 @@ class LearnedCodec:
         A loaded model; the shipped checkpoint is loaded when omitted.
     device : str
         ``auto`` (CUDA if present), ``cpu`` or ``cuda``.
+    fast : bool
+        Encode and decode with the inference fast path (:mod:`core.codec.fast`: bf16 autocast
+        where the device computes bf16 natively, else the float32 model itself), prepared from
+        the same weights at start-up.
+        ``self.model`` stays the float32 model (training, NTSCC++ editing, which always use it).
+        ``bf16`` forces bf16 autocast on or off (default: on where native).
     """
 
     def __init__(self, model: NTSCCPlus | None = None, device: str = "auto",
-                 weights: str | None = None):
+                 weights: str | None = None, fast: bool = False, bf16: bool | None = None):
         self.device = pick_device(device)
         self.model = (model or load_model(weights)).to(self.device).eval()
+        self.fast = None
+        self.fast_options = None
+        if fast:
+            from .fast import prepare_fast
+            self.fast, self.fast_options = prepare_fast(self.model, self.device, bf16=bf16)
+
+    @property
+    def inference_model(self) -> NTSCCPlus:
+        """The model that encode (without editing) and decode run: the fast one when enabled."""
+        return self.fast if self.fast is not None else self.model
 
     @property
     def levels(self) -> tuple[int, ...]:
@@ -85,7 +101,7 @@ class LearnedCodec:
             q = None if quality is None else torch.from_numpy(quality).to(self.device)
             tx, _ = edit_and_transmit(self.model, self._tensor(rgb), lam, eta_t, snr_db, edit_steps, q)
         else:
-            tx = self.model.transmit(self._tensor(rgb), lam, eta_t, snr_db, context_draws)
+            tx = self.inference_model.transmit(self._tensor(rgb), lam, eta_t, snr_db, context_draws)
         side = SideInfo(tx.image_size, tx.rate_index[0].to(torch.uint8).cpu().numpy(), lam, snr_db)
         side_bytes = side.to_bytes()
         sym = tx.symbols.cpu().numpy().astype(np.complex64)
@@ -101,7 +117,7 @@ class LearnedCodec:
         sym = np.zeros(n_expected, np.complex64)
         got = np.nan_to_num(np.asarray(symbols, np.complex64).reshape(-1)[:n_expected])
         sym[:got.size] = got
-        x = self.model.receive(torch.from_numpy(sym).to(self.device), idx, info.image_size,
+        x = self.inference_model.receive(torch.from_numpy(sym).to(self.device), idx, info.image_size,
                                info.lam, info.snr_db if snr_db is None else snr_db)
         return (x[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.codec import FAST_HELP
+
 from .evaluate import DEFAULT_KODAK, load_images
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schemes", default="compatible", help="comma list: compatible, <codec>+ldpc")
     p.add_argument("--devices", default="auto", help="auto = cpu (+ cuda when present), or a comma list")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    p.add_argument("--fast", action=argparse.BooleanOptionalAction, default=True, help=FAST_HELP)
     p.add_argument("--json", default=None)
 
 
@@ -34,9 +37,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_learned(images, device: str, repeat: int) -> dict:
+def time_learned(images, device: str, repeat: int, fast: bool = True) -> dict:
     from core.codec.learned import LearnedCodec
-    codec = LearnedCodec(device=device)
+    codec = LearnedCodec(device=device, fast=fast)
     dev = codec.device
     enc_t, dec_t = [], []
     for _, rgb in images:
@@ -51,7 +54,8 @@ def time_learned(images, device: str, repeat: int) -> dict:
             enc_t.append(t1 - t0); dec_t.append(t2 - t1)
     return {"device": str(dev), "encode_ms": round(1e3 * float(np.median(enc_t)), 1),
             "decode_ms": round(1e3 * float(np.median(dec_t)), 1),
-            "params_M": round(sum(p.numel() for p in codec.model.parameters()) / 1e6, 2)}
+            "params_M": round(sum(p.numel() for p in codec.model.parameters()) / 1e6, 2),
+            "path": codec.fast_options.describe() if codec.fast_options else "float32 (--no-fast)"}
 
 
 def time_classical(scheme: str, images, repeat: int, cbr: float = 0.04, snr_db: float = 10.0) -> dict:
@@ -93,7 +97,7 @@ def main(args) -> int:
               "torch_threads": torch.get_num_threads(), "schemes": {}}
     for scheme in [s.strip() for s in args.schemes.split(",") if s.strip()]:
         if scheme in ("compatible", "ntscc+"):
-            result["schemes"][scheme] = [time_learned(images, d, args.repeat) for d in devices]
+            result["schemes"][scheme] = [time_learned(images, d, args.repeat, args.fast) for d in devices]
         else:
             result["schemes"][scheme] = time_classical(scheme, images, args.repeat)
         log.info(f"{scheme}: {result['schemes'][scheme]}")

@@ -656,6 +656,8 @@ METRICS_SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("policy", "str", "classical: the live link policy, e.g. 'no HARQ, frame-error target 1 % (OLLA)'"),
     ("viewport_msssim", "num", "MS-SSIM of the rendered viewport (every --msssim-every frames), 0-1"),
     ("tx_session", "int", "TX process session id (changes when a supervisor restarts the TX)"),
+    ("wait_ms", "num", "RX: side message in -> both parts in, ms"),
+    ("metrics_ms", "num", "RX: metrics stage (in its worker thread), ms"),
     ("side_failed", "int", "the frame's digital side part failed its CRC: the stated fallback was shown"),
 )
 #: metrics.csv columns (and the order of a row)

@@ -63,3 +63,28 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
 def ms_ssim_db(value: float) -> float:
     """MS-SSIM in dB, -10·log10(1 - MS-SSIM), as learned-compression papers plot it."""
     return float("inf") if value >= 1 else float(-10 * np.log10(1 - value))
+
+
+def frame_metrics(a: np.ndarray, b: np.ndarray, roi: np.ndarray | None = None) -> dict[str, float]:
+    """PSNR, WS-PSNR and (with an (H, W) ``roi`` mask) ROI PSNR of two uint8 ERP images in one
+    pass: the squared error is formed once, in exact integers, and summed per row; the same
+    values as :func:`psnr`, :func:`ws_psnr` and :func:`masked_psnr` (to float rounding), a few
+    times faster (the receiver computes these for every frame)."""
+    if a.dtype != np.uint8 or b.dtype != np.uint8:
+        out = {"psnr": psnr(a, b), "ws_psnr": ws_psnr(a, b)}
+        out["roi_psnr"] = masked_psnr(a, b, roi) if roi is not None else float("nan")
+        return out
+    d = np.subtract(a, b, dtype=np.int16)
+    sq = np.square(d, dtype=np.int32).sum(axis=-1, dtype=np.int64)  # (H, W) per-pixel SSE
+    rows = sq.sum(axis=1)  # exact
+    h, w = sq.shape
+    c = a.shape[-1] if a.ndim == 3 else 1
+    weights = erp_weights(h, 1)[:, 0]
+    out = {"psnr": psnr_from_mse(float(rows.sum()) / (h * w * c)),
+           "ws_psnr": psnr_from_mse(float(rows @ weights) / (float(weights.sum()) * w * c))}
+    if roi is None:
+        out["roi_psnr"] = float("nan")
+    else:
+        n = int(np.count_nonzero(roi))
+        out["roi_psnr"] = psnr_from_mse(float(sq[roi].sum()) / (n * c)) if n else float("nan")
+    return out

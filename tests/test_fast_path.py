@@ -1,0 +1,76 @@
+"""The learned codec's inference fast path (core/codec/fast.py) against the float32 path on the
+shipped checkpoint. bf16 is forced on so that it is tested on any CPU (emulated, slower, the
+same numbers as native bf16 up to accumulation order)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.codec.fast import Autocast, native_bf16, prepare_fast
+from core.codec.learned import LearnedCodec
+from core.codec.model import pad_to_multiple
+from core.media.imageio import read_rgb
+from core.media.metrics import psnr
+from tests.helpers import REPO
+
+KODIM05_CROP = REPO / "tests" / "fixtures" / "kodak" / "kodim05_crop.png"
+#: Stated tolerances. Measured on the step-24400 checkpoint (kodim05 crop / kodim20): PSNR
+#: +0.02 / +0.09 dB (2 noise seeds; the rate maps differ at a few positions, so the channel
+#: noise lands differently); latent 0.5 % / 0.4 % relative L2; decoded pixels from the same
+#: symbols: mean |Δ| 0.21 / 0.19, max 2 (of 255); symbol count -0.2 % / +0.2 %.
+PSNR_TOLERANCE_DB = 0.1
+LATENT_REL_TOLERANCE = 0.02
+PIXEL_MEAN_ABS_TOLERANCE = 1.0
+PIXEL_MAX_ABS_TOLERANCE = 8
+
+
+@pytest.fixture(scope="module")
+def codecs():
+    ref = LearnedCodec(device="cpu")
+    fast = LearnedCodec(model=ref.model, device="cpu", fast=True, bf16=True)
+    return ref, fast
+
+
+@pytest.fixture(scope="module")
+def image():
+    return read_rgb(KODIM05_CROP)
+
+
+def test_fast_path_psnr_within_tolerance_awgn_10db(codecs, image):
+    ref, fast = codecs
+    p_ref = [psnr(image, ref.transmit_awgn(image, 0.18, 0.2, 10.0, np.random.default_rng(s))[0]) for s in (0, 1)]
+    p_fast = [psnr(image, fast.transmit_awgn(image, 0.18, 0.2, 10.0, np.random.default_rng(s))[0]) for s in (0, 1)]
+    assert abs(np.mean(p_fast) - np.mean(p_ref)) <= PSNR_TOLERANCE_DB, (p_ref, p_fast)
+
+
+def test_fast_path_outputs_match(codecs, image):
+    ref, fast = codecs
+    x = pad_to_multiple(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255)
+    lam = torch.tensor([0.18])
+    with torch.no_grad():
+        y_ref, _ = ref.model.analysis(x, lam)
+        y_fast, _ = fast.fast.analysis(x, lam)
+    assert y_fast.dtype == torch.float32
+    assert float((y_fast - y_ref).norm() / y_ref.norm()) <= LATENT_REL_TOLERANCE
+    # the same received symbols and side information through both decoders
+    enc = ref.encode(image, 0.18, 0.2, 10.0)
+    rec_ref = ref.decode(enc.symbols, enc.side).astype(np.float32)
+    rec_fast = fast.decode(enc.symbols, enc.side).astype(np.float32)
+    assert np.abs(rec_fast - rec_ref).mean() <= PIXEL_MEAN_ABS_TOLERANCE
+    assert np.abs(rec_fast - rec_ref).max() <= PIXEL_MAX_ABS_TOLERANCE
+    # the fast encoder's rate map differs from float32 only at a few quantiser boundaries
+    enc_fast = fast.encode(image, 0.18, 0.2, 10.0)
+    assert abs(enc_fast.n_symbols - enc.n_symbols) <= 0.02 * enc.n_symbols
+
+
+def test_fast_path_keeps_float32_model_and_entropy():
+    model = LearnedCodec(device="cpu").model
+    fast, opts = prepare_fast(model, "cpu", bf16=True)
+    assert opts.bf16 and fast is not model
+    assert isinstance(fast.g_a, Autocast) and isinstance(fast.jscc.enc_a, Autocast)
+    assert not isinstance(fast.entropy, Autocast)  # likelihoods and the rate map stay float32
+    assert not isinstance(model.g_a, Autocast)  # the training / editing model is untouched
+    same, opts = prepare_fast(model, "cpu", bf16=False)
+    assert same is model and not opts.bf16
+    assert isinstance(native_bf16(torch.device("cpu")), bool)
