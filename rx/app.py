@@ -58,9 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="exit once the TX's end-of-stream marker arrived and nothing is pending")
     p.add_argument("--save-every", type=int, default=10,
                    help="save a viewport contact image every N frames (0 = never)")
-    p.add_argument("--classical-preload", action=argparse.BooleanOptionalAction, default=False,
-                   help="load the classical chain's LDPC tables at start-up (a few seconds) rather "
-                        "than on its first frame; the demo sets it when the classical chain runs")
+    p.add_argument("--classical-preload", action=argparse.BooleanOptionalAction, default=True,
+                   help="kept for compatibility: the LDPC tables are always loaded at start-up now, "
+                        "since every frame's side part is LDPC-coded")
     p.add_argument("--metrics-append", action="store_true",
                    help="append to an existing metrics.csv instead of starting it over (for a "
                         "receiver that a supervisor restarts: the rows before the restart stay)")
@@ -107,11 +107,13 @@ class Receiver:
         self.codec = LearnedCodec(device=args.device, weights=args.weights,
                                   fast=getattr(args, "fast", True))
         self.classical = None
-        if args.classical_preload:
-            # sionna (seconds to import) in the main thread, before the sockets exist: a
-            # background import could hold the import lock and delay a Ctrl-C for as long
-            from core.classical.ldpc import preload
-            preload()
+        # Every frame of either chain starts with its LDPC-coded side part, so the LDPC tables
+        # (sionna, seconds to import) and the coder's JIT are loaded here, in the main thread and
+        # before the sockets exist: a receiver that listens is ready to decode (a background import
+        # could hold the import lock and delay a Ctrl-C for as long).
+        from core.classical.ldpc import preload
+        preload()
+        sidepart.decode(sidepart.encode(bytes(16), 10.0), 0.1)  # warm-up: compile the coder now
         ctx = zmq.Context.instance()
         self.phy = connect(ctx.socket(zmq.PULL), self.ep.fg_out, keys)
         self.phy.setsockopt(zmq.RCVHWM, 16)

@@ -96,3 +96,47 @@ def test_decoder_gets_an_estimated_snr_by_default(codec, image):
     assert abs(p_est - p_true) < 0.3, (p_est, p_true)
     with pytest.raises(ValueError):
         codec.transmit_awgn(image, 0.18, 0.2, 10.0, rx_snr="oracle")
+
+
+def _anchor_jscc_error(model, image, enc_snr: float, ch_snr: float, seeds=range(4)) -> float:
+    """MSE of the decoded anchor latent when the JSCC encoder is told ``enc_snr`` and the channel
+    (and the decoder) are at ``ch_snr``: same latent, same rate map, same noise draws."""
+    import torch
+
+    from core.codec.jscc import active_mask, awgn
+    from core.codec.model import _batch, pad_to_multiple
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        y, anchor = model.analysis(pad_to_multiple(x), _batch(0.18, 1, "cpu"))
+        hyper, _ = model.entropy.hyper(y)
+        k, idx = model._rates(model.entropy.anchor_bits(y, hyper), torch.tensor([0.2]))
+        s = model.jscc.encode(y, idx, k, torch.tensor([enc_snr]), True, anchor)
+        mask = active_mask(k, model.cfg.max_symbols) * anchor
+        errs = []
+        for seed in seeds:
+            noisy = awgn(s, mask, torch.tensor([ch_snr]), torch.Generator().manual_seed(seed))
+            y_hat = model.jscc.decode(noisy, idx, k, torch.tensor([ch_snr]), True, anchor)
+            errs.append(float(((y_hat - y) * anchor).pow(2).sum() / anchor.sum() / y.shape[1]))
+    return float(np.mean(errs))
+
+
+def test_jscc_encoder_responds_to_the_cqi(codec, image):
+    """ν enters the encoder's channel attention (not cancelled by the power normalisation): the
+    codeword for the same latent and rate map changes with ν, and encoding for the true ν beats
+    encoding for a wrong one on the same channel (anchor latent error, same noise draws)."""
+    import torch
+
+    from core.codec.model import _batch, pad_to_multiple
+    m = codec.model
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        y, anchor = m.analysis(pad_to_multiple(x), _batch(0.18, 1, "cpu"))
+        hyper, _ = m.entropy.hyper(y)
+        k, idx = m._rates(m.entropy.anchor_bits(y, hyper), torch.tensor([0.2]))
+        s0 = m.jscc.encode(y, idx, k, torch.tensor([0.0]), True, anchor)
+        s14 = m.jscc.encode(y, idx, k, torch.tensor([14.0]), True, anchor)
+    assert float((s0 - s14).norm() / s0.norm()) > 1e-3
+    for true_db, wrong_db in ((0.0, 14.0), (14.0, 0.0)):
+        right = _anchor_jscc_error(m, image, true_db, true_db)
+        wrong = _anchor_jscc_error(m, image, wrong_db, true_db)
+        assert right < wrong, (true_db, right, wrong)

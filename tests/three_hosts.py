@@ -331,10 +331,24 @@ class ThreeHosts:
             gr = children(pid) if pid else []
             target = gr[0] if gr else pid
         t = time.time()
+        sent_before = len(tx_frames(self.out)) if role == "tx" else 0
         os.kill(target, signal.SIGKILL)
         ready = self.wait_ready(role, old_pid=pid)
+        if role == "tx":  # listening is not recovered: the TX still loads its model, then sends
+            ready = self.wait_first_frame(sent_before)
         return self.event("kill", target=role, detail=detail, pid=target, start=t, end=ready,
                           restart_s=ready - t)
+
+    def wait_first_frame(self, sent_before: int) -> float:
+        """Wait until the restarted TX has sent a frame (a new line in its log); returns the time."""
+        t_end = time.time() + self.cfg.ready_timeout_s
+        while time.time() < t_end:
+            if len(tx_frames(self.out)) > sent_before:
+                return time.time()
+            self.sample_rss()
+            time.sleep(0.05)
+        raise RuntimeError(f"the restarted tx sent no frame within {self.cfg.ready_timeout_s:.0f} s; "
+                           f"see {self.out / 'tx.log'}")
 
     def partition(self, link: str, seconds: float) -> dict:
         t = time.time()

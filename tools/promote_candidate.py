@@ -57,6 +57,8 @@ def main() -> int:
     p.add_argument("candidate", type=Path)
     p.add_argument("--dataset", default=str(REPO.parent / "shared" / "data" / "kodak"))
     p.add_argument("--limit", type=int, default=0, help="first N images only (a quick look; ship on the full set)")
+    p.add_argument("--candidate-json", type=Path, default=None,
+                   help="an `eval rd` JSON of the candidate already made (full data set), instead of running it")
     p.add_argument("--shipped-json", type=Path, default=None,
                    help="an earlier `eval rd --schemes compatible` JSON of the shipped model (same data)")
     p.add_argument("--out", type=Path, default=REPO / "runs" / "promote")
@@ -68,7 +70,10 @@ def main() -> int:
     if not args.candidate.exists():
         raise SystemExit(f"candidate {args.candidate} not found (training exports it to RUN/candidate.safetensors)")
     args.out.mkdir(parents=True, exist_ok=True)
-    cand = evaluate(args.candidate, args.out / "candidate_rd.json", args.dataset, args.limit, args.threads)
+    if args.candidate_json:
+        cand = json.loads(args.candidate_json.read_text())["curves"]["compatible"]
+    else:
+        cand = evaluate(args.candidate, args.out / "candidate_rd.json", args.dataset, args.limit, args.threads)
     if args.shipped_json:
         shipped = json.loads(args.shipped_json.read_text())["curves"]["compatible"]
     else:

@@ -153,6 +153,11 @@ class Transmitter:
             if args.classical_mode == "async":
                 self._worker = threading.Thread(target=self._classical_worker, daemon=True)
                 self._worker.start()
+        # every frame's side part is LDPC-coded: load the tables and compile the coder before the
+        # sockets exist, so a TX that listens sends without a first-frame stall
+        from core.classical.ldpc import preload
+        preload()
+        sidepart.encode(bytes(16), 10.0)
         ctx = zmq.Context.instance()
         self.to_fg = connect(ctx.socket(zmq.PUSH), self.ep.fg_in, self.keys)
         self.to_fg.setsockopt(zmq.SNDHWM, 4)

@@ -50,7 +50,8 @@ def _count_side(enc) -> None:
 
 def side_report() -> dict:
     """Counts of side parts / grants lost in this run, for the result JSON."""
-    return {"side_info": {**SIDE_STATS, **GRANT_STATS,
+    return {"side_info": {"learned_frames": SIDE_STATS["frames"], "side_failed": SIDE_STATS["side_failed"],
+                          "classical_grants": GRANT_STATS["frames"], "grant_failed": GRANT_STATS["grant_failed"],
                           "rule": "sidepart: MCS-0 control + side bytes at MCS(CQI - 3 dB, 1 % BLER)"}}
 
 DEFAULT_KODAK = REPO_ROOT.parent / "shared" / "data" / "kodak"
