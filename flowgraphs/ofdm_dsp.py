@@ -558,21 +558,27 @@ class StreamReceiver:
                 return False
             lo = max(0, d0 - L)
             M2, P2 = self.sync.metric(self.buf[lo:d0 + look])
-            d, cfo = self.sync.refine(M2, P2)
-            s = lo + d
-            self.stats["detections"] += 1
-            hdr = self._decode_header(s, cfo)
-            if hdr is None:
-                self.stats["header_failures"] += 1
-                self.pos = max(d0, s) + L + cp
-                return True
-            header, cfo, noise, s, window = hdr
-            n_d = cfg.n_data_symbols(header.n_symbols)
-            self._frame = {"s": s, "cfo": cfo, "header": header, "n_data": n_d,
-                           "n_samples": (2 + cfg.n_header_symbols + n_d) * sl,
-                           "noise_hdr": noise, "window": window}
-            self.state = self.FRAME
+            return self._start_frame(lo, d0, M2, P2)
+
+    def _start_frame(self, lo: int, d0: int, M2: np.ndarray, P2: np.ndarray) -> bool:
+        """A detection near ``d0`` (metric M2/P2 from ``lo``): refine the start, decode the
+        header and enter FRAME, or skip past a header that fails. Always True (state used)."""
+        cfg, L, cp, sl = self.cfg, self.sync.L, self.cfg.cp_len, self.cfg.symbol_len
+        d, cfo = self.sync.refine(M2, P2)
+        s = lo + d
+        self.stats["detections"] += 1
+        hdr = self._decode_header(s, cfo)
+        if hdr is None:
+            self.stats["header_failures"] += 1
+            self.pos = max(d0, s) + L + cp
             return True
+        header, cfo, noise, s, window = hdr
+        n_d = cfg.n_data_symbols(header.n_symbols)
+        self._frame = {"s": s, "cfo": cfo, "header": header, "n_data": n_d,
+                       "n_samples": (2 + cfg.n_header_symbols + n_d) * sl,
+                       "noise_hdr": noise, "window": window}
+        self.state = self.FRAME
+        return True
 
     def _search_triggered(self) -> bool:
         """Handle the oldest pending trigger; True when state changed or a trigger was used."""
@@ -596,21 +602,7 @@ class StreamReceiver:
             M2, P2 = self.sync.metric(self.buf[lo:d0 + look])
             if not np.any(M2 > 0.5 * self.sync.threshold):
                 continue  # the edge was before pos only: nothing left near the threshold
-            d, cfo = self.sync.refine(M2, P2)
-            s = lo + d
-            self.stats["detections"] += 1
-            hdr = self._decode_header(s, cfo)
-            if hdr is None:
-                self.stats["header_failures"] += 1
-                self.pos = max(d0, s) + L + cp
-                return True
-            header, cfo, noise, s, window = hdr
-            n_d = cfg.n_data_symbols(header.n_symbols)
-            self._frame = {"s": s, "cfo": cfo, "header": header, "n_data": n_d,
-                           "n_samples": (2 + cfg.n_header_symbols + n_d) * sl,
-                           "noise_hdr": noise, "window": window}
-            self.state = self.FRAME
-            return True
+            return self._start_frame(lo, d0, M2, P2)
         return False
 
     def _ramp(self, cfo: float) -> np.ndarray:
