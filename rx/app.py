@@ -202,6 +202,14 @@ class Receiver:
         if p.phy is None:
             p.phy = frame
         self._finish(key, self.pending.pop(key))
+        self._expire_overtaken(key)
+
+    def _expire_overtaken(self, key: tuple[int, int]) -> None:
+        """The PHY path (TX -> flowgraph -> RX) keeps its order, so once frame n's PHY part is
+        in, an earlier frame of the same stream still waiting for its own will never get it."""
+        stream, frame_id = key
+        for k in [k for k, p in self.pending.items() if k[0] == stream and k[1] < frame_id and p.phy is None]:
+            self._finish(k, self.pending.pop(k))
 
     # ------------------------------------------------------------------ decoding
     def _finish(self, key: tuple[int, int], p: Pending) -> None:
@@ -361,6 +369,10 @@ class Receiver:
 
     # ------------------------------------------------------------------ loop
     def _expire(self) -> None:
+        # a PHY part already queued here is not late: the loop was busy decoding (a slow machine,
+        # a long classical decode); it is read before anything is declared lost
+        if self.phy.poll(0, zmq.POLLIN):
+            return
         now = time.time()
         for key in [k for k, p in self.pending.items() if now - p.t_arrival > self.args.loss_timeout]:
             self._finish(key, self.pending.pop(key))
