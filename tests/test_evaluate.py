@@ -87,3 +87,18 @@ def test_classical_rd_points_sit_at_the_channel_uses_spent():
         assert spent == pytest.approx(np.mean(per), abs=1e-5)
         assert all(c >= grant for c in per)
         assert spent != budget and spent <= budget + grant + 1e-9
+
+
+def test_rd_states_the_vvenc_preset_of_each_vvc_curve():
+    """The RD tables encode VVC with ``medium`` (the live chain: ``faster``); a curve reused from
+    an older result keeps the preset it was made with, and the markdown table says which."""
+    from core.experiments.evaluate import RD_VVC_PRESET, make_classical, markdown_table, vvc_presets
+    assert RD_VVC_PRESET == "medium"
+    assert make_classical("vvc+ldpc", "medium").codec.preset == "medium"
+    reused = {"curves": {"vvc+capacity": [[0.02, 30.0]]}}
+    presets = vvc_presets(["vvc+ldpc", "vvc+capacity", "jpeg+ldpc"], reused, "medium")
+    assert presets == {"vvc+ldpc": "medium", "vvc+capacity": "faster"}
+    table = markdown_table({"snr_db": 10.0, "dataset": "kodak", "n_images": 1, "anchor": "vvc+ldpc",
+                            "curves": {"vvc+ldpc": [[0.02, 30.0], [0.08, 35.0]]}, "bd_rate": {},
+                            "vvc_preset": presets})
+    assert "vvc+ldpc `medium`" in table and "vvc+capacity `faster`" in table

@@ -88,6 +88,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     rd.add_argument("--msssim", action=argparse.BooleanOptionalAction, default=True,
                     help="also MS-SSIM (curves in dB, -10·log10(1 - MS-SSIM), and BD-rate) for every "
                          "scheme; the plot gets a second file <plot>_msssim.png")
+    rd.add_argument("--vvc-preset", default=RD_VVC_PRESET, choices=["faster", "fast", "medium", "slow", "slower"],
+                    help="vvenc preset of the VVC schemes (the live chain keeps 'faster'; stated in the result)")
     rd.add_argument("--reuse", default=None,
                     help="a previous rd JSON (same dataset and SNR): its schemes are taken from it, not recomputed")
     sn = sub.add_parser("snr", parents=[common], help="PSNR against SNR at a fixed CBR (paper Fig. 7c)")
@@ -187,21 +189,26 @@ def average_point(res: dict[str, list[float]]) -> list[float]:
     return [float(arr[:, 0].mean()), float(arr[:, 1].mean())]
 
 
-def make_classical(scheme: str):
-    """A classical scheme for offline evaluation. VVC uses vvenc's ``faster`` preset here:
-    on this 2-core CPU ``medium`` costs ~8 s per 768x512 encode and the Appendix-A sweep needs
-    dozens per image (the preset is stated in every result)."""
+def make_classical(scheme: str, vvc_preset: str | None = None):
+    """A classical scheme for offline evaluation. VVC uses vvenc's ``vvc_preset``
+    (default :data:`CLASSICAL_VVC_PRESET`; the preset is stated in every result)."""
     from core.classical.chain import make_scheme
     codec = scheme.split("+")[0]
-    opts = {"vvc": {"preset": CLASSICAL_VVC_PRESET}}.get(codec)
+    opts = {"vvc": {"preset": vvc_preset or CLASSICAL_VVC_PRESET}}.get(codec)
     return make_scheme(scheme, codec_options=opts)
 
 
+#: vvenc preset of the sweeps (SNR, fading) and the live-speed benchmarks: ``faster`` keeps them
+#: within a session on this 2-core CPU (``medium`` costs ~8 s per 768x512 encode and an
+#: Appendix-A sweep needs dozens per image). The RD tables use :data:`RD_VVC_PRESET`.
 CLASSICAL_VVC_PRESET = "faster"
+#: The RD tables' anchor is the stronger ``medium`` preset (cached per image and QP), so the
+#: learned chain is measured against what an engineer would encode offline.
+RD_VVC_PRESET = "medium"
 
 
 def classical_curve(scheme: str, images, cbrs, snr_db: float, seed: int,
-                    trials: int = 2, msssim: bool = False) -> tuple[list, dict]:
+                    trials: int = 2, msssim: bool = False, vvc_preset: str | None = None) -> tuple[list, dict]:
     """Average PSNR of a classical scheme at each CBR budget (paper Appendix A).
 
     ``<codec>+ldpc``: per image the largest-rate QP that fits each MCS; the MCS with the best
@@ -218,7 +225,7 @@ def classical_curve(scheme: str, images, cbrs, snr_db: float, seed: int,
     from core.classical.chain import select_dataset_mcs
     from core.classical.codecs import image_key, mean_image
     from core.link import sidepart
-    chain = make_classical(scheme)
+    chain = make_classical(scheme, vvc_preset)
     rng = np.random.default_rng(seed)
     # the grant rides the frame's digital part: its channel uses come off the budget
     grant_bytes = sidepart.grant_size(chain.codec.name)
@@ -301,6 +308,13 @@ def bd_rates(curves: dict[str, list], anchor: str) -> dict[str, float]:
     return out
 
 
+def vvc_presets(schemes: list[str], reused: dict, preset: str) -> dict[str, str]:
+    """The vvenc preset behind each VVC scheme: a reused curve keeps the one it was made with
+    (results from before this key existed used ``faster``)."""
+    return {s: (reused.get("vvc_preset", {}).get(s, "faster") if s in reused.get("curves", {}) else preset)
+            for s in schemes if s.startswith("vvc")}
+
+
 def run_rd(args) -> dict:
     images = load_images(args.dataset, args.limit)
     schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
@@ -352,7 +366,8 @@ def run_rd(args) -> dict:
         else:
             curves[scheme], per_image[scheme] = classical_curve(scheme, images, _floats(args.cbrs),
                                                                 args.snr, args.seed,
-                                                                msssim=args.msssim)
+                                                                msssim=args.msssim,
+                                                                vvc_preset=args.vvc_preset)
             if args.msssim:
                 arr = np.array([per_image[scheme][name] for name, _ in images], float)  # img, cbr, 3
                 curves_ms[scheme] = [[round(float(arr[:, k, 0].mean()), 5),
@@ -360,6 +375,7 @@ def run_rd(args) -> dict:
                                      for k in range(arr.shape[1])]
     result = {"snr_db": args.snr, "channel": args.channel, "dataset": Path(args.dataset).name,
               "n_images": len(images), "learned_rx_snr": args.rx_snr,
+              "vvc_preset": vvc_presets(schemes, reused, args.vvc_preset),
               "classical_cbr": "channel uses spent (transport block + grant), mean over images; "
                                "budgets: --cbrs", "classical_budgets": _floats(args.cbrs),
               "curves": curves, "points": points,
@@ -405,6 +421,9 @@ def markdown_table(result: dict) -> str:
             bd_text = _bd_text(result.get("bd_rate_msssim", {}).get(name), name == result["anchor"])
             lines.append(f"| {name} | " + " | ".join("—" if math.isnan(v) else f"{v:.2f}" for v in vals)
                          + f" | {bd_text} |")
+    if result.get("vvc_preset"):
+        lines += ["", "vvenc preset: " + ", ".join(f"{k} `{v}`" for k, v in result["vvc_preset"].items())
+                  + " (the live chain encodes with `faster`)."]
     return "\n".join(lines) + "\n"
 
 
@@ -445,6 +464,7 @@ def run_snr(args) -> dict:
             curves[name] = curve
     result = {"cbr": args.cbr, "channel": "awgn", "dataset": Path(args.dataset).name,
               "n_images": len(images), "learned_rx_snr": args.rx_snr,
+              "vvc_preset": vvc_presets(schemes, {}, CLASSICAL_VVC_PRESET),
               "learned_encoder_nu": {"<scheme>": "ν = the channel SNR (a CQI that matches it)",
                                      **({fixed_nu_name(s, fixed_nu): f"ν = {fixed_nu:g} dB whatever the channel"
                                          for s in schemes if s in LEARNED} if fixed_nu is not None else {})},
