@@ -89,17 +89,19 @@ class LearnedCodec:
 
     def encode(self, rgb: np.ndarray, lam: float, eta: float | np.ndarray, snr_db: float,
                context_draws: int = 1, edit_steps: int = 0,
-               quality: np.ndarray | None = None) -> EncodedImage:
+               quality: np.ndarray | None = None, msssim_weight: float = 0.0) -> EncodedImage:
         """Encode an RGB uint8 image.
 
         ``eta`` may be an (h, w) per-latent-position map (ROI). ``edit_steps`` > 0 runs NTSCC++
-        online editing (T steps) first, with the optional per-pixel ROI ``quality`` map m.
+        online editing (T steps) first, with the optional per-pixel ROI ``quality`` map m and
+        the eq.-21 MS-SSIM weight ``msssim_weight`` (see :func:`core.codec.online.edit_and_transmit`).
         """
         eta_t = torch.as_tensor(eta, dtype=torch.float32, device=self.device)
         if edit_steps > 0:
             from .online import edit_and_transmit
             q = None if quality is None else torch.from_numpy(quality).to(self.device)
-            tx, _ = edit_and_transmit(self.model, self._tensor(rgb), lam, eta_t, snr_db, edit_steps, q)
+            tx, _ = edit_and_transmit(self.model, self._tensor(rgb), lam, eta_t, snr_db, edit_steps, q,
+                                      msssim_weight=msssim_weight)
         else:
             tx = self.inference_model.transmit(self._tensor(rgb), lam, eta_t, snr_db, context_draws)
         side = SideInfo(tx.image_size, tx.rate_index[0].to(torch.uint8).cpu().numpy(), lam, snr_db)
@@ -128,8 +130,8 @@ class LearnedCodec:
     def transmit_awgn(self, rgb: np.ndarray, lam: float, eta, snr_db: float,
                       rng: np.random.Generator | None = None, edit_steps: int = 0,
                       quality: np.ndarray | None = None, nu_db: float | None = None,
-                      rx_snr: str = "estimated",
-                      fallback: np.ndarray | None = None) -> tuple[np.ndarray, EncodedImage]:
+                      rx_snr: str = "estimated", fallback: np.ndarray | None = None,
+                      msssim_weight: float = 0.0) -> tuple[np.ndarray, EncodedImage]:
         """Encode, send the whole frame -- the digital side part (:mod:`core.link.sidepart`,
         really LDPC-coded, its MCS from the CQI ``snr_db`` with the 3 dB margin) and the JSCC
         symbols -- through complex AWGN at ``snr_db``, decode.
@@ -147,7 +149,8 @@ class LearnedCodec:
         ``enc.side_ok`` tells which."""
         rng = rng or np.random.default_rng()
         nu = snr_db if nu_db is None else nu_db
-        enc = self.encode(rgb, lam, eta, nu, edit_steps=edit_steps, quality=quality)
+        enc = self.encode(rgb, lam, eta, nu, edit_steps=edit_steps, quality=quality,
+                          msssim_weight=msssim_weight)
         y = sidepart.awgn(self.frame_symbols(enc, snr_db), snr_db, rng)
         if rx_snr == "estimated":
             from core.phy.ofdm import emulate_snr_estimate
