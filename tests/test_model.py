@@ -212,3 +212,22 @@ def test_roi_eta_map_changes_rate_where_it_says(tiny):
     bits = tx.bits_per_position[0]
     # where η is 10x larger, the allocated symbols per bit are larger
     assert (k[:, :2] / bits[:, :2]).mean() > (k[:, 2:] / bits[:, 2:]).mean()
+
+
+def test_rate_response_spread_follows_lambda_to_the_minus_half(tiny):
+    """``RateResponse.spread``: log r_global,λ falls by ½ per e-fold of λ, the middle knot kept;
+    a larger λ then gets a finer step and more bits for the same image."""
+    rr = tiny.rate_response
+    with torch.no_grad():
+        rr.log_r_global.fill_(-0.3)
+    rr.spread(0.5)
+    g, ll = rr.log_r_global.detach(), rr.log_lambdas
+    mid = len(g) // 2
+    assert g[mid].item() == pytest.approx(-0.3)
+    assert torch.allclose(g - g[mid], -0.5 * (ll - ll[mid]), atol=1e-6)
+    x = torch.rand(1, 3, 64, 64)
+    tiny.eval()
+    with torch.no_grad():
+        bits = [tiny(x, lam, 0.2, 10.0, jscc=False)["bits"].sum().item()
+                for lam in (tiny.cfg.lambdas[0], tiny.cfg.lambdas[-1])]
+    assert bits[1] > bits[0]

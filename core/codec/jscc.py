@@ -106,6 +106,20 @@ class RateResponse(nn.Module):
         self.log_r_a = nn.Parameter(torch.zeros(channels))
         self.log_r_na = nn.Parameter(torch.zeros(channels))
 
+    @torch.no_grad()
+    def spread(self, slope: float = 0.5) -> None:
+        """Re-initialise r_global,λ ∝ λ^(-slope) around the middle knot of Λ (kept as it is).
+
+        Why: for R + λ·D at high rate the optimal quantiser step obeys Δ² ∝ 1/λ (slope ½), so Λ
+        spanning 55× should span ~7× in step and several times in rate. A model trained with
+        r_global nearly flat over Λ never leaves that narrow rate band by itself (its transforms
+        only learned the coarse-step regime, so a finer step buys no quality and the gradient
+        keeps r_global flat); this puts each λ where its rate should be and lets training go on.
+        """
+        mid = len(self.log_r_global) // 2
+        centre = self.log_r_global[mid].clone()
+        self.log_r_global.copy_(centre - slope * (self.log_lambdas - self.log_lambdas[mid]))
+
     def scale(self, lam: torch.Tensor, anchor_mask: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) scaling q_rate for a batch of λ (B,) and a (1,1,H,W) anchor mask."""
         g = exp_interpolate(self.log_r_global, self.log_lambdas, lam.log()).view(-1, 1, 1, 1)

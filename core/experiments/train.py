@@ -94,6 +94,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init-from", default=None,
                    help="start a new run (no checkpoint in --out yet) from these weights, e.g. the shipped "
                         "weights/ntscc_plus_small.safetensors")
+    p.add_argument("--rate-slope", type=float, default=None,
+                   help="with --init-from: re-initialise the rate response r_global,λ ∝ λ^-slope around "
+                        "the middle of Λ (0.5 = the high-rate optimum; see RateResponse.spread)")
 
 
 class CropSampler:
@@ -334,6 +337,10 @@ def main(args: argparse.Namespace) -> int:
         load_state(model, init.state_dict())
         step = int(read_metadata(args.init_from)["info"].get("step", 0))  # the step count goes on
         warmup_from = step
+        if args.rate_slope is not None:
+            model.rate_response.spread(args.rate_slope)
+            logger.info("rate response re-initialised (slope %g): log r_global = %s", args.rate_slope,
+                        [round(v, 3) for v in model.rate_response.log_r_global.tolist()])
         logger.info(f"initialised from {args.init_from}")
     else:
         warmup_from = 0
