@@ -4,7 +4,10 @@
 #   tools/train_background.sh [MINUTES] [THREADS]      (defaults: 150 minutes, 1 thread)
 #
 # Resumes runs/train_small/last.pt when it exists (model, EMA, optimiser, step), else starts from
-# the shipped weights/ntscc_plus_small.safetensors (the step count goes on from its metadata).
+# the shipped weights/ntscc_plus_small.safetensors (the step count goes on from its metadata) with
+# the rate response re-spread to r_global,λ ∝ λ^-1/2 (--rate-slope; ignored on resume), whose
+# r_global then learns at the base rate (--rate-lr-mult 1) so the spread holds while the
+# transforms learn the finer steps at the top of Λ.
 # Runs under nohup at low priority and returns at once; the progress is in runs/train_small.log,
 # the per-step log in runs/train_small/log.csv. The candidate (float16 EMA weights) is exported
 # to runs/train_small/candidate.safetensors at every checkpoint; ship it only through
@@ -18,5 +21,6 @@ mkdir -p runs
 nohup nice -n "${NICE:-10}" "$PY" -m core.cli train --config small --out runs/train_small \
   --init-from weights/ntscc_plus_small.safetensors --stage-steps 2500,1500,1000000 \
   --batch 8 --crop "${CROP:-128}" --threads "$THREADS" --lr "${LR:-1e-4}" --dist-scale 0.04 \
+  --rate-slope 0.5 --rate-lr-mult 1 \
   --max-minutes "$MINUTES" --ckpt-every 200 >> runs/train_small.log 2>&1 &
 echo "training in the background (pid $!): tail -f runs/train_small.log"
