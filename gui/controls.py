@@ -24,9 +24,15 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-CHANNELS = ("awgn", "rayleigh", "rician", "multipath", "trace")
-LAM_MIN, LAM_MAX = 0.013, 0.72
-SNR_RANGE = (-5.0, 30.0)
+from core.session.options import OPTIONS
+from flowgraphs.options import CHANNEL_CHOICES
+
+# Defaults and ranges are the session options table's (core.session.options, rows tagged
+# "viewer"). The channel list is the flowgraph's own: the combo changes the running flowgraph,
+# which knows more channels (rician) than the demo's --channel offers.
+CHANNELS = CHANNEL_CHOICES
+LAM_MIN, LAM_MAX = OPTIONS["lam"].span
+SNR_RANGE = OPTIONS["snr_db"].span
 
 
 def lam_from_slider(pos: int) -> float:
@@ -46,7 +52,8 @@ class ControlsPanel(QWidget):
 
     def __init__(self, cfg=None, parent=None):
         super().__init__(parent)
-        get = (lambda k, d: getattr(cfg, k, d)) if cfg is not None else (lambda k, d: d)
+        def get(name: str):  # the session's value, else the table's default
+            return getattr(cfg, name, OPTIONS[name].default)
         self.setFixedWidth(285)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -55,25 +62,25 @@ class ControlsPanel(QWidget):
         f = QFormLayout(ch)
         self.channel_combo = QComboBox()
         self.channel_combo.addItems(CHANNELS)
-        self.channel_combo.setCurrentText(get("channel", "awgn"))
+        self.channel_combo.setCurrentText(get("channel"))
         f.addRow("model", self.channel_combo)
         self.snr_spin = QDoubleSpinBox()
         self.snr_spin.setRange(*SNR_RANGE)
         self.snr_spin.setSingleStep(0.5)
         self.snr_spin.setSuffix(" dB")
         self.snr_spin.setKeyboardTracking(False)
-        self.snr_spin.setValue(float(get("snr_db", 10.0)))
+        self.snr_spin.setValue(float(get("snr_db")))
         self.snr_slider = QSlider(Qt.Horizontal)
         self.snr_slider.setRange(int(SNR_RANGE[0] * 2), int(SNR_RANGE[1] * 2))
         self.snr_slider.setValue(int(round(self.snr_spin.value() * 2)))
         f.addRow("SNR", self.snr_spin)
         f.addRow("", self.snr_slider)
         self.doppler_spin = QDoubleSpinBox()
-        self.doppler_spin.setRange(0.0, 2000.0)
+        self.doppler_spin.setRange(*OPTIONS["doppler_hz"].span)
         self.doppler_spin.setSingleStep(10.0)
         self.doppler_spin.setSuffix(" Hz")
         self.doppler_spin.setKeyboardTracking(False)
-        self.doppler_spin.setValue(float(get("doppler_hz", 0.0)))
+        self.doppler_spin.setValue(float(get("doppler_hz")))
         f.addRow("Doppler", self.doppler_spin)
         layout.addWidget(ch)
 
@@ -81,26 +88,26 @@ class ControlsPanel(QWidget):
         f = QFormLayout(tx)
         self.cbr_spin = QDoubleSpinBox()
         self.cbr_spin.setDecimals(3)
-        self.cbr_spin.setRange(0.002, 0.5)
+        self.cbr_spin.setRange(*OPTIONS["cbr"].span)
         self.cbr_spin.setSingleStep(0.005)
         self.cbr_spin.setKeyboardTracking(False)
-        self.cbr_spin.setValue(float(get("cbr", 0.04)))
+        self.cbr_spin.setValue(float(get("cbr")))
         f.addRow("CBR budget", self.cbr_spin)
         self.roi_check = QCheckBox("viewport ROI")
-        self.roi_check.setChecked(bool(get("roi", True)))
+        self.roi_check.setChecked(bool(get("roi")))
         f.addRow(self.roi_check)
         self.lam_slider = QSlider(Qt.Horizontal)
         self.lam_slider.setRange(0, 100)
-        self.lam_slider.setValue(slider_from_lam(float(get("lam", 0.18))))
+        self.lam_slider.setValue(slider_from_lam(float(get("lam"))))
         self.lam_label = QLabel()
         lam_row = QHBoxLayout()
         lam_row.addWidget(self.lam_slider)
         lam_row.addWidget(self.lam_label)
         f.addRow("λ (SQI)", lam_row)
         self.steps_spin = QSpinBox()
-        self.steps_spin.setRange(0, 100)
+        self.steps_spin.setRange(*OPTIONS["edit_steps"].span)
         self.steps_spin.setKeyboardTracking(False)
-        self.steps_spin.setValue(int(get("edit_steps", 0)))
+        self.steps_spin.setValue(int(get("edit_steps")))
         f.addRow("NTSCC++ steps T", self.steps_spin)
         layout.addWidget(tx)
 

@@ -27,48 +27,23 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from core.codec import FAST_HELP
 from core.link import sidepart
-from core.link.endpoints import Endpoints, add_link_arguments, bind_address, endpoints_from
+from core.link.endpoints import Endpoints, bind_address, endpoints_from
 from core.link.frame import STREAM_CLASSICAL, STREAM_LEARNED, RxFrame
 from core.link.messages import METRIC_FIELDS, EndOfStream, Feedback, MessageError, MetricsMessage, parse_side
 from core.link.security import CurveKeys, bind, connect
 from core.media.geometry import Viewport, pixel_mask, render_viewport
 from core.media.metrics import frame_metrics, ms_ssim, psnr
 from core.paths import new_run_folder
+from core.session.options import add_arguments as add_session_arguments
 
 log = logging.getLogger(__name__)
 MAX_PENDING = 32  # bounded join buffer: older unmatched frames are declared lost
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default=None,
-                   help="folder for metrics.csv and decoded viewports (default: a new runs/rx/<date-time>)")
-    p.add_argument("--loss-timeout", type=float, default=1.5,
-                   help="seconds to wait for a PHY frame after its side info before decoding it as lost")
-    p.add_argument("--idle-exit", type=float, default=0.0,
-                   help="exit after this many seconds without any input (0 = never)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: TX, RX and the flowgraph share the cores)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--fast", action=argparse.BooleanOptionalAction, default=True,
-                   help=FAST_HELP)
-    p.add_argument("--weights", default=None)
-    p.add_argument("--exit-on-end", action=argparse.BooleanOptionalAction, default=True,
-                   help="exit once the TX's end-of-stream marker arrived and nothing is pending")
-    p.add_argument("--save-every", type=int, default=10,
-                   help="save a viewport contact image every N frames (0 = never)")
-    p.add_argument("--classical-preload", action=argparse.BooleanOptionalAction, default=True,
-                   help="kept for compatibility: the LDPC tables are always loaded at start-up now, "
-                        "since every frame's side part is LDPC-coded")
-    p.add_argument("--metrics-append", action="store_true",
-                   help="append to an existing metrics.csv instead of starting it over (for a "
-                        "receiver that a supervisor restarts: the rows before the restart stay)")
-    p.add_argument("--msssim-every", type=int, default=5,
-                   help="MS-SSIM of the rendered viewport every N frames per stream (0 = never); "
-                        "~0.1 s per 256x256 viewport on one CPU core, hence not every frame")
-    add_link_arguments(p)
-
+    """``ntscc-xr rx``'s options: the ``rx`` rows of the session options table."""
+    add_session_arguments(p, "rx")
 
 #: Frames decoded but not yet through metrics/report (bounded: a slow metrics stage slows the
 #: decoder down rather than growing memory).

@@ -29,7 +29,7 @@ def wheel_names(tmp_path_factory) -> set[str]:
 
 
 def test_wheel_has_every_package(wheel_names):
-    for pkg in ("core", "core/codec", "core/classical", "core/link", "core/phy", "core/media",
+    for pkg in ("core", "core/codec", "core/classical", "core/link", "core/phy", "core/media", "core/session",
                 "core/experiments", "tx", "rx", "gui", "flowgraphs"):
         assert f"{pkg}/__init__.py" in wheel_names, pkg
     assert "core/classical/mcs_thresholds.json" in wheel_names

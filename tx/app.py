@@ -23,9 +23,8 @@ import numpy as np
 import zmq
 
 from core.classical.mcs import OuterLoopLinkAdaptation
-from core.codec import FAST_HELP
 from core.link import sidepart
-from core.link.endpoints import add_link_arguments, bind_address, endpoints_from
+from core.link.endpoints import bind_address, endpoints_from
 from core.link.frame import STREAM_CLASSICAL, STREAM_LEARNED, TxFrame
 from core.link.messages import Control, EndOfStream, Feedback, MessageError, SideMessage
 from core.link.security import CurveKeys, bind, connect
@@ -39,7 +38,8 @@ from core.media.geometry import (
     head_trajectory,
     roi_grid_mask,
 )
-from core.media.source import FrameSource, parse_resolution, resolution_arg, source_arg
+from core.media.source import FrameSource, parse_resolution
+from core.session.options import add_arguments as add_session_arguments
 
 from .adaptation import CqiTracker, LearnedRateController
 
@@ -78,41 +78,8 @@ class FramePrefetcher:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", default=None, type=source_arg,
-                   help="ERP video, image folder or panorama (default: shipped sample video)")
-    p.add_argument("--resolution", default="512x256", type=resolution_arg,
-                   help="ERP resolution WxH (2:1, multiples of 16)")
-    p.add_argument("--frames", type=int, default=60, help="frames to send (0 = forever)")
-    p.add_argument("--fps", type=float, default=0.0, help="pace the stream (0 = as fast as it encodes)")
-    p.add_argument("--cbr", type=float, default=0.04, help="per-frame CBR budget (channel uses / (3HW))")
-    p.add_argument("--lam", type=float, default=0.18, help="SQI λ of the compatible model")
-    p.add_argument("--roi", action=argparse.BooleanOptionalAction, default=True, help="viewport ROI transmission")
-    p.add_argument("--edit-steps", type=int, default=0, help="NTSCC++ online editing steps T (0 = real time)")
-    p.add_argument("--cqi-init", type=float, default=10.0, help="CQI assumed before the first feedback")
-    p.add_argument("--classical", action=argparse.BooleanOptionalAction, default=True,
-                   help="also stream the classical chain (codec + 5G LDPC) on the same link")
-    p.add_argument("--classical-codec", default="hevc", help="classical source codec for the live chain")
-    p.add_argument("--classical-olla", action=argparse.BooleanOptionalAction, default=True,
-                   help="outer-loop link adaptation for the classical chain: a CQI back-off "
-                        "steered by the RX's acknowledgements to the frame BLER target")
-    p.add_argument("--classical-bler-target", type=float, default=0.01,
-                   help="frame error rate the classical chain's link adaptation (MCS choice and "
-                        "OLLA) aims at; there is no HARQ, so every frame error is a cliff")
-    p.add_argument("--classical-mode", choices=["sync", "async"], default="sync",
-                   help="sync: every frame through both chains (frame-aligned report); async: the "
-                        "classical chain encodes in a worker and skips frames while busy (live view)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: TX, RX and the flowgraph share the cores)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if present) | cpu | cuda")
-    p.add_argument("--fast", action=argparse.BooleanOptionalAction, default=True,
-                   help=FAST_HELP)
-    p.add_argument("--weights", default=None)
-    p.add_argument("--drop-rate", type=float, default=0.0,
-                   help="fault injection: probability of not sending a frame's PHY part (it decodes as lost)")
-    p.add_argument("--trajectory", choices=["scripted", "static"], default="scripted",
-                   help="head motion when no viewer sends poses")
-    add_link_arguments(p)
-
+    """``ntscc-xr tx``'s options: the ``tx`` rows of the session options table."""
+    add_session_arguments(p, "tx")
 
 class Transmitter:
     def __init__(self, args):

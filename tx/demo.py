@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.media.source import resolution_arg, source_arg
 from core.paths import new_run_folder
+from core.session.options import add_arguments as add_session_arguments
+from core.session.options import config_values
 
 from .session import Session, SessionConfig
 
@@ -24,47 +25,14 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--headless", action="store_true", help="no window: run and write the report")
-    p.add_argument("--frames", type=int, default=60)
-    p.add_argument("--out", default=None,
-                   help="report folder (default: a new runs/demo/<date-time>, runs/viewer/<date-time> "
-                        "for the viewer; runs/<kind>/latest links to the newest)")
-    p.add_argument("--resolution", default="512x256", type=resolution_arg, help="ERP WxH (2:1)")
-    p.add_argument("--source", default=None, type=source_arg,
-                   help="ERP video / image folder / panorama (default: shipped sample)")
-    p.add_argument("--channel", default="awgn", choices=["awgn", "rayleigh", "multipath", "trace"])
-    p.add_argument("--snr", type=float, default=10.0, help="channel SNR in dB (mean SNR for fading)")
-    p.add_argument("--doppler", type=float, default=0.0, help="Doppler (Hz) for --channel rayleigh")
-    p.add_argument("--trace", default=None,
-                   help="SNR trace CSV for --channel trace (default: shipped COST2100-like trace)")
-    p.add_argument("--cbr", type=float, default=0.04, help="per-frame CBR budget")
-    p.add_argument("--lam", type=float, default=0.18, help="SQI λ")
-    p.add_argument("--roi", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--edit-steps", type=int, default=0, help="NTSCC++ steps T")
-    p.add_argument("--classical", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--classical-codec", default="hevc")
-    p.add_argument("--classical-olla", action=argparse.BooleanOptionalAction, default=True,
-                   help="outer-loop link adaptation (ACK-driven CQI back-off) for the classical chain")
-    p.add_argument("--classical-bler-target", type=float, default=None,
-                   help="frame error rate the classical link adaptation aims at (default 0.01: "
-                        "there is no HARQ, every frame error is a cliff)")
-    p.add_argument("--fps", type=float, default=0.0, help="pace the TX (0 = as fast as possible)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--base-port", type=int, default=5600)
-    p.add_argument("--timeout", type=float, default=1800, help="give up after this many seconds")
+    """``ntscc-xr demo``'s options (also the viewer's): the ``demo`` rows of the session options table."""
+    add_session_arguments(p, "demo")
 
 
-def config_from(args, kind: str = "demo") -> SessionConfig:
+def config_from(args: argparse.Namespace, kind: str = "demo") -> SessionConfig:
     """The session of the parsed options; without ``--out`` its folder is a new one of its own."""
     out = Path(args.out) if args.out else new_run_folder(kind)
-    return SessionConfig(out=out, frames=args.frames, resolution=args.resolution,
-                         source=args.source, channel=args.channel, snr_db=args.snr,
-                         doppler_hz=args.doppler, trace=args.trace, cbr=args.cbr, lam=args.lam,
-                         roi=args.roi, edit_steps=args.edit_steps, classical=args.classical,
-                         classical_codec=args.classical_codec,
-                         classical_olla=args.classical_olla,
-                         classical_bler_target=args.classical_bler_target, fps=args.fps, device=args.device,
-                         base_port=args.base_port, log_level=getattr(args, "log_level", None))
+    return SessionConfig(**{**config_values(args), "out": out, "log_level": getattr(args, "log_level", None)})
 
 
 def run_headless(cfg: SessionConfig, timeout: float) -> dict:

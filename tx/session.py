@@ -13,48 +13,15 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import zmq
 
 from core import logs
-from core.link.endpoints import Endpoints
 from core.link.messages import Control, FlowgraphReply, FlowgraphRequest
 from core.paths import REPO_ROOT
+from core.session.options import SessionConfig, to_argv, validate
 
-
-@dataclass
-class SessionConfig:
-    out: Path = Path("runs/demo")
-    frames: int = 60
-    resolution: str = "512x256"
-    source: str | None = None
-    channel: str = "awgn"
-    snr_db: float = 10.0
-    doppler_hz: float = 0.0
-    trace: str | None = None
-    cbr: float = 0.04
-    lam: float = 0.18
-    roi: bool = True
-    edit_steps: int = 0
-    classical: bool = True
-    classical_codec: str = "hevc"
-    classical_olla: bool = True
-    classical_bler_target: float | None = None  # None: the TX's default (1 %, no HARQ)
-    fps: float = 0.0
-    device: str = "auto"
-    base_port: int = 5600
-    trajectory: str = "scripted"
-    cqi_init: float | None = None  # CQI the TX assumes before feedback (default: snr_db)
-    classical_mode: str = "sync"
-    drop_rate: float = 0.0
-    log_level: str | None = None  # of the child processes (default: this process's, core.logs)
-    extra_fg_args: list[str] = field(default_factory=list)
-
-    @property
-    def endpoints(self) -> Endpoints:
-        return Endpoints.from_base(self.base_port)
+__all__ = ["Session", "SessionConfig"]  # SessionConfig: built from core.session.options' table
 
 
 def _cli() -> list[str]:
@@ -65,6 +32,7 @@ class Session:
     """Starts and supervises flowgraph, RX and TX for one streaming run."""
 
     def __init__(self, cfg: SessionConfig, log=None):
+        validate(cfg)  # bad input: one line now, not a child's exit 2 after the flowgraph started
         self.cfg = cfg
         self.log = log or logging.getLogger(__name__).info
         self.procs: dict[str, subprocess.Popen] = {}
@@ -76,39 +44,17 @@ class Session:
 
     # ------------------------------------------------------------------ commands
     def flowgraph_command(self) -> list[str]:
-        c = self.cfg
-        cmd = _cli() + ["flowgraph", "--base-port", str(c.base_port), "--channel", c.channel,
-                        "--snr", str(c.snr_db)]
-        if c.channel == "rayleigh" and c.doppler_hz:
-            cmd += ["--doppler", str(c.doppler_hz)]
-        if c.trace:
-            cmd += ["--trace", c.trace]
-        return cmd + list(c.extra_fg_args)
+        return _cli() + ["flowgraph"] + to_argv(self.cfg, "flowgraph") + list(self.cfg.extra_fg_args)
 
     def rx_command(self) -> list[str]:
-        c = self.cfg
-        return _cli() + ["rx", "--out", str(c.out), "--base-port", str(c.base_port),
-                         "--device", c.device, "--idle-exit", "600",
-                         "--classical-preload" if c.classical else "--no-classical-preload"]
+        # Not settings but how a session runs its RX: it exits after 10 idle minutes (an RX left
+        # behind does not run forever); the preload flag (a no-op now, the RX always loads the
+        # LDPC tables) follows the classical chain as it always did.
+        preload = "--classical-preload" if self.cfg.classical else "--no-classical-preload"
+        return _cli() + ["rx"] + to_argv(self.cfg, "rx") + ["--idle-exit", "600", preload]
 
     def tx_command(self) -> list[str]:
-        c = self.cfg
-        cmd = _cli() + ["tx", "--frames", str(c.frames), "--resolution", c.resolution,
-                        "--cbr", str(c.cbr), "--lam", str(c.lam), "--edit-steps", str(c.edit_steps),
-                        "--base-port", str(c.base_port), "--device", c.device,
-                        "--fps", str(c.fps), "--classical-codec", c.classical_codec,
-                        "--trajectory", c.trajectory, "--classical-mode", c.classical_mode,
-                        "--cqi-init", str(c.snr_db if c.cqi_init is None else c.cqi_init)]
-        if c.drop_rate:
-            cmd += ["--drop-rate", str(c.drop_rate)]
-        cmd.append("--roi" if c.roi else "--no-roi")
-        cmd.append("--classical" if c.classical else "--no-classical")
-        cmd.append("--classical-olla" if c.classical_olla else "--no-classical-olla")
-        if c.classical_bler_target is not None:
-            cmd += ["--classical-bler-target", str(c.classical_bler_target)]
-        if c.source:
-            cmd += ["--source", c.source]
-        return cmd
+        return _cli() + ["tx"] + to_argv(self.cfg, "tx")
 
     # ------------------------------------------------------------------ processes
     def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen:

@@ -6,11 +6,11 @@
 
 Binding anywhere but loopback needs ``allow_remote=True`` (the ``--allow-remote`` option),
 and then CurveZMQ keys (see :mod:`core.link.security`).
-Torch-free: the flowgraph side imports it too.
+Torch-free: the flowgraph side imports it too. The TX/RX flags that set these (``--base-port``,
+``--fg-host``, ...) are rows of the session options table, :mod:`core.session.options`.
 """
 from __future__ import annotations
 
-import argparse
 import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -43,21 +43,6 @@ def bind_address(address: str, bind_host: str) -> str:
     """The address a process binds for an endpoint: same port, on its own interface."""
     url = urlparse(address)
     return f"{url.scheme}://{bind_host}:{url.port}"
-
-
-def add_link_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("link endpoints (ZeroMQ)")
-    g.add_argument("--base-port", type=int, default=BASE_PORT,
-                   help="flowgraph in/out/control = base+0..2, side/feedback/metrics = base+10..12 "
-                        "(bound by the RX), viewer control = base+13 (bound by the TX)")
-    g.add_argument("--fg-host", default="127.0.0.1", help="host running the flowgraph (connect)")
-    g.add_argument("--rx-host", default="127.0.0.1", help="host running the receiver (connect)")
-    g.add_argument("--tx-host", default="127.0.0.1", help="host running the transmitter (connect)")
-    g.add_argument("--bind-host", default="127.0.0.1",
-                   help="interface this process binds its own sockets on (non-loopback needs --allow-remote)")
-    g.add_argument("--allow-remote", action="store_true",
-                   help="allow binding non-loopback addresses (use with --curve-keys)")
-    g.add_argument("--curve-keys", default=None, help="folder made by 'ntscc-xr keys': CURVE-authenticate every socket")
 
 
 def endpoints_from(args) -> Endpoints:
