@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import queue
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -38,6 +39,7 @@ from core.paths import new_run_folder
 from core.session.options import add_arguments as add_session_arguments
 
 log = logging.getLogger(__name__)
+READY_WAIT_S = 10.0  # how long the receiver waits for the flowgraph before announcing READY
 MAX_PENDING = 32  # bounded join buffer: older unmatched frames are declared lost
 
 
@@ -90,7 +92,11 @@ class Receiver:
         preload()
         sidepart.decode(sidepart.encode(bytes(16), 10.0), 0.1)  # warm-up: compile the coder now
         ctx = zmq.Context.instance()
-        self.phy = connect(ctx.socket(zmq.PULL), self.ep.fg_out, keys)
+        self.phy = ctx.socket(zmq.PULL)
+        # watched until its first connection: "READY" is announced once the flowgraph's frames
+        # can reach us (the flowgraph drops frames while no receiver is connected)
+        self._phy_monitor = self.phy.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        connect(self.phy, self.ep.fg_out, keys)
         self.phy.setsockopt(zmq.RCVHWM, 16)
         here = lambda addr: bind_address(addr, args.bind_host)  # noqa: E731
         self.side = bind(ctx.socket(zmq.PULL), here(self.ep.side), args.allow_remote, keys)
@@ -352,7 +358,28 @@ class Receiver:
         for key in [k for k, p in self.pending.items() if now - p.t_arrival > self.args.loss_timeout]:
             self._finish(key, self.pending.pop(key))
 
+    def announce_ready(self, timeout_s: float = READY_WAIT_S) -> bool:
+        """Print ``READY {endpoints}`` on stdout (the line a supervisor waits for, as the
+        flowgraph's) once the PHY socket is connected to the flowgraph, or after ``timeout_s``
+        without it (a flowgraph on another host may come later; ZeroMQ reconnects). True when
+        connected."""
+        connected = bool(self._phy_monitor.poll(int(timeout_s * 1000)))
+        self._close_monitor()
+        if not connected:
+            log.warning("no flowgraph at %s after %.0f s; listening anyway", self.ep.fg_out, timeout_s)
+        sys.stdout.write("READY " + json.dumps({"phy": self.ep.fg_out, "side": self.ep.side,
+                                                "connected": connected}) + "\n")
+        sys.stdout.flush()
+        return connected
+
+    def _close_monitor(self) -> None:
+        if self._phy_monitor is not None:
+            self.phy.disable_monitor()
+            self._phy_monitor.close(linger=0)
+            self._phy_monitor = None
+
     def run(self) -> int:
+        self.announce_ready()
         poller = zmq.Poller()
         poller.register(self.phy, zmq.POLLIN)
         poller.register(self.side, zmq.POLLIN)
@@ -393,6 +420,7 @@ class Receiver:
             pass
         self._reporter.join(timeout=10)
         self.csv_file.close()
+        self._close_monitor()
         for s in (self.phy, self.side, self.feedback, self.metrics_pub):
             s.close(linger=0)
 

@@ -36,6 +36,7 @@ class Session:
         self.cfg = cfg
         self.log = log or logging.getLogger(__name__).info
         self.procs: dict[str, subprocess.Popen] = {}
+        self._log_start: dict[str, int] = {}  # where each part's current run begins in its log
         self.restarts = 0
         self.events: list[dict] = []
         cfg.out.mkdir(parents=True, exist_ok=True)
@@ -60,6 +61,7 @@ class Session:
     def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen:
         # a fresh log per session; a restart within the session appends (the crash stays readable)
         log_file = open(self.cfg.out / f"{name}.log", "ab" if name in self.procs else "wb")
+        self._log_start[name] = log_file.tell()
         # the children import the same packages as this process, wherever it was started
         path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path,
@@ -74,9 +76,27 @@ class Session:
         self._spawn("flowgraph", self.flowgraph_command())
         self.wait_flowgraph_ready()
         self._spawn("rx", self.rx_command())
-        time.sleep(0.5)
+        self.wait_ready("rx")
         if with_tx:
             self._spawn("tx", self.tx_command())
+
+    def wait_ready(self, name: str, timeout: float = 90.0) -> None:
+        """Wait for the ``READY`` line a part prints once it listens (the receiver: connected to
+        the flowgraph, whose frames are dropped while no receiver is there)."""
+        t0, log_path = time.time(), self.cfg.out / f"{name}.log"
+        while time.time() - t0 < timeout:
+            if self.procs[name].poll() is not None:
+                tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
+                raise RuntimeError(f"the {name} exited at start (code {self.procs[name].returncode}):\n{tail}")
+            if any(line.startswith(b"READY ") for line in self._log_since_spawn(name).splitlines()):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"the {name} did not report READY within {timeout:.0f} s; see {log_path}")
+
+    def _log_since_spawn(self, name: str) -> bytes:
+        with open(self.cfg.out / f"{name}.log", "rb") as f:
+            f.seek(self._log_start.get(name, 0))
+            return f.read()
 
     def wait_flowgraph_ready(self, timeout: float = 60.0) -> None:
         """Wait until the flowgraph answers on its control socket."""
@@ -145,6 +165,8 @@ class Session:
         self._spawn(name, cmd)
         if name == "flowgraph":
             self.wait_flowgraph_ready()
+        elif name == "rx":
+            self.wait_ready("rx")
 
     def kill(self, name: str) -> None:
         """Fault injection: kill one process hard."""
