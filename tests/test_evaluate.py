@@ -38,13 +38,15 @@ def test_eval_roi_runs_on_a_repo_panorama(tmp_path):
     out = tmp_path / "roi.json"
     rc = cli_main(["eval", "roi", "--dataset", str(folder), "--resolution", "256x128",
                    "--lambdas", "0.18", "--scales", "0.2", "--yaws", "0", "--json", str(out),
-                   "--device", "cpu"])
+                   "--device", "cpu", "--edit-steps", "2"])
     assert rc == 0
     res = json.loads(out.read_text())
     (c_u, p_u), = res["points_lambda_scale"]["uniform"].values()
     (c_r, p_r), = res["points_lambda_scale"]["roi"].values()
-    assert c_r < 0.8 * c_u
-    assert p_u > 15 and p_r > 15
+    (c_e, p_e), = res["points_lambda_scale"]["roi+edit T=2"].values()  # eq. 20 beside the η map alone
+    assert c_r < 0.8 * c_u and c_e < 0.8 * c_u
+    assert p_u > 15 and p_r > 15 and p_e > 15
+    assert set(res["bd_rate_vs_uniform_pct"]) == {"roi", "roi+edit T=2"}
 
 
 def test_eval_snr_reports_a_fixed_nu_encoder_beside_the_matched_one(tmp_path):

@@ -504,8 +504,9 @@ def run_roi(args) -> dict:
     grid = [(lam, sc) for lam in lams for sc in _floats(args.scales)]
     yaws = _floats(args.yaws)
     views = [Viewport(yaw, 0.0, 90.0, (256, 256)) for yaw in yaws]
-    acc = {m: {g: [] for g in grid} for m in ("uniform", "roi")}
-    bar = tqdm(total=len(files) * len(grid) * (1 + len(views)), desc="roi", file=sys.stderr,
+    modes = ("uniform", "roi") + ((f"roi+edit T={args.edit_steps}",) if args.edit_steps else ())
+    acc = {m: {g: [] for g in grid} for m in modes}
+    bar = tqdm(total=len(files) * len(grid) * (1 + (len(modes) - 1) * len(views)), desc="roi", file=sys.stderr,
                mininterval=2)
     for f in files:
         erp = np.asarray(Image.fromarray(read_rgb(f)).resize((w, h), Image.BICUBIC))
@@ -519,14 +520,15 @@ def run_roi(args) -> dict:
             for vp, ref in zip(views, refs):
                 acc["uniform"][(lam, sc)].append([enc.cbr, psnr(ref, render_viewport(rec, vp))])
             for vp, ref, mask in zip(views, refs, masks):
-                q = quality_map(mask)[:h, :w] if args.edit_steps else None
-                rec, enc = codec.transmit_awgn(erp, lam, eta_map(mask, 0.25 * sc / 0.2, 0.05 * sc / 0.2),
-                                               args.snr, np.random.default_rng(args.seed),
-                                               edit_steps=args.edit_steps, quality=q,
-                                               rx_snr=args.rx_snr)
-                _count_side(enc)
-                acc["roi"][(lam, sc)].append([enc.cbr, psnr(ref, render_viewport(rec, vp))])
-                bar.update(1)
+                # the η map alone, and (eq. 20) the η map plus T editing steps on the ROI-weighted loss
+                for mode, steps in zip(modes[1:], (0, args.edit_steps)):
+                    rec, enc = codec.transmit_awgn(erp, lam, eta_map(mask, 0.25 * sc / 0.2, 0.05 * sc / 0.2),
+                                                   args.snr, np.random.default_rng(args.seed),
+                                                   edit_steps=steps, quality=quality_map(mask)[:h, :w] if steps
+                                                   else None, rx_snr=args.rx_snr)
+                    _count_side(enc)
+                    acc[mode][(lam, sc)].append([enc.cbr, psnr(ref, render_viewport(rec, vp))])
+                    bar.update(1)
     bar.close()
     points = {m: {f"{lam:g},{sc:g}": np.mean(v, axis=0).round(5).tolist() for (lam, sc), v in a.items()}
               for m, a in acc.items()}
@@ -536,6 +538,11 @@ def run_roi(args) -> dict:
               "edit_steps": args.edit_steps, "points_lambda_scale": points, "curves": curves,
               **equal_quality_savings(curves["uniform"], curves["roi"]),
               "bd_rate_roi_vs_uniform_pct": bd_rates(curves, "uniform").get("roi"), **side_report()}
+    if args.edit_steps:
+        edited = modes[2]
+        result.update(bd_rate_vs_uniform_pct={m: bd_rates(curves, "uniform").get(m) for m in modes[1:]},
+                      bd_rate_edit_vs_roi_pct=bd_rates({"roi": curves["roi"], edited: curves[edited]}, "roi")
+                      .get(edited))
     if args.plot:
         plot_curves(curves, f"viewport PSNR vs CBR, ROI vs uniform (AWGN {args.snr:g} dB)", "CBR ρ", args.plot)
     return result
