@@ -237,16 +237,22 @@ def classical_curve(scheme: str, images, cbrs, snr_db: float, seed: int,
     grant = grant_uses
     per_image: dict[str, list] = {name: [] for name, _ in images}
     curve = []
+    from tqdm import tqdm
+    bar = tqdm(total=len(cbrs) * len(images), desc=f"{scheme} @{snr_db:g}dB", file=sys.stderr, mininterval=2)
+
+    def ticked(result):  # one image done at one budget (a slow preset takes minutes per image)
+        bar.update(1)
+        return result
     for budget in cbrs:
         if scheme.endswith("+capacity"):
-            results = [chain.transmit(rgb, budget, snr_db=snr_db) for _, rgb in images]
+            results = [ticked(chain.transmit(rgb, budget, snr_db=snr_db)) for _, rgb in images]
             points = [((r.channel_uses + grant) / (3 * rgb.shape[0] * rgb.shape[1]),
                        r.psnr if r.psnr is not None else float("nan"))
                       + ((ms_ssim(rgb, r.recon),) if msssim else ())
                       for r, (_, rgb) in zip(results, images)]
         else:
-            sweeps = [chain.sweep(rgb, max(0.0, budget - grant_uses / (3 * rgb.shape[0] * rgb.shape[1])),
-                                  snr_db=snr_db, trials=trials, rng=rng, prune_db=2.0)
+            sweeps = [ticked(chain.sweep(rgb, max(0.0, budget - grant_uses / (3 * rgb.shape[0] * rgb.shape[1])),
+                                         snr_db=snr_db, trials=trials, rng=rng, prune_db=2.0))
                       for _, rgb in images]
             mcs = select_dataset_mcs(sweeps)
             points = []
@@ -272,6 +278,7 @@ def classical_curve(scheme: str, images, cbrs, snr_db: float, seed: int,
         spent = float(np.mean([pt[0] for pt in points]))
         curve.append([round(spent, 5), round(float(np.nanmean([pt[1] for pt in points])), 3)])
         log.info("%s @ CBR budget %g (spent %.4f): %.2f dB", scheme, budget, spent, curve[-1][1])
+    bar.close()
     return curve, per_image
 
 
