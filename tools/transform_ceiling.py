@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Where does the learned chain's quality stop? The transforms alone vs the whole chain, per λ.
+
+For each SQI λ of the model's grid Λ, on Kodak crops:
+
+* ``g_s(g_a(x))``      -- the transforms with no quantisation at all: the ceiling of the model;
+* ``NTC``              -- transform coding alone, g_s(round(y)), and its entropy in bits/pixel;
+* ``JSCC @ η``         -- the whole chain over AWGN at ``--snr`` (true SNR, no side part): PSNR @ CBR.
+
+If ``g_s(g_a(x))`` is close to the JSCC curve's top, the transforms cap the high-rate end
+(issue 11: "check first whether the transforms or the JSCC limit it"). Run:
+
+    .venv/bin/python tools/transform_ceiling.py [--weights W] [--limit 4] [--markdown out.md]
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.codec.checkpoint import DEFAULT_WEIGHTS, load_model  # noqa: E402
+from core.experiments.evaluate import DEFAULT_KODAK  # noqa: E402
+from core.media.imageio import list_images, read_rgb  # noqa: E402
+
+log = logging.getLogger("transform_ceiling")
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = ((a.clamp(0, 1) - b) ** 2).mean(dim=(1, 2, 3))
+    return float((10 * torch.log10(1 / mse)).mean())
+
+
+def load_crops(folder: str, limit: int, size: int) -> torch.Tensor:
+    """Centre crops (size x size) of the first ``limit`` images, (N, 3, size, size) in [0, 1]."""
+    crops = []
+    for f in list_images(folder)[:limit]:
+        rgb = read_rgb(f)
+        top, left = (rgb.shape[0] - size) // 2, (rgb.shape[1] - size) // 2
+        crops.append(torch.from_numpy(np.ascontiguousarray(rgb[top:top + size, left:left + size])))
+    return torch.stack(crops).permute(0, 3, 1, 2).float() / 255
+
+
+@torch.no_grad()
+def ceiling_rows(model, x: torch.Tensor, etas: list[float], snr_db: float) -> list[dict]:
+    rows = []
+    pixels = x.shape[-1] * x.shape[-2]
+    for lam in model.cfg.lambdas:
+        lam_t = torch.full((x.shape[0],), lam)
+        y, anchor = model.analysis(x, lam_t)
+        ntc = model(x, lam, 0.2, snr_db, jscc=False)
+        row = {"lam": lam, "autoencoder_psnr": _psnr(model.synthesis(y, lam_t, anchor), x),
+               "ntc_psnr": _psnr(ntc["x_hat"], x),
+               "ntc_bpp": float((ntc["bits"].sum(dim=(1, 2)) / pixels).mean()), "jscc": {}}
+        for eta in etas:
+            torch.manual_seed(0)
+            out = model(x, lam, eta, snr_db, jscc=True)
+            cbr = float((out["k_bar"].sum(dim=(1, 2)) / (3 * pixels)).mean())
+            row["jscc"][eta] = (_psnr(out["x_hat"], x), cbr)
+        rows.append(row)
+        log.info("λ %g done", lam)
+    return rows
+
+
+def markdown(rows: list[dict], etas: list[float], header: str) -> str:
+    lines = [header, "", "| λ | g_s(g_a(x)) dB | NTC dB | NTC bpp | "
+             + " | ".join(f"JSCC η={e:g}: dB @ CBR" for e in etas) + " |",
+             "|---|---|---|---|" + "---|" * len(etas)]
+    for r in rows:
+        lines.append(f"| {r['lam']:g} | {r['autoencoder_psnr']:.2f} | {r['ntc_psnr']:.2f} | {r['ntc_bpp']:.3f} | "
+                     + " | ".join(f"{p:.2f} @ {c:.3f}" for p, c in (r["jscc"][e] for e in etas)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="safetensors checkpoint")
+    p.add_argument("--dataset", default=str(DEFAULT_KODAK), help="test images (default: Kodak)")
+    p.add_argument("--limit", type=int, default=4, help="first N images")
+    p.add_argument("--crop", type=int, default=256, help="centre crop side (multiple of 64)")
+    p.add_argument("--etas", default="0.1,0.2,0.4")
+    p.add_argument("--snr", type=float, default=10.0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--markdown", default=None, help="also write the table here")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
+    torch.set_num_threads(args.threads)
+    model = load_model(args.weights).eval()
+    x = load_crops(args.dataset, args.limit, args.crop)
+    etas = [float(e) for e in args.etas.split(",")]
+    rows = ceiling_rows(model, x, etas, args.snr)
+    text = markdown(rows, etas, f"Transforms vs chain, `{Path(args.weights).name}`: {len(x)} images of "
+                                f"`{Path(args.dataset).name}`, {args.crop}² centre crops, AWGN {args.snr:g} dB "
+                                "(true SNR, JSCC symbols only).")
+    print(text)
+    if args.markdown:
+        Path(args.markdown).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
