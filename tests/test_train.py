@@ -61,7 +61,8 @@ def test_gpu_training_script_runs_on_cpu_from_a_numpy_pack(tmp_path):
                         "--out", str(pack), "--short-side", "64"], cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     out = tmp_path / "gpu_out"
-    env = dict(os.environ, PYTHON=sys.executable, DEVICE="cpu", DATA=str(pack), BATCH="2", CROP="64")
+    env = dict(os.environ, PYTHON=sys.executable, DEVICE="cpu", DATA=str(pack), BATCH="2", CROP="64",
+               RATE_SLOPE="0.5")
     r = subprocess.run(["bash", "tools/train_gpu.sh", str(out), "0.02", "--threads", "1"],
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -69,6 +70,8 @@ def test_gpu_training_script_runs_on_cpu_from_a_numpy_pack(tmp_path):
     assert rows and int(rows[0]["step"]) > 24000  # the step count goes on from the shipped model's
     model = load_model(out / "candidate.safetensors")
     assert model.cfg.name == "small"
+    g = model.rate_response.log_r_global.detach()
+    assert float(g[0] - g[-1]) > 1.5  # RATE_SLOPE re-spread the flat shipped rate response (2.0 in log)
 
 
 def test_lr_schedule_warms_up_then_drops_for_the_last_tenth():

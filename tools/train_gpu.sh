@@ -12,12 +12,15 @@
 # photos works where Pillow is installed). Evaluate the candidate afterwards with
 # `tools/promote_candidate.py OUT_DIR/candidate.safetensors`.
 #
-# Environment: DATA, INIT, BATCH (32), CROP (256), LR (1e-4), DEVICE (cuda), PYTHON (python3).
+# Environment: DATA, INIT, BATCH (32), CROP (256), LR (1e-4), DEVICE (cuda), PYTHON (python3),
+# RATE_SLOPE (unset: keep the rate response of INIT; 0.5: re-spread r_global,λ ∝ λ^-1/2 first,
+# for weights trained with a flat one). r_global always learns at the base rate (--rate-lr-mult 1).
+# To go on from the CPU run, carry its candidate: INIT=runs/train_small/candidate.safetensors.
 # On CPU (for the test) pass DEVICE=cpu with a tiny budget.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 1 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then
-  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 OUT_DIR=$1; MINUTES=${2:-9}; shift; [ $# -gt 0 ] && shift
@@ -33,7 +36,8 @@ mkdir -p "$OUT_DIR"
 "$PYTHON" -m core.cli train --config small --data "$DATA" --out "$RUN" --init-from "$INIT" \
   --export "$OUT_DIR/candidate.safetensors" --device "${DEVICE:-cuda}" --amp bf16 \
   --batch "${BATCH:-32}" --crop "${CROP:-256}" --lr "${LR:-1e-4}" --dist-scale 0.04 \
-  --stage-steps 2500,1500,1000000 --max-minutes "$MINUTES" --ckpt-every 500 "$@"
+  --stage-steps 2500,1500,1000000 --max-minutes "$MINUTES" --ckpt-every 500 --rate-lr-mult 1 \
+  ${RATE_SLOPE:+--rate-slope "$RATE_SLOPE"} "$@"
 cp "$RUN/log.csv" "$RUN/command.txt" "$OUT_DIR/"
 [ -e "$RUN/curves.png" ] && cp "$RUN/curves.png" "$OUT_DIR/"
 echo "train_gpu.sh: wrote $OUT_DIR/candidate.safetensors ($(tail -n 1 "$OUT_DIR/log.csv" | cut -d, -f1) steps in all)"
