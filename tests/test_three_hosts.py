@@ -70,9 +70,10 @@ class _Echo(threading.Thread):
     def __exit__(self, *exc):
         async def shutdown():
             await self.proxy.close()
-            for t in asyncio.all_tasks():
-                if t is not asyncio.current_task():
-                    t.cancel()
+            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in rest:
+                t.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)  # let them end, not be destroyed
             self.loop.stop()
         asyncio.run_coroutine_threadsafe(shutdown(), self.loop)
         self.join(10)

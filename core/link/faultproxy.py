@@ -99,6 +99,7 @@ class FaultProxy:
         self.rng = random.Random(seed)
         self.conns: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter | None]] = set()
         self.servers: list[asyncio.base_events.Server] = []
+        self.tasks: set[asyncio.Task] = set()  # one per proxied connection, awaited by close()
 
     # ------------------------------------------------------------------ forwarding
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, key: str) -> None:
@@ -142,10 +143,12 @@ class FaultProxy:
             pass
         finally:
             task.cancel()
+            await asyncio.gather(task, return_exceptions=True)  # never left pending at shutdown
 
     async def _handle(self, route: Route, c_reader, c_writer) -> None:
         st = self.state
         st.stats["connections"] += 1
+        self.tasks.add(asyncio.current_task())
         entry = (c_writer, None)
         self.conns.add(entry)
         u_writer = None
@@ -162,16 +165,18 @@ class FaultProxy:
             entry = (c_writer, u_writer)
             self.conns.add(entry)
             st.stats["active"] += 1
+            up = asyncio.ensure_future(self._pump(c_reader, u_writer, "bytes_up"))
+            down = asyncio.ensure_future(self._pump(u_reader, c_writer, "bytes_down"))
             try:
-                up = asyncio.ensure_future(self._pump(c_reader, u_writer, "bytes_up"))
-                down = asyncio.ensure_future(self._pump(u_reader, c_writer, "bytes_down"))
                 # one side closing closes the other (ZeroMQ never half-closes)
-                _, pending = await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
-                for t in pending:
-                    t.cancel()
+                await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
             finally:
+                for t in (up, down):
+                    t.cancel()
+                await asyncio.gather(up, down, return_exceptions=True)
                 st.stats["active"] -= 1
         finally:
+            self.tasks.discard(asyncio.current_task())
             self.conns.discard(entry)
             for w in (c_writer, u_writer):
                 if w is not None and not w.is_closing():
@@ -243,9 +248,14 @@ class FaultProxy:
             self.servers.append(await asyncio.start_unix_server(self._control_client, control_path))
 
     async def close(self) -> None:
+        """Stop listening, reset every connection and wait for their tasks to end."""
         for srv in self.servers:
             srv.close()
         self.reset()
+        tasks = list(self.tasks)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def control(path: str, msg: dict, timeout: float = 5.0) -> dict:
