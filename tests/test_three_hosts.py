@@ -97,7 +97,9 @@ def test_three_hosts_proxy_latency_and_rate():
     with _Echo(latency_ms=100, jitter_ms=20) as e:
         got, dt = _roundtrip(e.proxy_port, b"x" * 1000)
         assert got == b"x" * 1000
-        assert 0.2 <= dt < 0.2 + 0.04 + 1.0  # two crossings of 100 ms (+ up to 20 ms jitter each)
+        # two crossings of 100 ms (+ up to 20 ms jitter each); the upper bound only catches a
+        # proxy that holds data far too long, loose enough for a loaded machine
+        assert 0.2 <= dt < 0.2 + 0.04 + 5.0
     with _Echo(rate_kbps=800) as e:  # 100 kB/s each way
         got, dt = _roundtrip(e.proxy_port, b"y" * 100_000)
         assert got == b"y" * 100_000 and dt >= 0.9  # 100 kB up, then down, each at 100 kB/s
