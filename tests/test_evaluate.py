@@ -104,3 +104,26 @@ def test_rd_states_the_vvenc_preset_of_each_vvc_curve():
                             "curves": {"vvc+ldpc": [[0.02, 30.0], [0.08, 35.0]]}, "bd_rate": {},
                             "vvc_preset": presets})
     assert "vvc+ldpc `medium`" in table and "vvc+capacity `faster`" in table
+
+
+def test_rd_reuse_keeps_the_msssim_curve_and_preset_of_a_reused_scheme(tmp_path):
+    """``eval rd --reuse``: a scheme taken from an earlier result keeps its PSNR and MS-SSIM
+    curves and the vvenc preset it was made with (nothing is recomputed)."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    src = Path(__file__).parent / "fixtures" / "baseline_erp_petra_128x64.png"
+    (folder / src.name).write_bytes(src.read_bytes())
+    earlier = {"snr_db": 10.0, "n_images": 1, "vvc_preset": {"vvc+ldpc": "medium"},
+               "curves": {"vvc+ldpc": [[0.01, 27.0], [0.02, 29.0], [0.04, 31.0], [0.08, 34.0]]},
+               "curves_msssim_db": {"vvc+ldpc": [[0.01, 11.0], [0.02, 12.5], [0.04, 14.0], [0.08, 16.0]]}}
+    reuse = tmp_path / "earlier.json"
+    reuse.write_text(json.dumps(earlier))
+    out = tmp_path / "rd.json"
+    rc = cli_main(["eval", "rd", "--dataset", str(folder), "--schemes", "vvc+ldpc", "--reuse", str(reuse),
+                   "--json", str(out), "--table", str(tmp_path / "rd.md")])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["curves"]["vvc+ldpc"] == earlier["curves"]["vvc+ldpc"]
+    assert res["curves_msssim_db"]["vvc+ldpc"] == earlier["curves_msssim_db"]["vvc+ldpc"]
+    assert res["vvc_preset"] == {"vvc+ldpc": "medium"}
+    assert "vvc+ldpc `medium`" in (tmp_path / "rd.md").read_text()

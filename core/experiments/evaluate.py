@@ -348,6 +348,8 @@ def run_rd(args) -> dict:
             per_image[scheme] = reused.get("per_image", {}).get(scheme, {})
             if scheme in reused.get("points", {}):
                 points[scheme] = reused["points"][scheme]
+            if scheme in reused.get("curves_msssim_db", {}):  # the MS-SSIM curve travels with it
+                curves_ms[scheme] = reused["curves_msssim_db"][scheme]
             continue
         if scheme in LEARNED:
             if codec is None:
