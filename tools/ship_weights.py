@@ -45,6 +45,23 @@ in `tools/promote_candidate.py`, said below). This phase ran beside the rest of 
 
 Before step 4 000 the loss used D = MSE₂₅₅ (dist-scale 1), so the loss column jumps there; from
 24 400 the loss holds the added proxy term, so it is not comparable with the rows before.
+
+From step 27 400 on (2026-11-29), the rate response re-spread (issue 11). The step-27 400 model's
+transforms *without quantisation*, g_s(g_a(x)), reached only 28.6 dB on Kodak crops at every λ
+while the chain already reached 28.0 dB at CBR 0.037 (`tools/transform_ceiling.py`,
+docs/results/transform_ceiling_step27400.md): the transforms, not the JSCC, capped the high-rate
+end. They had no reason to improve: r_global,λ had stayed nearly flat over Λ (log r −0.25 … −0.49
+over 55× in λ), so every λ quantised with about the same step (0.27–0.37 bit/px) — a fixed point,
+since a finer step bought nothing the coarse-trained transforms could use. The run restarted from
+the step-27 400 weights (the 1 200 steps of the flat recipe after them were set aside) with
+r_global,λ ∝ λ^(−1/2) around the middle of Λ, the high-rate optimum of R + λ·D (log r +0.84 …
+−1.16), and r_global at the base learning rate (at the response scalars' 30× it flattened back by a
+third in 400 steps):
+`tools/train_background.sh 165 1` = `ntscc-xr train --config small --out runs/train_small
+--init-from weights/ntscc_plus_small.safetensors --stage-steps 2500,1500,1000000 --batch 8
+--crop 128 --threads 1 --lr 1e-4 --dist-scale 0.04 --rate-slope 0.5 --rate-lr-mult 1
+--max-minutes 165 --ckpt-every 200`, one thread at low priority beside the session's
+evaluations and test suites (1.4–5.5 s per step).
 """
 
 
