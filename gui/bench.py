@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="skip the comparison with receive+render on the GUI thread")
     p.add_argument("--idle-seconds", type=float, default=5.0, help="idle baseline length")
     p.add_argument("--warmup", type=float, default=3.0)
+    p.add_argument("--first-frame-timeout", type=float, default=60.0,
+                   help="after the warm-up, wait up to this long for the first frame before measuring")
     p.add_argument("--fps", type=float, default=10.0, help="stand-in stream rate (frames/s per chain)")
     p.add_argument("--resolution", default="512x256")
     p.add_argument("--source", default=None)
@@ -146,6 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         return t.user + t.system
     try:
         _spin(app, args.warmup)
+        # the stand-in (or live session) may take a while to start on a loaded machine: the
+        # phases are measured once the stream flows, not on a clock started before it
+        t_wait = time.monotonic()
+        while worker.counters.received == 0 and time.monotonic() - t_wait < args.first_frame_timeout:
+            _spin(app, 0.2)
+        first_frame_s = round(time.monotonic() - t_wait, 2) if worker.counters.received else None
         for _ in range(args.rounds):
             for mode in modes:
                 set_mode(mode)
@@ -182,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                    "messages_per_s": {m: round(v["received"] / max(v["seconds"], 1e-9), 2)
                                       for m, v in stream.items()},
                    "messages": {m: v["received"] for m, v in stream.items()},
+                   "messages_total": worker.counters.received, "first_frame_wait_s": first_frame_s,
                    "look_around_every_ms": None if args.no_look else 100},
         "viewer_cpu_percent": {m: round(100 * v["cpu_s"] / max(v["seconds"], 1e-9), 1)
                                for m, v in stream.items()},

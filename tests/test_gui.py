@@ -335,14 +335,14 @@ def test_window_stays_responsive_under_a_flood(qapp):
     link = ReplayLink(ep.metrics, fps=20.0, resolution=(512, 256)).start()
     win = make_window(RecordingSession(), ep.metrics, latency_probe_ms=10)
     try:
-        assert wait_until(lambda: win.worker.counters.received >= 10, timeout=20)
+        assert wait_until(lambda: win.worker.counters.received >= 10, timeout=60)
         win.probe.reset()
-        QTest.qWait(2000)
-        st = win.probe.stats()
         # a frozen loop, not a slow one: the latency itself is measured by gui.bench (docs/results/gui.md);
-        # the bounds are loose so that a loaded machine cannot fail them
-        assert st["n"] >= 10 and st["max_ms"] < 5000, st
-        assert win.worker.counters.received >= 20
+        # waits and bounds are loose so that a loaded machine cannot fail them
+        assert wait_until(lambda: win.probe.stats()["n"] >= 10 and win.worker.counters.received >= 20,
+                          timeout=60)
+        st = win.probe.stats()
+        assert st["max_ms"] < 5000, st
     finally:
         win.close()
         link.stop()
@@ -444,7 +444,7 @@ def test_real_x11_window_under_xvfb(tmp_path):
         assert out.returncode == 0, out.stderr[-2000:]
         result = json.loads(out.stdout[out.stdout.index("{"):])
         # frames arrived and were shown (a count, not a rate: the rate is the benchmark's business)
-        assert result["platform"] == "xcb" and result["stream"]["messages"]["threaded"] >= 1
+        assert result["platform"] == "xcb" and result["stream"]["messages_total"] >= 1
         assert "X server" in result["screenshot"]
         img = QImage(str(shot))
         assert (img.width(), img.height()) == (1200, 760)
