@@ -150,7 +150,7 @@ def test_eq21_editing_with_an_msssim_term_raises_msssim(codec, image):
     rgb = np.ascontiguousarray(image[:192, :256])  # MS-SSIM's 5 scales need >= 161 px
     out = {}
     for kappa in (0.0, 10000.0):
-        rec, enc = codec.transmit_awgn(rgb, 0.18, 0.2, 10.0, np.random.default_rng(0), edit_steps=6,
+        rec, enc = codec.transmit_awgn(rgb, 0.18, 0.2, 10.0, np.random.default_rng(0), edit_steps=12,
                                        msssim_weight=kappa)
         out[kappa] = (ms_ssim(rgb, rec), psnr(rgb, rec), enc.cbr)
     assert out[10000.0][0] > out[0.0][0] + 5e-4, out
