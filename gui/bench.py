@@ -189,7 +189,6 @@ def main(argv: list[str] | None = None) -> int:
                    "fps_per_chain": args.fps, "resolution": args.resolution,
                    "messages_per_s": {m: round(v["received"] / max(v["seconds"], 1e-9), 2)
                                       for m, v in stream.items()},
-                   "messages": {m: v["received"] for m, v in stream.items()},
                    "messages_total": worker.counters.received, "first_frame_wait_s": first_frame_s,
                    "look_around_every_ms": None if args.no_look else 100},
         "viewer_cpu_percent": {m: round(100 * v["cpu_s"] / max(v["seconds"], 1e-9), 1)

@@ -27,13 +27,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.codec.checkpoint import DEFAULT_WEIGHTS, load_model  # noqa: E402
 from core.experiments.evaluate import DEFAULT_KODAK  # noqa: E402
 from core.media.imageio import list_images, read_rgb  # noqa: E402
+from core.media.metrics import psnr_from_mse  # noqa: E402
 
 log = logging.getLogger("transform_ceiling")
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean over the batch of the per-image PSNR of images in [0, 1]."""
     mse = ((a.clamp(0, 1) - b) ** 2).mean(dim=(1, 2, 3))
-    return float((10 * torch.log10(1 / mse)).mean())
+    return float(np.mean([psnr_from_mse(m, peak=1.0) for m in mse.tolist()]))
 
 
 def load_crops(folder: str, limit: int, size: int) -> torch.Tensor:

@@ -13,13 +13,13 @@ import copy
 
 import torch
 
+from core.media.metrics import MSSSIM_MIN_SIDE  # below it MS-SSIM's 5 scales do not fit
+
 from .model import NTSCCPlus, Transmission, _batch, pad_to_multiple
 
 LR_LATENT = 5e-3
 LR_ENCODER = 1e-4
 DIST_SCALE = 1 / 25  # the training loss's distortion scale (core/experiments/train.py --dist-scale)
-#: below this shorter side MS-SSIM's 5 scales do not fit an 11-tap window; single-scale SSIM then
-MSSSIM_MIN_SIDE = 161
 
 
 def subjective_distortion(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -736,7 +736,7 @@ def run_edit(args) -> dict:
     points, curves, curves_ms = {}, {}, {}
     bar = tqdm(total=2 * len(grid) * len(images), desc="edit", file=sys.stderr, mininterval=2)
     for steps in (0, args.steps):
-        pts, pts_ms = {}, []
+        pts = {}
         for lam, eta in grid:
             cb, ps, ms = [], [], []
             for name, rgb in images:
@@ -747,10 +747,9 @@ def run_edit(args) -> dict:
                 bar.update(1)
             pts[f"{lam:g},{eta:g}"] = [round(float(np.mean(cb)), 5), round(float(np.mean(ps)), 3),
                                        round(float(np.mean(ms)), 6)]
-            pts_ms.append([float(np.mean(cb)), ms_ssim_db(float(np.mean(ms)))])
         points[f"T={steps}"] = pts
-        curves[f"T={steps}"] = pareto_front([v[:2] for v in pts.values()])
-        curves_ms[f"T={steps}"] = pareto_front(pts_ms)
+        curves[f"T={steps}"] = pareto_front([[c, p] for c, p, _ in pts.values()])
+        curves_ms[f"T={steps}"] = pareto_front([[c, ms_ssim_db(m)] for c, _, m in pts.values()])
     bar.close()
     test = f"T={args.steps}"
     result = {"snr_db": args.snr, "dataset": Path(args.dataset).name, "n_images": len(images),
