@@ -27,7 +27,9 @@ SUMMARY=$(find "$WORK/run" -name summary.json | head -1)
 test -n "$SUMMARY" || { echo "no summary.json under $WORK/run" >&2; exit 1; }
 "$VENV/bin/python" - "$SUMMARY" <<'PY'
 import json, sys
-s = json.load(open(sys.argv[1]))
-print(json.dumps({k: s[k] for k in s if not isinstance(s[k], (dict, list))}, indent=1)[:1500])
+streams = json.load(open(sys.argv[1]))["streams"]
+for name, s in streams.items():
+    print(f"{name}: {s['ok']}/{s['frames']} frames, PSNR {s['psnr']} dB, CBR {s['cbr']}")
+    assert s["ok"] > 0, f"no {name} frame decoded"
 PY
 echo ">> pip install check passed"

@@ -2,11 +2,15 @@
 
 Live policy (``ClassicalChain.symbols_for`` with ``cqi_db``): no HARQ, so the MCS is chosen
 for a *frame* error rate of at most 1 % (``LIVE_FRAME_ERROR_TARGET``; the TX's OLLA steers its
-CQI back-off to the same target), then the highest-rate QP whose transport block fits the
-frame's CBR budget.  A 5G scheduler aims at 10 % because HARQ repairs the failures; a chain
-without HARQ at 10 % would cliff on ~1 frame in 10 on a channel that never changes.
-The control information (MCS, QP, transport-block layout) travels on the side link, like a
-PDCCH grant; the QAM symbols ride the same OFDM PHY as the learned chain's.
+CQI back-off to the same target), then the QP that the live rate control
+(:class:`core.classical.ratecontrol.LiveRateControl`) predicts from the previous frames to be
+the highest-rate one whose transport block fits the frame's CBR budget -- about one encode per
+frame instead of the offline tables' search, with a fast preset (``LIVE_CODEC_OPTIONS``), and
+transport blocks on the TBS grid so that LDPC codes are reused. A 5G scheduler aims at 10 %
+because HARQ repairs the failures; a chain without HARQ at 10 % would cliff on ~1 frame in 10
+on a channel that never changes. The grant (MCS, QP, transport-block layout, mean colour) rides
+the frame's digital side part on the air; the QAM symbols ride the same OFDM PHY as the learned
+chain's.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import numpy as np
 from core.classical.chain import make_scheme
 from core.classical.ldpc import preload
 from core.classical.mcs import LIVE_FRAME_ERROR_TARGET
+from core.classical.ratecontrol import LiveRateControl
 
 #: presets fast enough for live streaming (the offline tables use medium/slower)
 LIVE_CODEC_OPTIONS = {"vvc": {"preset": "faster"}, "hevc": {"preset": "ultrafast"}}
@@ -37,17 +42,18 @@ class ClassicalTransmitter:
                                  codec_options=LIVE_CODEC_OPTIONS.get(codec),
                                  bler_target=bler_target)
         self.policy = policy_text(bler_target, olla)
-        self._qp_hint = None
+        self.rate_control = LiveRateControl(self.chain.codec)
         preload()  # at start-up, not on the first frame
 
     def encode(self, rgb: np.ndarray, cqi_db: float, budget: float) -> tuple[dict, np.ndarray]:
         """(side-link metadata incl. the JSON grant as ``payload``, QAM symbols)."""
         t0 = time.perf_counter()
-        tx = self.chain.symbols_for(rgb, budget, cqi_db=cqi_db, qp_hint=self._qp_hint)
-        self._qp_hint = tx.meta.get("param") or self._qp_hint  # start next search near this QP
+        encodes_before = self.rate_control.stats.encodes
+        tx = self.chain.symbols_for(rgb, budget, cqi_db=cqi_db, rate_control=self.rate_control)
         h, w = rgb.shape[:2]
         meta = {"codec": self.codec, "mcs": tx.meta["mcs"], "qp": tx.meta["param"],
                 "cbr": tx.symbols.size / (3 * h * w), "budget": budget, "cqi_used": cqi_db,
                 "n_symbols": int(tx.symbols.size), "encode_ms": 1e3 * (time.perf_counter() - t0),
+                "codec_encodes": self.rate_control.stats.encodes - encodes_before,
                 "policy": self.policy, "payload": json.dumps(tx.meta).encode()}
         return meta, tx.symbols.astype(np.complex64)

@@ -37,7 +37,7 @@ import numpy as np
 from . import mcs as M
 from .codecs import BitstreamCache, Codec, CodecError, get_codec, image_key, largest_fitting, mean_image
 from .codecs import mse as _mse
-from .ldpc import CB_LEN_DEFAULT, TBLayout, TransportBlockCoder, max_payload_bits, tb_layout
+from .ldpc import CB_LEN_DEFAULT, TBLayout, TransportBlockCoder, max_payload_bits, quantised_payload_bits, tb_layout
 
 __all__ = [
     "ClassicalChain", "CapacityChain", "ChainResult", "EncodedFrame", "McsOutcome",
@@ -211,10 +211,14 @@ class _ChainBase:
     def name(self) -> str:
         return f"{self.codec.name}+{self.channel_code}"
 
-    def _fit(self, rgb, max_source_bits: int, key: str, qp=None, qp_hint=None):
-        """Codec point: the given ``qp`` (None if it does not fit) or the largest fitting."""
+    def _fit(self, rgb, max_source_bits: int, key: str, qp=None, qp_hint=None, rate_control=None):
+        """Codec point: the given ``qp`` (None if it does not fit), the live rate control's
+        prediction (``rate_control``: a :class:`~core.classical.ratecontrol.LiveRateControl`),
+        or the largest fitting (exact search)."""
         if max_source_bits < 0:
             return None
+        if rate_control is not None and qp is None:
+            return rate_control.fit(rgb, max_source_bits)
         if qp is not None:
             pt = self.cache.point(self.codec, rgb, qp, key, with_data=True)
             return pt if pt.bits <= max_source_bits else None
@@ -253,9 +257,16 @@ class ClassicalChain(_ChainBase):
         cap = max_payload_bits(budget, e.qm, e.rate, self.n_cb)
         return cap - HEADER_BITS if cap >= 0 else -1
 
-    def layout_for(self, source_bits: int, mcs: int) -> TBLayout:
+    def layout_for(self, source_bits: int, mcs: int, budget: int | None = None) -> TBLayout:
+        """Transport block for ``source_bits`` at ``mcs``: the exact fit, or with ``budget``
+        (the live path) the size rounded up on the TBS grid
+        (:func:`~core.classical.ldpc.quantised_payload_bits`) while it still fits ``budget``."""
         e = M.mcs_entry(mcs)
-        return tb_layout(source_bits + HEADER_BITS, e.qm, e.rate, self.n_cb)
+        exact = tb_layout(source_bits + HEADER_BITS, e.qm, e.rate, self.n_cb)
+        if budget is None:
+            return exact
+        grid = tb_layout(quantised_payload_bits(source_bits + HEADER_BITS), e.qm, e.rate, self.n_cb)
+        return grid if grid.num_symbols <= budget else exact
 
     def blocks_at(self, budget: int, mcs: int) -> int:
         """Code blocks of a transport block filling ``budget`` channel uses at ``mcs``."""
@@ -274,26 +285,28 @@ class ClassicalChain(_ChainBase):
         return M.select_mcs(cqi_db, t, path=self.thresholds_path, num_blocks=nb)
 
     def plan(self, rgb: np.ndarray, cbr: float, mcs: int | None = None, qp=None,
-             cqi_db: float | None = None, qp_hint=None):
+             cqi_db: float | None = None, qp_hint=None, rate_control=None):
         """(mcs, codec point or None, budget): the live policy when ``mcs`` is None
-        (MCS from ``cqi_db``), then the given ``qp`` or the largest-rate one that fits."""
+        (MCS from ``cqi_db``), then the given ``qp``, the ``rate_control``'s prediction, or the
+        largest-rate one that fits."""
         budget = budget_uses(rgb.shape, cbr)
         if mcs is None:
             if cqi_db is None:
                 raise ValueError("give mcs or cqi_db")
             mcs = self.select_mcs(cqi_db, budget)
-        pt = self._fit(rgb, self.max_source_bits(budget, mcs), image_key(rgb), qp, qp_hint)
+        key = None if rate_control is not None else image_key(rgb)   # live frames are not cached
+        pt = self._fit(rgb, self.max_source_bits(budget, mcs), key, qp, qp_hint, rate_control)
         return int(mcs), pt, budget
 
     # ------------------------------------------------------------------------------ TX / RX
     def symbols_for(self, rgb: np.ndarray, cbr: float, mcs: int | None = None, qp=None,
-                    cqi_db: float | None = None, qp_hint=None) -> EncodedFrame:
+                    cqi_db: float | None = None, qp_hint=None, rate_control=None) -> EncodedFrame:
         """Encode one image into QAM symbols (live policy if ``mcs`` is None).  When no QP
         fits, the frame carries no symbols and ``meta['param']`` is None (the receiver
         shows the fallback)."""
         t0 = time.perf_counter()
         rgb = np.ascontiguousarray(rgb)
-        mcs, pt, budget = self.plan(rgb, cbr, mcs, qp, cqi_db, qp_hint)
+        mcs, pt, budget = self.plan(rgb, cbr, mcs, qp, cqi_db, qp_hint, rate_control)
         t1 = time.perf_counter()
         e = M.mcs_entry(mcs)
         meta = {"scheme": self.name, "codec": self.codec.name, "codec_tag": self.codec.tag,
@@ -305,13 +318,15 @@ class ClassicalChain(_ChainBase):
         data = pt.data
         header = np.unpackbits(np.array([len(data) * 8], ">u4").view(np.uint8))
         payload = np.concatenate([header, _bits_from_bytes(data)])
-        lay = self.layout_for(len(data) * 8, mcs)
+        # live frames (rate control) use the TBS grid: their LDPC codes repeat, so TX and RX
+        # build each once (the offline tables keep the exact fit)
+        lay = self.layout_for(len(data) * 8, mcs, budget if rate_control is not None else None)
         coded = TransportBlockCoder(lay, scramble=self.scramble).encode(payload)
         t2 = time.perf_counter()
         sym = M.modulate(coded, e.qm)
         t3 = time.perf_counter()
         meta.update(param=pt.param, layout=lay.to_dict(), source_bits=pt.bits,
-                    codec_mse=pt.mse)
+                    codec_mse=pt.mse if math.isfinite(pt.mse) else None)
         return EncodedFrame(sym, meta, pt.bits,
                             {"source_s": t1 - t0, "ldpc_encode_s": t2 - t1, "modulate_s": t3 - t2},
                             payload)
