@@ -161,7 +161,9 @@ _ROWS: list[Option] = [
          session=True, span=(0, 100)),
     _opt("classical", True, "also stream the classical chain (codec + 5G LDPC) on the same link",
          "tx demo", kind="switch", session=True),
-    _opt("classical_codec", "hevc", "classical source codec for the live chain", "tx demo", session=True),
+    _opt("classical_codec", "hevc", "classical source codec for the live chain (hevc: x265 ultrafast, vvc: "
+         "vvenc faster; the QP comes from the live rate control, about one encode per frame)", "tx demo",
+         session=True),
     _opt("classical_olla", True, "outer-loop link adaptation for the classical chain: a CQI back-off "
          "steered by the RX's acknowledgements to the frame BLER target", "tx demo", kind="switch",
          session=True),
