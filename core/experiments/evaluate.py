@@ -48,11 +48,14 @@ def _count_side(enc) -> None:
     SIDE_STATS["side_failed"] += int(enc.side_ok is False)
 
 
-def side_report() -> dict:
-    """Counts of side parts / grants lost in this run, for the result JSON."""
-    return {"side_info": {"learned_frames": SIDE_STATS["frames"], "side_failed": SIDE_STATS["side_failed"],
-                          "classical_grants": GRANT_STATS["frames"], "grant_failed": GRANT_STATS["grant_failed"],
-                          "rule": "sidepart: MCS-0 control + side bytes at MCS(CQI - 3 dB, 1 % BLER)"}}
+def side_report(reused: dict | None = None) -> dict:
+    """Counts of side parts / grants lost in this run, for the result JSON (plus those of the
+    ``reused`` run's ``side_info``, whose curves this run takes over)."""
+    info = {"learned_frames": SIDE_STATS["frames"], "side_failed": SIDE_STATS["side_failed"],
+            "classical_grants": GRANT_STATS["frames"], "grant_failed": GRANT_STATS["grant_failed"]}
+    for key in info:
+        info[key] += int((reused or {}).get(key, 0))
+    return {"side_info": {**info, "rule": "sidepart: MCS-0 control + side bytes at MCS(CQI - 3 dB, 1 % BLER)"}}
 
 DEFAULT_KODAK = REPO_ROOT.parent / "shared" / "data" / "kodak"
 LEARNED = ("compatible", "ntscc+")
@@ -394,7 +397,7 @@ def run_rd(args) -> dict:
               "curves": curves, "points": points,
               "per_image": per_image, "anchor": args.anchor,
               "bd_rate": bd_rates(curves, args.anchor), "seconds": round(time.time() - t0, 1),
-              **side_report()}
+              **side_report(reused.get("side_info"))}
     if args.msssim:
         result.update(msssim="MS-SSIM in dB, -10·log10(1 - mean MS-SSIM) (pytorch-msssim, 5 scales)",
                       curves_msssim_db=curves_ms, bd_rate_msssim=bd_rates(curves_ms, args.anchor))
