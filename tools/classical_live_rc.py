@@ -30,13 +30,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.classical.chain import make_scheme  # noqa: E402
-from core.classical.codecs import BitstreamCache, psnr  # noqa: E402
+from core.classical.codecs import BitstreamCache  # noqa: E402
 from core.classical.mcs import LIVE_FRAME_ERROR_TARGET  # noqa: E402
 from core.classical.ratecontrol import LiveRateControl  # noqa: E402
 from core.media.source import FrameSource, parse_resolution  # noqa: E402
+from tx.classical import LIVE_CODEC_OPTIONS as LIVE_OPTIONS  # noqa: E402
 
 log = logging.getLogger("classical_live_rc")
-LIVE_OPTIONS = {"hevc": {"preset": "ultrafast"}, "vvc": {"preset": "faster"}}
 
 
 class CountingCodec:
@@ -91,12 +91,10 @@ def run(args) -> dict:
 
 
 def _codec_psnr(chain, rgb, tx) -> float:
+    """PSNR of the frame's bitstream, through the chain's own receiver on a noiseless channel."""
     if tx.meta["param"] is None:
         return float("nan")
-    data = tx.payload_bits  # header bits + bitstream
-    nbytes = int(np.packbits(data[:32]).view(">u4")[0]) // 8
-    stream = np.packbits(data[32:32 + 8 * nbytes]).tobytes()
-    return psnr(rgb, chain.codec.decode(stream, rgb.shape))
+    return chain.receive(tx.symbols, 1e-6, tx.meta, original=rgb).psnr
 
 
 def _summary(rows: list[dict]) -> dict:

@@ -15,21 +15,18 @@ does not fit (a scene cut, a burst of detail) it jumps down by the model until o
 fits with room for two or more ladder steps it tries once higher. The slope ``s`` is learned from
 every frame that took two encodes. The first frame of a stream, with no history, takes the full
 search. The cost against the search is that a frame may stay one ladder step below the best fit;
-``ntscc-xr bench --rate-control`` measures both (docs/results/classical_live_rc.md).
+``tools/classical_live_rc.py`` measures both (docs/results/classical_live_rc.md).
 
 Only the transmitter uses it (``tx/classical.py``); evaluations keep the exact search.
 """
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .codecs import BitstreamCache, Codec, CodecPoint, largest_fitting
-
-log = logging.getLogger(__name__)
 
 #: rate growth per ladder step before any frame measured it: bits double every 6 QP (HEVC, VVC)
 DEFAULT_SLOPE = math.log(2.0) / 6.0
@@ -124,8 +121,7 @@ class LiveRateControl:
             if i == 0:
                 return None
             bits_i = 8 * len(data)
-            drop = max(1, math.ceil((math.log(bits_i) - math.log(max_bits * (1 - self.margin))) / self.slope))
-            j = max(0, i - drop)
+            j = min(self.predict(max_bits), i - 1)   # the anchor is the overshooting encode
             data_j = self._encode(rgb, j)
             self._learn(j, 8 * len(data_j), i, bits_i)
             i, data = j, data_j
