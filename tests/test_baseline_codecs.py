@@ -112,3 +112,17 @@ def test_mean_image(img):
     assert m.shape == img.shape
     assert np.all(m == m[0, 0])
     assert np.allclose(m[0, 0], img.reshape(-1, 3).mean(0), atol=0.5)
+
+
+@pytest.mark.parametrize("name", ["vvc", "hevc", "av1-aom"])
+def test_pyav_decode_is_bit_exact_with_the_ffmpeg_command(name, img, odd_img):
+    """The in-process decode (PyAV: libavcodec + the same swscale filter) must give the very
+    pixels of the ffmpeg command it replaces, for lossy frames and odd (padded) sizes."""
+    codec = _codec(name)
+    if not C._pyav_can_decode(codec.fmt):
+        pytest.skip(f"PyAV here lacks the {codec.fmt} demuxer")
+    for x in (img, odd_img):
+        data = codec.encode(x, codec.ladder[len(codec.ladder) * 3 // 4])
+        ph, pw = x.shape[0] + (-x.shape[0]) % codec.pad_to, x.shape[1] + (-x.shape[1]) % codec.pad_to
+        by_command = codec.decode_with_command(data, ph, pw)[: x.shape[0], : x.shape[1]]
+        assert np.array_equal(codec.decode(data, x.shape), by_command)
