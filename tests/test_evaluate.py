@@ -127,3 +127,39 @@ def test_rd_reuse_keeps_the_msssim_curve_and_preset_of_a_reused_scheme(tmp_path)
     assert res["curves_msssim_db"]["vvc+ldpc"] == earlier["curves_msssim_db"]["vvc+ldpc"]
     assert res["vvc_preset"] == {"vvc+ldpc": "medium"}
     assert "vvc+ldpc `medium`" in (tmp_path / "rd.md").read_text()
+
+
+def test_rd_reuse_merges_several_results_and_derives_ntsccp_from_a_reused_sweep(tmp_path):
+    """``eval rd --reuse a.json,b.json``: each scheme from the first result that has it, the
+    side-part counters of the results used summed, and ntscc+ made from the reused compatible
+    sweep's λ0 points exactly as a fresh run makes it (nothing is recomputed: no model runs)."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    src = Path(__file__).parent / "fixtures" / "baseline_erp_petra_128x64.png"
+    (folder / src.name).write_bytes(src.read_bytes())
+    keys = ["0.013,0.1", "0.18,0.1", "0.18,0.2", "0.72,0.2"]
+    per = [[0.008, 24.0, 0.95], [0.010, 25.0, 0.96], [0.020, 26.5, 0.97], [0.030, 27.0, 0.975]]
+    learned = {"snr_db": 10.0, "n_images": 1,
+               "side_info": {"learned_frames": 40, "side_failed": 1, "classical_grants": 0, "grant_failed": 0},
+               "curves": {"compatible": [[0.008, 24.0], [0.01, 25.0], [0.02, 26.5], [0.03, 27.0]]},
+               "points": {"compatible": {k: p[:2] for k, p in zip(keys, per)}},
+               "per_image": {"compatible": {src.name: per}}}
+    classical = {"snr_db": 10.0, "n_images": 1, "vvc_preset": {"vvc+ldpc": "medium"},
+                 "side_info": {"learned_frames": 0, "side_failed": 0, "classical_grants": 8, "grant_failed": 0},
+                 "curves": {"vvc+ldpc": [[0.01, 27.0], [0.02, 29.0], [0.04, 31.0]],
+                            "compatible": [[0.5, 1.0]]}}
+    paths = [tmp_path / "learned.json", tmp_path / "classical.json"]
+    for path, d in zip(paths, (learned, classical)):
+        path.write_text(json.dumps(d))
+    out = tmp_path / "rd.json"
+    rc = cli_main(["eval", "rd", "--dataset", str(folder), "--schemes", "compatible,ntscc+,vvc+ldpc",
+                   "--reuse", ",".join(map(str, paths)), "--json", str(out)])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["curves"]["compatible"] == learned["curves"]["compatible"]  # the first result wins
+    assert res["curves"]["vvc+ldpc"] == classical["curves"]["vvc+ldpc"]
+    assert res["points"]["ntscc+"] == {"0.18,0.1": [0.010, 25.0], "0.18,0.2": [0.020, 26.5]}
+    assert res["curves"]["ntscc+"] == [[0.01, 25.0], [0.02, 26.5]]
+    assert res["per_image"]["ntscc+"] == {src.name: per[1:3]}
+    assert res["side_info"]["learned_frames"] == 40 and res["side_info"]["classical_grants"] == 8
+    assert res["vvc_preset"] == {"vvc+ldpc": "medium"}

@@ -2,6 +2,7 @@
 # Keep training the shipped model in the background while the machine is otherwise idle.
 #
 #   tools/train_background.sh [MINUTES] [THREADS]      (defaults: 150 minutes, 1 thread)
+#   CROP=256 BATCH=4 NICE=5 tools/train_background.sh   (environment: crop size, batch, niceness, LR)
 #
 # Resumes runs/train_small/last.pt when it exists (model, EMA, optimiser, step), else starts from
 # the shipped weights/ntscc_plus_small.safetensors (the step count goes on from its metadata) with
@@ -20,7 +21,7 @@ PY=${PYTHON:-.venv/bin/python}
 mkdir -p runs
 nohup nice -n "${NICE:-10}" "$PY" -m core.cli train --config small --out runs/train_small \
   --init-from weights/ntscc_plus_small.safetensors --stage-steps 2500,1500,1000000 \
-  --batch 8 --crop "${CROP:-128}" --threads "$THREADS" --lr "${LR:-1e-4}" --dist-scale 0.04 \
+  --batch "${BATCH:-8}" --crop "${CROP:-128}" --threads "$THREADS" --lr "${LR:-1e-4}" --dist-scale 0.04 \
   --rate-slope 0.5 --rate-lr-mult 1 \
   --max-minutes "$MINUTES" --ckpt-every 200 >> runs/train_small.log 2>&1 &
 echo "training in the background (pid $!): tail -f runs/train_small.log"

@@ -94,7 +94,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     rd.add_argument("--vvc-preset", default=RD_VVC_PRESET, choices=["faster", "fast", "medium", "slow", "slower"],
                     help="vvenc preset of the VVC schemes (the live chain keeps 'faster'; stated in the result)")
     rd.add_argument("--reuse", default=None,
-                    help="a previous rd JSON (same dataset and SNR): its schemes are taken from it, not recomputed")
+                    help="previous rd JSONs, comma-separated (same dataset and SNR): a scheme found in "
+                         "one is taken from the first that has it, not recomputed; ntscc+ comes from a "
+                         "reused compatible sweep (its λ0 subset); side-part counters are summed")
     sn = sub.add_parser("snr", parents=[common], help="PSNR against SNR at a fixed CBR (paper Fig. 7c)")
     sn.add_argument("--cbr", type=float, default=0.04)
     sn.add_argument("--snrs", default="0,2,4,6,8,10,12,14")
@@ -329,15 +331,62 @@ def vvc_presets(schemes: list[str], reused: dict, preset: str) -> dict[str, str]
             for s in schemes if s.startswith("vvc")}
 
 
+def load_reused(paths: str | None, schemes: list[str], snr_db: float, n_images: int) -> dict:
+    """The curves of earlier ``eval rd`` JSONs (comma-separated ``paths``) for ``schemes``: each
+    scheme from the first JSON that has it, with its points, per-image values, MS-SSIM curve and
+    vvenc preset; ``side_info`` counters summed over the JSONs that gave a scheme."""
+    merged: dict = {"curves": {}, "per_image": {}, "points": {}, "curves_msssim_db": {},
+                    "vvc_preset": {}, "side_info": {}}
+    for path in (paths or "").split(","):
+        if not path.strip():
+            continue
+        d = json.loads(Path(path.strip()).read_text())
+        if d.get("snr_db") != snr_db or d.get("n_images") != n_images:
+            raise SystemExit(f"--reuse {path}: made at {d.get('snr_db')} dB on {d.get('n_images')} "
+                             f"images, this run is {snr_db} dB on {n_images}: run it again or drop it")
+        taken = [s for s in schemes if s in d.get("curves", {}) and s not in merged["curves"]]
+        for s in taken:
+            for key in ("curves", "per_image", "points", "curves_msssim_db", "vvc_preset"):
+                if s in (d.get(key) or {}):
+                    merged[key][s] = d[key][s]
+        if taken:
+            for key, v in (d.get("side_info") or {}).items():
+                if isinstance(v, int):
+                    merged["side_info"][key] = merged["side_info"].get(key, 0) + v
+    return merged
+
+
+def _lambda0(weights: str | None) -> float:
+    """The fixed SQI λ0 of the model behind ``weights`` (ntscc+ uses only it)."""
+    from core.codec.checkpoint import DEFAULT_WEIGHTS, read_metadata
+    from core.codec.config import ModelConfig, get_config
+    config = read_metadata(weights or DEFAULT_WEIGHTS)["config"]
+    return (ModelConfig.from_dict(config) if config else get_config("small")).lambda0
+
+
+def lambda0_subset(reused: dict, lam0: float) -> tuple[dict, list, dict, list]:
+    """ntscc+ from a reused compatible sweep, as a fresh run makes it: the (λ0, η) points only.
+
+    Returns (points, front, per-image values, MS-SSIM front or [])."""
+    keys = list(reused["points"]["compatible"])
+    sel = [i for i, k in enumerate(keys) if abs(float(k.split(",")[0]) - lam0) < 1e-9]
+    if not sel:
+        raise SystemExit(f"--reuse: the compatible sweep has no point at λ0 = {lam0:g} for ntscc+")
+    points = {keys[i]: reused["points"]["compatible"][keys[i]] for i in sel}
+    per_img = {name: [v[i] for i in sel] for name, v in reused["per_image"]["compatible"].items()}
+    ms_front = []
+    if all(len(v[0]) > 2 for v in per_img.values()):  # per-image [cbr, psnr, ms-ssim]
+        ms_front = pareto_front([[float(np.mean([v[j][0] for v in per_img.values()])),
+                                  ms_ssim_db(float(np.mean([v[j][2] for v in per_img.values()])))]
+                                 for j in range(len(sel))])
+    return points, pareto_front(list(points.values())), per_img, ms_front
+
+
 def run_rd(args) -> dict:
     images = load_images(args.dataset, args.limit)
     schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
     curves, per_image, points = {}, {}, {}
-    reused = {}
-    if getattr(args, "reuse", None):
-        reused = json.loads(Path(args.reuse).read_text())
-        if reused.get("snr_db") != args.snr or reused.get("n_images") != len(images):
-            raise SystemExit(f"--reuse {args.reuse}: different SNR or image count")
+    reused = load_reused(getattr(args, "reuse", None), schemes, args.snr, len(images))
     codec = None
     learned_cache: dict = {}
     curves_ms: dict[str, list] = {}
@@ -353,6 +402,12 @@ def run_rd(args) -> dict:
                 points[scheme] = reused["points"][scheme]
             if scheme in reused.get("curves_msssim_db", {}):  # the MS-SSIM curve travels with it
                 curves_ms[scheme] = reused["curves_msssim_db"][scheme]
+            continue
+        if scheme == "ntscc+" and "compatible" in reused.get("curves", {}):
+            points[scheme], curves[scheme], per_image[scheme], ms_curve = lambda0_subset(
+                reused, _lambda0(args.weights))
+            if ms_curve:
+                curves_ms[scheme] = ms_curve
             continue
         if scheme in LEARNED:
             if codec is None:
