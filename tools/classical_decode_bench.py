@@ -58,23 +58,27 @@ def bench(codec_name: str, resolution: str, frames: int, qp: int) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--codec", default="vvc", help="live classical codec (default: vvc)")
+    p.add_argument("--codecs", default="hevc,vvc",
+                   help="live classical codecs (default: hevc,vvc; the live default is hevc)")
     p.add_argument("--resolutions", default="512x256,1024x512")
     p.add_argument("--frames", type=int, default=20)
     p.add_argument("--qp", type=int, default=37)
     p.add_argument("--markdown", type=Path, default=None)
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    rows = ["| resolution | decode path | wall ms median (min-max) |", "|---|---|---|"]
-    for res in args.resolutions.split(","):
-        for name, (med, lo, hi) in bench(args.codec, res, args.frames, args.qp).items():
-            rows.append(f"| {res} | {name} | {med:.1f} ({lo:.1f}-{hi:.1f}) |")
+    rows = ["| codec (live preset) | resolution | decode path | wall ms median (min-max) |",
+            "|---|---|---|---|"]
+    for codec in args.codecs.split(","):
+        preset = (LIVE_CODEC_OPTIONS.get(codec) or {}).get("preset", "default")
+        for res in args.resolutions.split(","):
+            for name, (med, lo, hi) in bench(codec, res, args.frames, args.qp).items():
+                rows.append(f"| {codec} ({preset}) | {res} | {name} | {med:.1f} ({lo:.1f}-{hi:.1f}) |")
     text = "\n".join(rows)
     log.info("%s", text)
     if args.markdown:
         cmd = "tools/classical_decode_bench.py " + " ".join(sys.argv[1:])
         args.markdown.write_text(
-            f"# Classical receiver: source decode per frame ({args.codec}, live settings, QP {args.qp})\n\n"
+            f"# Classical receiver: source decode per frame (live settings, QP {args.qp})\n\n"
             f"{args.frames} frames of the sample 360° video per resolution, each decoded by both paths "
             "(alternating which goes first); the pixels were equal on every frame.\n\n"
             f"{text}\n\nCommand: `.venv/bin/python {cmd}`\n")
