@@ -67,6 +67,9 @@ def test_eval_snr_reports_a_fixed_nu_encoder_beside_the_matched_one(tmp_path):
     assert [s for s, _ in matched] == [s for s, _ in fixed] == [4.0, 10.0]
     assert abs(matched[1][1] - fixed[1][1]) < 1e-9     # ν = SNR = 10 dB: the same encoding
     assert all(p > 15 for _, p in matched + fixed)
+    # one (λ, η) point per SNR: a front of one point, interpolated only at its own CBR
+    assert set(res["curves_interpolated"]) == {"compatible", "compatible ν=10dB"}
+    assert res["nu_gain_db"]["compatible"][1] == [10.0, 0.0]
     assert (tmp_path / "snr.png").stat().st_size > 0
 
 

@@ -475,6 +475,14 @@ def _interp_at(curve: list[list[float]], x: float) -> float:
     return float(np.interp(x, c[:, 0], c[:, 1]))
 
 
+def front_psnr_at_budget(front: list[list[float]], cbr: float) -> float:
+    """A front's PSNR at CBR ``cbr``: interpolated between its points, its last PSNR beyond its
+    end (more symbols than the encoder uses buy nothing), NaN before its start."""
+    if not front or cbr < front[0][0]:
+        return float("nan")
+    return front[-1][1] if cbr >= front[-1][0] else _interp_at(front, cbr)
+
+
 def markdown_table(result: dict) -> str:
     lines = [f"RD at AWGN {result['snr_db']:g} dB on {result['dataset']} ({result['n_images']} images).",
              "", "| scheme | PSNR @ CBR 0.02 | @ 0.04 | @ 0.08 | BD-rate vs " + result["anchor"] + " |",
@@ -505,13 +513,19 @@ def _bd_text(bd: float | None, is_anchor: bool) -> str:
 
 
 def run_snr(args) -> dict:
-    """PSNR vs SNR at a CBR budget: per SNR, the best (λ, η) whose mean CBR fits the budget."""
+    """PSNR vs SNR at a CBR budget: per SNR, the best (λ, η) whose mean CBR fits the budget.
+
+    A learned scheme also gets its front's PSNR interpolated at the budget (``curves_interpolated``):
+    on a coarse η grid the best fitting point can sit well under the budget, and an encoder whose
+    symbol count moves with ν (it does) then loses or wins a grid step; the interpolated value
+    compares the encoders at equal CBR (``nu_gain_db``: per-ν minus fixed-ν, interpolated)."""
     images = load_images(args.dataset, args.limit)
     schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
     snrs = _floats(args.snrs)
     fixed = getattr(args, "fixed_nu", "off")
     fixed_nu = None if str(fixed).strip().lower() in ("", "off", "none") else float(fixed)
     curves: dict[str, list] = {}
+    interpolated: dict[str, list] = {}
     codec = None
     for scheme in schemes:
         variants = [(scheme, None)]
@@ -527,8 +541,11 @@ def run_snr(args) -> dict:
                     lams = _floats(args.lambdas) if args.lambdas else codec.model.cfg.lambdas
                     pts = learned_points(codec, images, scheme, lams, _floats(args.etas), snr,
                                          args.seed, rx_snr=args.rx_snr, nu_db=nu)
-                    fit = [average_point(r) for r in pts.values() if average_point(r)[0] <= args.cbr]
-                    curve.append([snr, max(p for _, p in fit) if fit else float("nan")])
+                    avg = [average_point(r) for r in pts.values()]
+                    fit = [p for c, p in avg if c <= args.cbr]
+                    curve.append([snr, max(fit) if fit else float("nan")])
+                    interpolated.setdefault(name, []).append(
+                        [snr, round(front_psnr_at_budget(pareto_front(avg), args.cbr), 3)])
                 else:
                     c, _ = classical_curve(scheme, images, [args.cbr], snr, args.seed)
                     curve.append([snr, c[0][1]])
@@ -539,9 +556,15 @@ def run_snr(args) -> dict:
               "learned_encoder_nu": {"<scheme>": "ν = the channel SNR (a CQI that matches it)",
                                      **({fixed_nu_name(s, fixed_nu): f"ν = {fixed_nu:g} dB whatever the channel"
                                          for s in schemes if s in LEARNED} if fixed_nu is not None else {})},
-              "curves": curves, **side_report()}
+              "curves": curves, "curves_interpolated": interpolated, **side_report()}
+    for scheme in schemes:
+        if scheme in LEARNED and fixed_nu is not None:
+            per_nu, fixed_curve = interpolated[scheme], interpolated[fixed_nu_name(scheme, fixed_nu)]
+            result.setdefault("nu_gain_db", {})[scheme] = [
+                [s, round(a - b, 3)] for (s, a), (_, b) in zip(per_nu, fixed_curve)]
     if args.plot:
-        plot_curves(curves, f"PSNR vs SNR at CBR {args.cbr:g} ({result['dataset']})", "SNR (dB)", args.plot)
+        shown = {**curves, **{f"{k} (interpolated at CBR {args.cbr:g})": v for k, v in interpolated.items()}}
+        plot_curves(shown, f"PSNR vs SNR at CBR {args.cbr:g} ({result['dataset']})", "SNR (dB)", args.plot)
     return result
 
 
