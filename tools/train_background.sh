@@ -13,7 +13,8 @@
 # the per-step log in runs/train_small/log.csv. The candidate (float16 EMA weights) is exported
 # to runs/train_small/candidate.safetensors at every checkpoint; ship it only through
 # tools/promote_candidate.py, which evaluates it on Kodak against the shipped model.
-# Stop early with: kill "$(cat runs/train_small/train.pid)"  (it checkpoints every 200 steps).
+# Stop early with: kill "$(cat runs/train_small/train.pid)"  (it finishes the step, checkpoints
+# and exports the candidate; without a signal it checkpoints every 200 steps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=${1:-150}; THREADS=${2:-1}

@@ -39,6 +39,7 @@ import logging
 import math
 import os
 import random
+import signal
 import sys
 import time
 from pathlib import Path
@@ -377,6 +378,7 @@ def main(args: argparse.Namespace) -> int:
     writer = csv.writer(log)
     if new_log:
         writer.writerow(["step", "stage", "loss", "psnr", "cbr", "lam", "eta", "snr", "sec_per_step", "time"])
+    stop_signal = StopSignal()
     t_start, t_last = time.time(), time.time()
     bar = tqdm(total=total, initial=step, desc="train", file=sys.stderr, mininterval=5,
                disable=rank != 0)
@@ -410,7 +412,7 @@ def main(args: argparse.Namespace) -> int:
                          f"{snr.float().mean():.2f}", f"{now - t_last:.3f}", int(now)])
         t_last = now
         bar.update(1); bar.set_postfix(stage=stage, psnr=f"{psnr:.2f}", cbr=f"{cbr:.4f}")
-        stop = bool(args.max_minutes and (now - t_start) > 60 * args.max_minutes)
+        stop = bool(args.max_minutes and (now - t_start) > 60 * args.max_minutes) or stop_signal.requested
         if world > 1:  # every rank stops at the same step, or DDP would hang
             import torch.distributed as dist
             flag = torch.tensor([float(stop)], device=device)
@@ -421,13 +423,33 @@ def main(args: argparse.Namespace) -> int:
             save_checkpoint(model, opt, step, cfg, out, args, stage, ema)
             plot_curves(log_path, out / "curves.png")
         if stop:
-            logger.info(f"stopping after {args.max_minutes} min at step {step}")
+            logger.info(f"stopping at step {step} ({stop_signal.reason or f'{args.max_minutes} min'})")
             break
     bar.close(); log.close()
+    stop_signal.restore()
     if world > 1:
         import torch.distributed as dist
         dist.destroy_process_group()
     return 0
+
+
+class StopSignal:
+    """SIGTERM / SIGINT ask the training loop to finish its step, checkpoint and stop, so that a
+    ``kill`` (or the end of a work session) loses no steps since the last checkpoint."""
+
+    def __init__(self) -> None:
+        self.requested, self.reason = False, ""
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore(self) -> None:
+        """Give the process its former handlers back (training can run inside a test or a tool)."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, _frame) -> None:
+        if self.requested:  # a second signal: stop now, without the checkpoint
+            raise KeyboardInterrupt
+        self.requested, self.reason = True, signal.Signals(signum).name
 
 
 def trim_log(log_path: Path, step: int) -> None:
