@@ -116,3 +116,15 @@ def test_sigterm_checkpoints_before_stopping(tmp_path):
     step = torch.load(tmp_path / "last.pt", weights_only=True)["step"]
     rows = list(csv.DictReader(open(tmp_path / "log.csv")))
     assert step >= 1 and int(rows[-1]["step"]) == step  # the only checkpoint is the signal's
+
+
+def test_flat_crops_are_plain_colours_or_gentle_ramps():
+    """``--flat-fraction``: the sampler swaps that share of crops for synthetic plain ones (a
+    colour, or a ramp of at most 40 levels per channel), the rest stay photo crops."""
+    from core.experiments.train import CropSampler
+    flat = CropSampler(str(FIXTURES), 64, seed=0, flat_fraction=1.0).batch(16)
+    assert flat.shape == (16, 3, 64, 64) and 0.0 <= float(flat.min()) and float(flat.max()) <= 1.0
+    spread = (flat.amax(dim=(2, 3)) - flat.amin(dim=(2, 3))) * 255
+    assert float(spread.max()) <= 40.5 and int((spread.amax(dim=1) < 0.5).sum()) >= 2  # some constant
+    photos = CropSampler(str(FIXTURES), 64, seed=0, flat_fraction=0.0).batch(16)
+    assert float(((photos.amax(dim=(2, 3)) - photos.amin(dim=(2, 3))) * 255).amax(dim=1).min()) > 40

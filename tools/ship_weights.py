@@ -80,15 +80,16 @@ def main() -> int:
     with open(run / "log.csv") as f:
         for r in csv.DictReader(f):
             rows[int(r["step"])] = r  # the last run of a step wins
-    ordered = [rows[k] for k in sorted(rows)]
+    meta = read_metadata(DEFAULT_WEIGHTS)
+    step = meta["info"]["step"]
+    # the run goes on after the candidate was exported: the log stops at the shipped step
+    ordered = [rows[k] for k in sorted(rows) if k <= step]
     out = REPO / "weights"
     with open(out / "train_log.csv", "w", newline="") as f:
         w = csv.DictWriter(f, list(ordered[0].keys()))
         w.writeheader(); w.writerows(ordered)
     plot_curves(out / "train_log.csv", out / "train_curves.png")
     cpu_s = sum(float(r["sec_per_step"]) for r in ordered)
-    meta = read_metadata(DEFAULT_WEIGHTS)
-    step = meta["info"]["step"]
     size_mb = DEFAULT_WEIGHTS.stat().st_size / 2**20
     stages = {}
     for r in ordered:

@@ -23,6 +23,6 @@ mkdir -p runs
 nohup nice -n "${NICE:-10}" "$PY" -m core.cli train --config small --out runs/train_small \
   --init-from weights/ntscc_plus_small.safetensors --stage-steps 2500,1500,1000000 \
   --batch "${BATCH:-8}" --crop "${CROP:-128}" --threads "$THREADS" --lr "${LR:-1e-4}" --dist-scale 0.04 \
-  --rate-slope 0.5 --rate-lr-mult 1 \
+  --rate-slope 0.5 --rate-lr-mult 1 --flat-fraction "${FLAT:-0.05}" \
   --max-minutes "$MINUTES" --ckpt-every 200 >> runs/train_small.log 2>&1 &
 echo "training in the background (pid $!): tail -f runs/train_small.log"

@@ -65,6 +65,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="steps of stages ntc,jscc,compat (cumulative schedule)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=128, help="random crop size (multiple of 64)")
+    p.add_argument("--flat-fraction", type=float, default=0.0,
+                   help="share of crops replaced by a synthetic plain one (a colour or a gentle ramp) so "
+                        "that plain content costs few symbols (default 0; the background run uses 0.05)")
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--lr-final", type=float, default=3e-5, help="learning rate over the last 10%% of steps")
     p.add_argument("--ckpt-every", type=int, default=200)
@@ -110,10 +113,11 @@ class CropSampler:
     ``tools/pack_train_data.py`` (numpy only: for a GPU machine without Pillow).
     """
 
-    def __init__(self, folder: str, crop: int, seed: int):
+    def __init__(self, folder: str, crop: int, seed: int, flat_fraction: float = 0.0):
         if "kodak" in str(folder).lower():
             raise ValueError("refusing to train on Kodak: it is the test set")
         self.crop, self.rng = crop, np.random.default_rng(seed)
+        self.flat_fraction = float(flat_fraction)
         if str(folder).endswith(".npz"):
             with np.load(folder) as pack:
                 rgbs = [pack[k] for k in sorted(pack.files)]
@@ -139,9 +143,28 @@ class CropSampler:
                 images.append(torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1))
         return images
 
+    def flat_crop(self) -> torch.Tensor:
+        """A synthetic plain crop: one colour, or a gentle linear ramp between two colours.
+
+        Why: photos never hold a perfectly plain 128² patch, so a model trained on them alone
+        spent more symbols on a uniform grey frame than on kodim20 (entropy model out of its
+        distribution: tests/test_shipped_model.py::test_rate_map_follows_content). Plain sky,
+        walls and letterbox bars are common in 360° content."""
+        a = torch.from_numpy(self.rng.uniform(0, 255, 3)).float().view(3, 1, 1)
+        if self.rng.random() < 0.5:
+            return a.expand(3, self.crop, self.crop).round().to(torch.uint8)
+        b = a + torch.from_numpy(self.rng.uniform(-40, 40, 3)).float().view(3, 1, 1)
+        ramp = torch.linspace(0, 1, self.crop).view(1, 1, -1).expand(1, self.crop, self.crop)
+        if self.rng.random() < 0.5:
+            ramp = ramp.transpose(1, 2)
+        return (a + (b - a) * ramp).clamp(0, 255).round().to(torch.uint8)
+
     def batch(self, n: int) -> torch.Tensor:
         out = []
         for _ in range(n):
+            if self.flat_fraction and self.rng.random() < self.flat_fraction:
+                out.append(self.flat_crop())
+                continue
             img = self.images[self.rng.integers(len(self.images))]
             _, h, w = img.shape
             top, left = self.rng.integers(h - self.crop + 1), self.rng.integers(w - self.crop + 1)
@@ -365,7 +388,7 @@ def main(args: argparse.Namespace) -> int:
     if ema and ckpt_path.exists() and "ema" in ckpt:
         ema.state = {k: v.to(device) for k, v in ckpt["ema"].items()}
     seed = args.seed + step + 1000 * rank
-    sampler = CropSampler(args.data, args.crop, seed)
+    sampler = CropSampler(args.data, args.crop, seed, args.flat_fraction)
     rng = random.Random(seed)
     torch.manual_seed(seed)
     log_path = out / ("log.csv" if rank == 0 else f"log.rank{rank}.csv")
