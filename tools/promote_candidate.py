@@ -9,7 +9,8 @@ points), then the front's PSNR at the CBR budgets 0.01, 0.015, 0.02, 0.03, 0.04,
 0.1 — "the best point whose CBR fits the budget", so a front that ends early keeps its last
 PSNR and a budget below the front's start scores the front's first PSNR minus 3 dB. The score is the mean over the budgets; the
 candidate wins when its score is higher by at least ``--margin`` dB. With ``--promote`` a
-winner is copied over ``weights/ntscc_plus_small.safetensors``. The shipped model's score is
+winner is copied over ``weights/ntscc_plus_small.safetensors`` and kept there only if
+``tests/test_shipped_model.py`` passes on it (otherwise the shipped weights are restored). The shipped model's score is
 computed afresh unless ``--shipped-json`` gives an earlier result of the same command.
 """
 from __future__ import annotations
@@ -87,9 +88,28 @@ def main() -> int:
     (args.out / "decision.json").write_text(json.dumps(result, indent=1))
     print(json.dumps({k: result[k] for k in ("candidate_score", "shipped_score", "gain_db", "better")}, indent=1))
     if result["better"] and args.promote:
-        shutil.copyfile(args.candidate, SHIPPED)
-        log.info("promoted %s -> %s", args.candidate, SHIPPED)
+        promote(args.candidate, args.out)
     return 0
+
+
+def promote(candidate: Path, out: Path) -> bool:
+    """Put ``candidate`` in the shipped place, then run the shipped model's property tests on it
+    (rate follows content, ν response, PSNR floors, ...); a candidate that fails one is taken
+    back out: a better front does not excuse a broken property."""
+    backup = out / "previous_shipped.safetensors"
+    shutil.copyfile(SHIPPED, backup)
+    shutil.copyfile(candidate, SHIPPED)
+    tests = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_shipped_model.py"]
+    log.info("property tests on the candidate: %s", " ".join(tests))
+    run = subprocess.run(tests, cwd=REPO, capture_output=True, text=True)
+    if run.returncode != 0:
+        shutil.copyfile(backup, SHIPPED)
+        failed = [line for line in run.stdout.splitlines() if line.startswith("FAILED")]
+        log.error("not promoted: the candidate fails the shipped-model tests (shipped weights restored):\n%s",
+                  "\n".join(failed) or run.stdout[-2000:])
+        return False
+    log.info("promoted %s -> %s", candidate, SHIPPED)
+    return True
 
 
 if __name__ == "__main__":
