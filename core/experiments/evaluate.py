@@ -873,6 +873,8 @@ def plot_curves(curves: dict[str, list], title: str, xlabel: str, path: str,
 
 def main(args) -> int:
     runners = {"rd": run_rd, "snr": run_snr, "roi": run_roi, "edit": run_edit, "fading": run_fading}
+    for counters in (SIDE_STATS, GRANT_STATS):  # each run reports its own side parts and grants
+        counters.update(dict.fromkeys(counters, 0))
     result = runners[args.eval_kind](args)
     text = json.dumps(result, indent=1)
     if args.json:
