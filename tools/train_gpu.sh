@@ -37,6 +37,7 @@ mkdir -p "$OUT_DIR"
   --export "$OUT_DIR/candidate.safetensors" --device "${DEVICE:-cuda}" --amp bf16 \
   --batch "${BATCH:-32}" --crop "${CROP:-256}" --lr "${LR:-1e-4}" --dist-scale 0.04 \
   --stage-steps 2500,1500,1000000 --max-minutes "$MINUTES" --ckpt-every 500 --rate-lr-mult 1 \
+  --flat-fraction "${FLAT:-0.05}" \
   ${RATE_SLOPE:+--rate-slope "$RATE_SLOPE"} "$@"
 cp "$RUN/log.csv" "$RUN/command.txt" "$OUT_DIR/"
 [ -e "$RUN/curves.png" ] && cp "$RUN/curves.png" "$OUT_DIR/"
