@@ -137,7 +137,7 @@ def _ffmpeg() -> str:
 
 _SWS = "lanczos+accurate_rnd+full_chroma_int+full_chroma_inp"
 #: YCbCr -> RGB of every decode (the inverse of the encoders' BT.709 limited-range conversion)
-_DECODE_SCALE = "scale=in_range=tv:in_color_matrix=bt709"
+_DECODE_SCALE_ARGS = "in_range=tv:in_color_matrix=bt709"
 
 
 @functools.lru_cache(maxsize=None)
@@ -170,7 +170,7 @@ def _decode_in_process(name: str, fmt: str, data: bytes, ph: int, pw: int) -> np
         graph = av.filter.Graph()
         src = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
                                time_base=fractions.Fraction(1, 25))
-        scale = graph.add("scale", _DECODE_SCALE.removeprefix("scale=") + f":flags={_SWS}")
+        scale = graph.add("scale", f"{_DECODE_SCALE_ARGS}:flags={_SWS}")
         rgb = graph.add("format", "rgb24")
         sink = graph.add("buffersink")
         src.link_to(scale)
@@ -236,7 +236,7 @@ class FfmpegCodec(Codec):
         """The ffmpeg command's decode of the padded (ph, pw) picture (where PyAV lacks ``fmt``)."""
         cmd = [_ffmpeg(), "-hide_banner", "-loglevel", "error", "-xerror",
                "-err_detect", "explode", "-f", self.fmt, "-i", "-",
-               "-sws_flags", _SWS, "-vf", _DECODE_SCALE,
+               "-sws_flags", _SWS, "-vf", f"scale={_DECODE_SCALE_ARGS}",
                "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
         try:
             p = self._run(cmd, bytes(data))

@@ -376,10 +376,15 @@ def lambda0_subset(reused: dict, lam0: float) -> tuple[dict, list, dict, list]:
     per_img = {name: [v[i] for i in sel] for name, v in reused["per_image"]["compatible"].items()}
     ms_front = []
     if all(len(v[0]) > 2 for v in per_img.values()):  # per-image [cbr, psnr, ms-ssim]
-        ms_front = pareto_front([[float(np.mean([v[j][0] for v in per_img.values()])),
-                                  ms_ssim_db(float(np.mean([v[j][2] for v in per_img.values()])))]
-                                 for j in range(len(sel))])
+        ms_front = msssim_front([[v[j] for v in per_img.values()] for j in range(len(sel))])
     return points, pareto_front(list(points.values())), per_img, ms_front
+
+
+def msssim_front(points_per_image: list[list[list[float]]]) -> list[list[float]]:
+    """Front of (mean CBR, MS-SSIM dB of the mean MS-SSIM) over operating points, each given as
+    its per-image [cbr, psnr, ms-ssim] values."""
+    return pareto_front([[float(np.mean([v[0] for v in per])), ms_ssim_db(float(np.mean([v[2] for v in per])))]
+                         for per in points_per_image])
 
 
 def run_rd(args) -> dict:
@@ -430,10 +435,7 @@ def run_rd(args) -> dict:
             curves[scheme] = pareto_front(list(avg.values()))
             per_image[scheme] = {name: [r[name] for r in pts.values()] for name, _ in images}
             if args.msssim:
-                ms_points = [[float(np.mean([v[0] for v in r.values()])),
-                              ms_ssim_db(float(np.mean([v[2] for v in r.values()])))]
-                             for r in pts.values()]
-                curves_ms[scheme] = pareto_front(ms_points)
+                curves_ms[scheme] = msssim_front([list(r.values()) for r in pts.values()])
         else:
             curves[scheme], per_image[scheme] = classical_curve(scheme, images, _floats(args.cbrs),
                                                                 args.snr, args.seed,
