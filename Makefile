@@ -40,8 +40,12 @@ demo: setup
 lint: venv
 	$(VENV)/bin/ruff check .
 
+# Two pytest workers (pytest-xdist), a test file per worker: much of the suite waits on
+# processes it started (flowgraph, TX, RX, the three-host chaos run), so two files at a time
+# fit on two cores. Plain `pytest` still runs everything in one process.
+PYTEST_WORKERS ?= 2
 test: setup lint
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra -n $(PYTEST_WORKERS) --dist loadfile
 
 bench: setup
 	$(VENV)/bin/ntscc-xr link-test --channel awgn --snr 20 --frames 200 --json

@@ -15,7 +15,7 @@ from tx.session import Session, SessionConfig
 
 @pytest.fixture
 def restore_logging(monkeypatch):
-    monkeypatch.delenv(logs.ENV, raising=False)
+    monkeypatch.delenv(logs.ENV, raising=False)  # set (and restored) by conftest's guard
     root = logging.getLogger()
     level, handlers = root.level, list(root.handlers)
     yield

@@ -98,32 +98,51 @@ def test_decoder_gets_an_estimated_snr_by_default(codec, image):
         codec.transmit_awgn(image, 0.18, 0.2, 10.0, rx_snr="oracle")
 
 
-def _anchor_jscc_error(model, image, enc_snr: float, ch_snr: float, seeds=range(4)) -> float:
-    """MSE of the decoded anchor latent when the JSCC encoder is told ``enc_snr`` and the channel
-    (and the decoder) are at ``ch_snr``: same latent, same rate map, same noise draws."""
+def _psnr_with_encoder_told(model, image, enc_snr: float, ch_snr: float, seeds=range(4)) -> float:
+    """End-to-end PSNR (dB) when the JSCC encoder is told ``enc_snr`` and the channel and the
+    decoder are at ``ch_snr``: same latent, same rate map (the one for ``ch_snr``, so that both
+    send the same symbols), same noise draws; the transmitter's y'_A simulation (eq. 10) and
+    both branches' codewords follow ``enc_snr``."""
     import torch
 
     from core.codec.jscc import active_mask, awgn
-    from core.codec.model import _batch, pad_to_multiple
+    from core.codec.model import TX_SIMULATION_SEED, _batch, pad_to_multiple
+    m = model
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    lam, eta = _batch(0.18, 1, "cpu"), torch.tensor([0.2])
     with torch.no_grad():
-        y, anchor = model.analysis(pad_to_multiple(x), _batch(0.18, 1, "cpu"))
-        hyper, _ = model.entropy.hyper(y)
-        k, idx = model._rates(model.entropy.anchor_bits(y, hyper), torch.tensor([0.2]))
-        s = model.jscc.encode(y, idx, k, torch.tensor([enc_snr]), True, anchor)
-        mask = active_mask(k, model.cfg.max_symbols) * anchor
-        errs = []
+        y, anchor = m.analysis(pad_to_multiple(x), lam)
+        hyper, _ = m.entropy.hyper(y)
+        k_a, idx_a = m._rates(m.entropy.anchor_bits(y, hyper), eta)
+
+        def encode_anchors(nu: float):
+            s_a = m.jscc.encode(y, idx_a, k_a, torch.tensor([nu]), True, anchor)
+            gen = torch.Generator().manual_seed(TX_SIMULATION_SEED)
+            return s_a, m._anchor_estimate(s_a, idx_a, k_a, torch.tensor([nu]), anchor, 1, gen)
+
+        k_na, idx_na = m._rates(m.entropy.nonanchor_bits(y, hyper, encode_anchors(ch_snr)[1]), eta)
+        s_a, y_ctx = encode_anchors(enc_snr)
+        s_na = m.jscc.encode(y, idx_na, k_na, torch.tensor([enc_snr]), False, anchor, context=y_ctx)
+        snr = torch.tensor([ch_snr])
+        mask_a = active_mask(k_a, m.cfg.max_symbols) * anchor
+        mask_na = active_mask(k_na, m.cfg.max_symbols) * (1 - anchor)
+        mse = []
         for seed in seeds:
-            noisy = awgn(s, mask, torch.tensor([ch_snr]), torch.Generator().manual_seed(seed))
-            y_hat = model.jscc.decode(noisy, idx, k, torch.tensor([ch_snr]), True, anchor)
-            errs.append(float(((y_hat - y) * anchor).pow(2).sum() / anchor.sum() / y.shape[1]))
-    return float(np.mean(errs))
+            g = torch.Generator().manual_seed(seed)
+            y_a = m.jscc.decode(awgn(s_a, mask_a, snr, g), idx_a, k_a, snr, True, anchor)
+            y_na = m.jscc.decode(awgn(s_na, mask_na, snr, g), idx_na, k_na, snr, False, anchor, context=y_a)
+            x_hat = m.synthesis(y_a * anchor + y_na * (1 - anchor), lam, anchor).clamp(0, 1)
+            mse.append(float((x_hat[..., :x.shape[2], :x.shape[3]] - x).pow(2).mean()))
+    return float(-10 * np.log10(np.mean(mse)))
 
 
 def test_jscc_encoder_responds_to_the_cqi(codec, image):
     """ν enters the encoder's channel attention (not cancelled by the power normalisation): the
     codeword for the same latent and rate map changes with ν, and encoding for the true ν beats
-    encoding for a wrong one on the same channel (anchor latent error, same noise draws)."""
+    encoding for a wrong one on the same channel (end-to-end PSNR, same rate map and noise draws;
+    as the issue asks. An earlier proxy, the anchor latent's channel-averaged MSE, weighs the
+    latent channels as g_s does not and disagreed with the PSNR: step 37 200 lost it at 14 dB
+    by 0.4 % while encoding for 0 dB cost it 0.35 dB of PSNR)."""
     import torch
 
     from core.codec.model import _batch, pad_to_multiple
@@ -137,9 +156,9 @@ def test_jscc_encoder_responds_to_the_cqi(codec, image):
         s14 = m.jscc.encode(y, idx, k, torch.tensor([14.0]), True, anchor)
     assert float((s0 - s14).norm() / s0.norm()) > 1e-3
     for true_db, wrong_db in ((0.0, 14.0), (14.0, 0.0)):
-        right = _anchor_jscc_error(m, image, true_db, true_db)
-        wrong = _anchor_jscc_error(m, image, wrong_db, true_db)
-        assert right < wrong, (true_db, right, wrong)
+        right = _psnr_with_encoder_told(m, image, true_db, true_db)
+        wrong = _psnr_with_encoder_told(m, image, wrong_db, true_db)
+        assert right > wrong, (true_db, right, wrong)
 
 
 def test_eq21_editing_with_an_msssim_term_raises_msssim(codec, image):
@@ -147,10 +166,12 @@ def test_eq21_editing_with_an_msssim_term_raises_msssim(codec, image):
     channel draw, editing with κ = 10 000 ends with a higher MS-SSIM than MSE-only editing (eq. 19)
     and about the same PSNR."""
     from core.media.metrics import ms_ssim
-    rgb = np.ascontiguousarray(image[:192, :256])  # MS-SSIM's 5 scales need >= 161 px
+    # MS-SSIM's 5 scales need >= 161 px; 176² and 8 steps: +0.0029 measured (0.0038 at
+    # 192×256 with 12 steps, 2.6× the time)
+    rgb = np.ascontiguousarray(image[:176, :176])
     out = {}
     for kappa in (0.0, 10000.0):
-        rec, enc = codec.transmit_awgn(rgb, 0.18, 0.2, 10.0, np.random.default_rng(0), edit_steps=12,
+        rec, enc = codec.transmit_awgn(rgb, 0.18, 0.2, 10.0, np.random.default_rng(0), edit_steps=8,
                                        msssim_weight=kappa)
         out[kappa] = (ms_ssim(rgb, rec), psnr(rgb, rec), enc.cbr)
     assert out[10000.0][0] > out[0.0][0] + 5e-4, out

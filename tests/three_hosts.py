@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from core import logs  # noqa: E402
 from core.link.faultproxy import control as proxy_control  # noqa: E402
 
 ROLES = ("flowgraph", "rx", "tx")
@@ -170,6 +171,8 @@ class Config:
     restart_delay: float = 1.0
     seed: int = 1
     gap_s: tuple[float, float] = (3.0, 8.0)  # quiet time between faults (random)
+    warmup_s: float = 8.0   # streaming before the first fault
+    tail_s: float = 10.0    # streaming after the last fault
     ready_timeout_s: float = 180.0
 
 
@@ -212,7 +215,9 @@ class ThreeHosts:
     def _spawn(self, ns_role: str, cmd: list[str], log: str) -> subprocess.Popen:
         f = open(self.out / log, "ab")
         self._logs.append(f)
-        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+        # INFO at least: the analysis reads the TX's "sent" lines (an inherited
+        # NTSCC_LOG_LEVEL=warning would hide them)
+        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", **{logs.ENV: "info"})
         return subprocess.Popen(["ip", "netns", "exec", self.ns[ns_role], *cmd], cwd=REPO, env=env,
                                 stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
@@ -369,11 +374,11 @@ class ThreeHosts:
             self.idle(0.5)
         return False
 
-    def chaos(self, faults: list[Fault], warmup_s: float = 8.0, tail_s: float = 10.0) -> None:
+    def chaos(self, faults: list[Fault]) -> None:
         if not self.wait_frames(3, self.cfg.ready_timeout_s):
             raise RuntimeError(f"no frame arrived; see the logs in {self.out}")
         self.event("stream_up")
-        self.idle(warmup_s)
+        self.idle(self.cfg.warmup_s)
         for f in faults:
             self.idle(self.rng.uniform(*self.cfg.gap_s))
             if f.kind == "kill":
@@ -382,7 +387,7 @@ class ThreeHosts:
                 self.partition(f.target, f.seconds)
             else:
                 self.reset(f.target)
-        self.idle(tail_s)
+        self.idle(self.cfg.tail_s)
         self.event("chaos_end")
 
     def stop(self) -> None:
