@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.codec.fast import Autocast, native_bf16, prepare_fast
+from core.codec.fast import Autocast, OnnxAnalysis, native_bf16, prepare_fast
 from core.codec.learned import LearnedCodec
 from core.codec.model import pad_to_multiple
 from core.media.imageio import read_rgb
@@ -71,6 +71,54 @@ def test_fast_path_keeps_float32_model_and_entropy():
     assert isinstance(fast.g_a, Autocast) and isinstance(fast.jscc.enc_a, Autocast)
     assert not isinstance(fast.entropy, Autocast)  # likelihoods and the rate map stay float32
     assert not isinstance(model.g_a, Autocast)  # the training / editing model is untouched
-    same, opts = prepare_fast(model, "cpu", bf16=False)
+    same, opts = prepare_fast(model, "cpu", bf16=False, onnx=False)
     assert same is model and not opts.bf16
     assert isinstance(native_bf16(torch.device("cpu")), bool)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """The float32 codec and the CPU fast path without bf16 (g_a on ONNX Runtime)."""
+    ref = LearnedCodec(device="cpu")
+    return ref, LearnedCodec(model=ref.model, device="cpu", fast=True, bf16=False)
+
+
+class TestOnnxRuntimeAnalysis:
+    """g_a exported from the loaded weights and run by ONNX Runtime (the CPU fast path where bf16
+    is not native): the same float32 latent, any image size, the rest of the model untouched."""
+
+    def test_runs_g_a_on_onnx_runtime_and_leaves_the_rest(self, pair):
+        ref, fast = pair
+        assert fast.fast_options.onnx_g_a and "ONNX Runtime" in fast.fast_options.describe()
+        assert isinstance(fast.fast.g_a, OnnxAnalysis)
+        fast.fast.g_a(torch.zeros(1, 3, 32, 32))  # exported at the first call
+        assert fast.fast.g_a.session is not None
+        assert not isinstance(ref.model.g_a, OnnxAnalysis)  # training / NTSCC++ editing model
+        assert fast.fast.g_s is not ref.model.g_s and not isinstance(fast.fast.g_s, OnnxAnalysis)
+
+    @pytest.mark.parametrize("shape", [(1, 3, 64, 128), (2, 3, 96, 64)])
+    def test_latent_matches_pytorch_at_any_size(self, pair, shape):
+        ref, fast = pair
+        x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            y_ref, y_fast = ref.model.g_a(x), fast.fast.g_a(x)
+        assert y_fast.shape == y_ref.shape and y_fast.dtype == torch.float32
+        assert float((y_fast - y_ref).norm() / y_ref.norm()) < 1e-5
+
+    def test_same_picture_over_the_same_channel(self, pair, image):
+        ref, fast = pair
+        rec_ref, enc_ref = ref.transmit_awgn(image, 0.18, 0.2, 10.0, np.random.default_rng(0))
+        rec_fast, enc_fast = fast.transmit_awgn(image, 0.18, 0.2, 10.0, np.random.default_rng(0))
+        assert abs(enc_fast.n_symbols - enc_ref.n_symbols) <= 0.005 * enc_ref.n_symbols
+        assert abs(psnr(image, rec_fast) - psnr(image, rec_ref)) <= PSNR_TOLERANCE_DB
+
+    def test_falls_back_to_pytorch_when_the_export_fails(self, caplog):
+        class RefusesBlankInput(torch.nn.Module):  # the export traces a blank image: it fails
+            def forward(self, x):
+                if float(x.abs().sum()) == 0:
+                    raise RuntimeError("blank image")
+                return x * 2
+        g_a = OnnxAnalysis(RefusesBlankInput(), threads=1)
+        x = torch.ones(1, 3, 16, 16)
+        assert torch.equal(g_a(x), x * 2) and g_a.failed and g_a.session is None
+        assert "stays in PyTorch" in caplog.text
