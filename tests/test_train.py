@@ -5,6 +5,8 @@ import csv
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from core.codec.checkpoint import load_model
 from tests.helpers import REPO, cli
 
@@ -128,3 +130,27 @@ def test_flat_crops_are_plain_colours_or_gentle_ramps():
     assert float(spread.max()) <= 40.5 and int((spread.amax(dim=1) < 0.5).sum()) >= 2  # some constant
     photos = CropSampler(str(FIXTURES), 64, seed=0, flat_fraction=0.0).batch(16)
     assert float(((photos.amax(dim=(2, 3)) - photos.amin(dim=(2, 3))) * 255).amax(dim=1).min()) > 40
+
+
+def test_rate_response_tool_makes_the_knots_fall_with_lambda(tmp_path):
+    """tools/rate_response.py --monotone on a checkpoint whose knot 0.36 sits above knot 0.18 (as
+    step 37 600's did): that knot moves to its neighbours' log-λ interpolation, in the model and
+    the EMA; the monotone knots stay as they were."""
+    import sys
+
+    import torch
+    sys.path.insert(0, str(REPO / "tools"))
+    import rate_response
+    lambdas = [0.013, 0.0483, 0.18, 0.36, 0.72]
+    drifted = [0.365, -0.318, -0.718, -0.635, -0.909]
+    ckpt = {"config": {"lambdas": lambdas},
+            "model": {rate_response.KEY: torch.tensor(drifted)}, "ema": {rate_response.KEY: torch.tensor(drifted)}}
+    path = tmp_path / "last.pt"
+    torch.save(ckpt, path)
+    assert rate_response.main([str(path), "--monotone"]) == 0
+    fixed = torch.load(path, weights_only=True)
+    for name in ("model", "ema"):
+        v = fixed[name][rate_response.KEY].tolist()
+        assert all(a > b for a, b in zip(v, v[1:])), v
+        assert v[3] == pytest.approx((-0.718 - 0.909) / 2, abs=1e-6)  # 0.36 is the geometric mean of its neighbours
+        assert v[:3] + v[4:] == pytest.approx(drifted[:3] + drifted[4:])

@@ -2,13 +2,15 @@
 # Keep training the shipped model in the background while the machine is otherwise idle.
 #
 #   tools/train_background.sh [MINUTES] [THREADS]      (defaults: 150 minutes, 1 thread)
-#   CROP=256 BATCH=4 NICE=5 tools/train_background.sh   (environment: crop size, batch, niceness, LR)
+#   CROP=256 BATCH=4 NICE=5 tools/train_background.sh   (environment: crop size, batch, niceness, LR,
+#                                                        RATE_LR: r_global's learning-rate multiple)
 #
 # Resumes runs/train_small/last.pt when it exists (model, EMA, optimiser, step), else starts from
 # the shipped weights/ntscc_plus_small.safetensors (the step count goes on from its metadata) with
-# the rate response re-spread to r_global,λ ∝ λ^-1/2 (--rate-slope; ignored on resume), whose
-# r_global then learns at the base rate (--rate-lr-mult 1) so the spread holds while the
-# transforms learn the finer steps at the top of Λ.
+# the rate response re-spread to r_global,λ ∝ λ^-1/2 (--rate-slope; ignored on resume). r_global
+# is held (--rate-lr-mult 0, RATE_LR=0) since step 37 600: the loss cannot see what more symbols
+# buy (the rate quantiser is not differentiable), and at the base rate (RATE_LR=1, steps
+# 27 400-37 600) its knots drifted together and out of order (tools/rate_response.py).
 # Runs under nohup at low priority and returns at once; the progress is in runs/train_small.log,
 # the per-step log in runs/train_small/log.csv. The candidate (float16 EMA weights) is exported
 # to runs/train_small/candidate.safetensors at every checkpoint; ship it only through
@@ -23,6 +25,6 @@ mkdir -p runs
 nohup nice -n "${NICE:-10}" "$PY" -m core.cli train --config small --out runs/train_small \
   --init-from weights/ntscc_plus_small.safetensors --stage-steps 2500,1500,1000000 \
   --batch "${BATCH:-8}" --crop "${CROP:-128}" --threads "$THREADS" --lr "${LR:-1e-4}" --dist-scale 0.04 \
-  --rate-slope 0.5 --rate-lr-mult 1 --flat-fraction "${FLAT:-0.05}" \
+  --rate-slope 0.5 --rate-lr-mult "${RATE_LR:-0}" --flat-fraction "${FLAT:-0.05}" \
   --max-minutes "$MINUTES" --ckpt-every 200 >> runs/train_small.log 2>&1 &
 echo "training in the background (pid $!): tail -f runs/train_small.log"

@@ -14,13 +14,14 @@
 #
 # Environment: DATA, INIT, BATCH (32), CROP (256), LR (1e-4), DEVICE (cuda), PYTHON (python3),
 # RATE_SLOPE (unset: keep the rate response of INIT; 0.5: re-spread r_global,λ ∝ λ^-1/2 first,
-# for weights trained with a flat one). r_global always learns at the base rate (--rate-lr-mult 1).
+# for weights trained with a flat one), RATE_LR (0: r_global held, as in the CPU run since step
+# 37 600; 1: it learns at the base rate).
 # To go on from the CPU run, carry its candidate: INIT=runs/train_small/candidate.safetensors.
 # On CPU (for the test) pass DEVICE=cpu with a tiny budget.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 1 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then
-  sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 OUT_DIR=$1; MINUTES=${2:-9}; shift; [ $# -gt 0 ] && shift
@@ -36,7 +37,7 @@ mkdir -p "$OUT_DIR"
 "$PYTHON" -m core.cli train --config small --data "$DATA" --out "$RUN" --init-from "$INIT" \
   --export "$OUT_DIR/candidate.safetensors" --device "${DEVICE:-cuda}" --amp bf16 \
   --batch "${BATCH:-32}" --crop "${CROP:-256}" --lr "${LR:-1e-4}" --dist-scale 0.04 \
-  --stage-steps 2500,1500,1000000 --max-minutes "$MINUTES" --ckpt-every 500 --rate-lr-mult 1 \
+  --stage-steps 2500,1500,1000000 --max-minutes "$MINUTES" --ckpt-every 500 --rate-lr-mult "${RATE_LR:-0}" \
   --flat-fraction "${FLAT:-0.05}" \
   ${RATE_SLOPE:+--rate-slope "$RATE_SLOPE"} "$@"
 cp "$RUN/log.csv" "$RUN/command.txt" "$OUT_DIR/"
