@@ -62,6 +62,13 @@ third in 400 steps):
 --crop 128 --threads 1 --lr 1e-4 --dist-scale 0.04 --rate-slope 0.5 --rate-lr-mult 1
 --max-minutes 165 --ckpt-every 200`, one thread at low priority beside the session's
 evaluations and test suites (1.4–5.5 s per step).
+
+From step 36 000 on (2026-11-29), 256×256 crops, batch 4 (twice the pixels per step of 8 × 128²,
+and context the size of a Kodak detail), and 5 % synthetic plain crops (`--flat-fraction 0.05`:
+one colour or a gentle ramp; the step-35 400 model spent 52 symbols per position on a flat grey
+frame against 71 on kodim20 — plain fields had never been in its training data):
+`CROP=256 BATCH=4 NICE=5 tools/train_background.sh 175 1` = the command above with `--batch 4
+--crop 256 --flat-fraction 0.05` (2.8–3.6 s per step beside the session's work).
 """
 
 
@@ -98,8 +105,9 @@ def main() -> int:
 
 `ntscc_plus_small.safetensors` ({size_mb:.1f} MB, float16, config in the file's metadata) is the
 checkpoint at step {step} of the project's own training command, trained only on
-`../shared/data/train` (227 photos; never Kodak), random 128×128 crops, batch 8, Adam (3e-4, then
-5e-5, then 1e-4 with the recalibrated recipe from step 24 400), one CPU process on this 2-core machine.
+`../shared/data/train` (227 photos; never Kodak), random 128×128 crops, batch 8 (256×256, batch 4
+from step 36 000), Adam (3e-4, then 5e-5, then 1e-4 with the recalibrated recipe from step 24 400),
+one CPU process on this 2-core machine.
 
 - steps: {len(ordered)} ({', '.join(f'{k}: {v}' for k, v in stages.items())})
 - time: {cpu_s / 3600:.2f} h wall-clock (sum of the step times) on one or two torch threads of
