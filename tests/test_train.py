@@ -154,3 +154,21 @@ def test_rate_response_tool_makes_the_knots_fall_with_lambda(tmp_path):
         assert all(a > b for a, b in zip(v, v[1:])), v
         assert v[3] == pytest.approx((-0.718 - 0.909) / 2, abs=1e-6)  # 0.36 is the geometric mean of its neighbours
         assert v[:3] + v[4:] == pytest.approx(drifted[:3] + drifted[4:])
+
+
+def test_resume_keeps_this_runs_learning_rate_multiples():
+    """A checkpoint's Adam state comes back, but the learning-rate multiple of r_global is the
+    resumed run's (--rate-lr-mult 0 holds it), not the one the checkpoint was trained with."""
+    import torch
+
+    from core.codec.config import get_config
+    from core.codec.model import NTSCCPlus
+    from core.experiments.train import param_groups, restore_optimizer
+    model = NTSCCPlus(get_config("tiny"))
+    before = torch.optim.Adam(param_groups(model, 1e-4, 30.0, rate_lr_mult=1.0), lr=1e-4)
+    model.rate_response.log_r_global.grad = torch.ones_like(model.rate_response.log_r_global)
+    before.step()
+    resumed = torch.optim.Adam(param_groups(model, 1e-4, 30.0, rate_lr_mult=0.0), lr=1e-4)
+    restore_optimizer(resumed, before.state_dict())
+    assert [g["lr_mult"] for g in resumed.param_groups] == [1.0, 30.0, 0.0]
+    assert len(resumed.state) == len(before.state)  # the moments came back

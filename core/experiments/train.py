@@ -256,6 +256,17 @@ def param_groups(model: torch.nn.Module, lr: float, response_lr_mult: float,
     return groups
 
 
+def restore_optimizer(opt: torch.optim.Optimizer, state: dict) -> None:
+    """Load a checkpoint's optimiser state (Adam moments) but keep this run's learning-rate
+    multiples: ``load_state_dict`` also restores each group's hyper-parameters, so without this a
+    resumed run silently kept the multiples it was started with (``--rate-lr-mult 0`` on resume
+    did not hold r_global until this was fixed, at step 39 000)."""
+    mults = [g["lr_mult"] for g in opt.param_groups]
+    opt.load_state_dict(state)
+    for group, mult in zip(opt.param_groups, mults):
+        group["lr_mult"] = mult
+
+
 class EMA:
     """Exponential moving average of a model's floating-point state (weights and buffers)."""
 
@@ -366,7 +377,7 @@ def main(args: argparse.Namespace) -> int:
             raise SystemExit(f"{ckpt_path} was trained with another config; use a new --out")
         load_state(model, ckpt["model"]); step = ckpt["step"]
         try:
-            opt.load_state_dict(ckpt["opt"])
+            restore_optimizer(opt, ckpt["opt"])
         except ValueError:  # an older checkpoint with one parameter group: fresh Adam moments
             warmup_from = step
         logger.info(f"resuming {ckpt_path} at step {step}")
