@@ -8,7 +8,7 @@
 # Resumes runs/train_small/last.pt when it exists (model, EMA, optimiser, step), else starts from
 # the shipped weights/ntscc_plus_small.safetensors (the step count goes on from its metadata) with
 # the rate response re-spread to r_global,λ ∝ λ^-1/2 (--rate-slope; ignored on resume). r_global
-# is held (--rate-lr-mult 0, RATE_LR=0) since step 37 600: the loss cannot see what more symbols
+# is held (--rate-lr-mult 0, RATE_LR=0) since step 39 098: the loss cannot see what more symbols
 # buy (the rate quantiser is not differentiable), and at the base rate (RATE_LR=1, steps
 # 27 400-37 600) its knots drifted together and out of order (tools/rate_response.py).
 # Runs under nohup at low priority and returns at once; the progress is in runs/train_small.log,

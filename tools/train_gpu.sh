@@ -15,7 +15,7 @@
 # Environment: DATA, INIT, BATCH (32), CROP (256), LR (1e-4), DEVICE (cuda), PYTHON (python3),
 # RATE_SLOPE (unset: keep the rate response of INIT; 0.5: re-spread r_global,λ ∝ λ^-1/2 first,
 # for weights trained with a flat one), RATE_LR (0: r_global held, as in the CPU run since step
-# 37 600; 1: it learns at the base rate).
+# 39 098; 1: it learns at the base rate).
 # To go on from the CPU run, carry its candidate: INIT=runs/train_small/candidate.safetensors.
 # On CPU (for the test) pass DEVICE=cpu with a tiny budget.
 set -euo pipefail
