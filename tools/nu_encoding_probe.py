@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from core.codec.learned import LearnedCodec  # noqa: E402
+from core.link import sidepart  # noqa: E402
 from core.media.imageio import read_rgb  # noqa: E402
 from core.media.metrics import psnr  # noqa: E402
 
@@ -34,10 +35,8 @@ def transmit(codec: LearnedCodec, img: np.ndarray, lam: float, eta: float, nu_db
              snr_db: float, seed: int) -> tuple[float, float]:
     """(PSNR, CBR) of one AWGN transmission encoded for ``nu_db`` over a ``snr_db`` channel."""
     enc = codec.encode(img, lam, eta, nu_db)
-    rng = np.random.default_rng(seed)
-    sigma = np.sqrt(10 ** (-snr_db / 10) / 2)
-    noise = sigma * (rng.standard_normal(enc.n_symbols) + 1j * rng.standard_normal(enc.n_symbols))
-    rec = codec.decode(enc.symbols + noise.astype(np.complex64), enc.side, snr_db=snr_db)
+    received = sidepart.awgn(enc.symbols, snr_db, np.random.default_rng(seed))
+    rec = codec.decode(received, enc.side, snr_db=snr_db)
     return psnr(img, rec), enc.cbr
 
 
