@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.cli import main as cli_main
+from core.codec.provenance import weights_identity
 from core.experiments.evaluate import equal_quality_savings, pareto_front
 
 
@@ -70,6 +71,7 @@ def test_eval_snr_reports_a_fixed_nu_encoder_beside_the_matched_one(tmp_path):
     # one (λ, η) point per SNR: a front of one point, interpolated only at its own CBR
     assert set(res["curves_interpolated"]) == {"compatible", "compatible ν=10dB"}
     assert res["nu_gain_db"]["compatible"][1] == [10.0, 0.0]
+    assert res["model"] == weights_identity()  # made with the shipped checkpoint, and says so
     assert (tmp_path / "snr.png").stat().st_size > 0
 
 
@@ -146,7 +148,8 @@ def test_rd_reuse_merges_several_results_and_derives_ntsccp_from_a_reused_sweep(
                "side_info": {"learned_frames": 40, "side_failed": 1, "classical_grants": 0, "grant_failed": 0},
                "curves": {"compatible": [[0.008, 24.0], [0.01, 25.0], [0.02, 26.5], [0.03, 27.0]]},
                "points": {"compatible": {k: p[:2] for k, p in zip(keys, per)}},
-               "per_image": {"compatible": {src.name: per}}}
+               "per_image": {"compatible": {src.name: per}},
+               "model": {"weights": "w.safetensors", "sha256": "0123456789abcdef", "step": 7, "config": "small"}}
     classical = {"snr_db": 10.0, "n_images": 1, "vvc_preset": {"vvc+ldpc": "medium"},
                  "side_info": {"learned_frames": 0, "side_failed": 0, "classical_grants": 8, "grant_failed": 0},
                  "curves": {"vvc+ldpc": [[0.01, 27.0], [0.02, 29.0], [0.04, 31.0]],
@@ -165,4 +168,5 @@ def test_rd_reuse_merges_several_results_and_derives_ntsccp_from_a_reused_sweep(
     assert res["curves"]["ntscc+"] == [[0.01, 25.0], [0.02, 26.5]]
     assert res["per_image"]["ntscc+"] == {src.name: per[1:3]}
     assert res["side_info"]["learned_frames"] == 40 and res["side_info"]["classical_grants"] == 8
+    assert res["model"] == learned["model"]  # the learned curves' model travels with them
     assert res["vvc_preset"] == {"vvc+ldpc": "medium"}

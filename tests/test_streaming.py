@@ -37,5 +37,6 @@ def test_headless_stream_feedback_drives_tx(tmp_path, base_port):
     assert mcs[-1] > mcs[0]
     assert all(r["olla_margin_db"] != "" for r in classical)  # OLLA on by default
     assert summary["streams"]["learned"]["frames"] == 7
+    assert summary["model"]["weights"] == "weights/ntscc_plus_small.safetensors"  # the TX/RX model, recorded
     assert json.loads((tmp_path / "summary.json").read_text())["flowgraph_restarts"] == 0
     assert (tmp_path / "plots.png").exists()

@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from core.codec.learned import LearnedCodec  # noqa: E402
+from core.codec.provenance import markdown_line, weights_identity  # noqa: E402
 from core.link import sidepart  # noqa: E402
 from core.media.imageio import read_rgb  # noqa: E402
 from core.media.metrics import psnr  # noqa: E402
@@ -66,7 +67,8 @@ def main() -> int:
             f"# Per-ν encoding vs a fixed ν = 10 dB encoder at λ {args.lam:g}, η {args.eta:g}\n\n"
             f"Weights: {args.weights or 'shipped'}; {len(images)} Kodak fixtures (tests/fixtures/kodak), "
             "AWGN, decoder given the true SNR, 2 noise seeds each.\n\n"
-            f"{text}\n\nCommand: `.venv/bin/python tools/nu_encoding_probe.py {' '.join(sys.argv[1:])}`\n")
+            f"{text}\n\nCommand: `.venv/bin/python tools/nu_encoding_probe.py {' '.join(sys.argv[1:])}`\n\n"
+            f"{markdown_line(weights_identity(args.weights))}\n")
     return 0
 
 

@@ -25,6 +25,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from core.codec.provenance import weights_identity  # noqa: E402  (torch-free)
+
 SHIPPED = REPO / "weights" / "ntscc_plus_small.safetensors"
 BUDGETS = (0.01, 0.015, 0.02, 0.03, 0.04, 0.06, 0.08, 0.1)
 log = logging.getLogger("promote_candidate")
@@ -53,6 +56,22 @@ def evaluate(weights: Path, out_json: Path, dataset: str, limit: int, threads: i
     return json.loads(out_json.read_text())["curves"]["compatible"]
 
 
+def front_from_json(path: Path, weights: Path) -> list[list[float]]:
+    """The compatible front of an ``eval rd`` JSON, refused when the JSON records another model
+    than ``weights`` (a sweep of an earlier shipped model, or of a candidate file that training
+    has since overwritten)."""
+    data = json.loads(path.read_text())
+    made_with, expected = data.get("model"), weights_identity(weights)
+    if made_with is None:
+        log.warning("%s records no model (made before results carried one): cannot check that it "
+                    "was made with %s", path, weights)
+    elif made_with["sha256"] != expected["sha256"]:
+        raise SystemExit(f"{path} was made with {made_with['weights']} (step {made_with['step']}, "
+                         f"sha256 {made_with['sha256']}), not with {weights} (step {expected['step']}, "
+                         f"sha256 {expected['sha256']}): evaluate {weights} again or pass the right JSON")
+    return data["curves"]["compatible"]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__)
     p.add_argument("candidate", type=Path)
@@ -72,14 +91,15 @@ def main() -> int:
         raise SystemExit(f"candidate {args.candidate} not found (training exports it to RUN/candidate.safetensors)")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.candidate_json:
-        cand = json.loads(args.candidate_json.read_text())["curves"]["compatible"]
+        cand = front_from_json(args.candidate_json, args.candidate)
     else:
         cand = evaluate(args.candidate, args.out / "candidate_rd.json", args.dataset, args.limit, args.threads)
     if args.shipped_json:
-        shipped = json.loads(args.shipped_json.read_text())["curves"]["compatible"]
+        shipped = front_from_json(args.shipped_json, SHIPPED)
     else:
         shipped = evaluate(SHIPPED, args.out / "shipped_rd.json", args.dataset, args.limit, args.threads)
     result = {"candidate": str(args.candidate), "limit": args.limit,
+              "candidate_model": weights_identity(args.candidate), "shipped_model": weights_identity(SHIPPED),
               "candidate_score": score(cand), "shipped_score": score(shipped),
               "candidate_front": cand, "shipped_front": shipped}
     gain = result["candidate_score"]["mean_psnr"] - result["shipped_score"]["mean_psnr"]

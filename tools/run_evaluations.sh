@@ -3,8 +3,10 @@
 #   bash tools/run_evaluations.sh [STEP ...]     (default: all steps)
 # On 2 cores, two lanes in parallel with one thread each finish in about half the time:
 #   OMP_NUM_THREADS=1 bash tools/run_evaluations.sh rd_learned rd_merge roi edit bench &
-#   OMP_NUM_THREADS=1 bash tools/run_evaluations.sh snr fading demo loss
-# Steps: rd_learned rd_merge snr roi edit fading bench demo loss (and bench_idle, run alone)
+#   OMP_NUM_THREADS=1 bash tools/run_evaluations.sh ceiling nu snr roi_edit edit_md fading demo loss
+# Steps: rd_learned rd_merge ceiling nu snr roi roi_edit edit edit_md fading bench demo loss
+# (and bench_idle, run alone). Afterwards `python tools/results_status.py` lists what is still
+# stale (every model-dependent result records the model it was made with).
 # Needs ../shared/data (Kodak) for rd/snr/edit/bench; everything else uses content in the repo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,29 +14,31 @@ R=docs/results
 X=.venv/bin/ntscc-xr
 mkdir -p "$R" runs/eval
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(rd_learned rd_merge snr roi edit fading bench demo loss)
+[ ${#steps[@]} -eq 0 ] && steps=(rd_learned rd_merge ceiling nu snr roi roi_edit edit edit_md fading bench demo loss)
 has() { for s in "${steps[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 log() { echo "+ $*" | tee -a "$R/commands.log"; "$@"; }
 
-# Classical RD (slow; run once, then reused):
-#   ntscc-xr eval rd --schemes vvc+ldpc,hevc+ldpc,av1+ldpc,j2k+ldpc,jpeg+ldpc,vvc+capacity \
-#     --cbrs 0.01,0.02,0.03,0.04,0.06,0.08,0.1 --json runs/eval/rd_classical.json
+# The shipped model's training step names its Kodak sweep (a record, kept per step).
+STEP=$(.venv/bin/python -c "from core.codec.provenance import weights_identity as w; print(w()['step'])")
+LEARNED_RD="$R/rd_learned_step${STEP}_kodak_awgn10.json"
+# Classical RD sources (slow, model-independent; rerun only when the classical chain changes):
+#   ntscc-xr eval rd --schemes vvc+ldpc --vvc-preset medium --json $R/rd_vvc_ldpc_medium_kodak_awgn10.json
+#   ntscc-xr eval rd --schemes vvc+capacity,jpeg+ldpc,j2k+ldpc --vvc-preset medium --json $R/rd_others_kodak_awgn10.json
+#   ntscc-xr eval rd --schemes hevc+ldpc,av1+ldpc --vvc-preset medium --json $R/rd_hevc_av1_kodak_awgn10.json
 if has rd_learned; then
-  log $X eval rd --schemes ntscc+,compatible --lambdas 0.013,0.0483,0.18,0.72 \
-    --etas 0.05,0.1,0.15,0.2,0.3,0.4,0.6,0.9 \
-    --json runs/eval/rd_learned.json
+  log $X eval rd --schemes compatible,ntscc+ --json "$LEARNED_RD"
 fi
 if has rd_merge; then
-  .venv/bin/python - <<'PY'
-import json
-a = json.load(open("runs/eval/rd_classical.json")); b = json.load(open("runs/eval/rd_learned.json"))
-for key in ("curves", "per_image", "points"):
-    a.setdefault(key, {}).update(b.get(key, {}))
-json.dump(a, open("runs/eval/rd_merged_input.json", "w"))
-PY
-  log $X eval rd --schemes compatible,ntscc+,vvc+ldpc,hevc+ldpc,av1+ldpc,j2k+ldpc,jpeg+ldpc,vvc+capacity \
-    --reuse runs/eval/rd_merged_input.json --json "$R/rd_kodak_awgn10.json" \
-    --plot "$R/rd_kodak_awgn10.png" --table "$R/rd_kodak_awgn10.md"
+  log $X eval rd --schemes compatible,ntscc+,vvc+ldpc,vvc+capacity,hevc+ldpc,av1+ldpc,j2k+ldpc,jpeg+ldpc \
+    --reuse "$LEARNED_RD,$R/rd_vvc_ldpc_medium_kodak_awgn10.json,$R/rd_others_kodak_awgn10.json,$R/rd_hevc_av1_kodak_awgn10.json" \
+    --json "$R/rd_kodak_awgn10.json" --plot "$R/rd_kodak_awgn10.png" --table "$R/rd_kodak_awgn10.md"
+fi
+if has ceiling; then
+  log .venv/bin/python tools/transform_ceiling.py --limit 4 --crop 256 --threads 1 \
+    --markdown "$R/transform_ceiling_step${STEP}.md"
+fi
+if has nu; then
+  log .venv/bin/python tools/nu_encoding_probe.py --markdown "$R/nu_encoding_probe.md"
 fi
 if has snr; then
   log $X eval snr --cbr 0.04 --limit 2 --schemes compatible,vvc+ldpc --lambdas 0.18,0.72 --etas 0.05,0.1,0.15,0.2,0.3 \
@@ -42,6 +46,14 @@ if has snr; then
 fi
 if has roi; then
   log $X eval roi --resolution 1024x512 --yaws 0,90,180,270 --json "$R/roi.json" --plot "$R/roi.png"
+fi
+if has roi_edit; then
+  log $X eval roi --edit-steps 20 --limit 1 --yaws 0,180 --lambdas 0.18,0.72 --scales 0.2,0.4 \
+    --json "$R/roi_edit.json" --plot "$R/roi_edit.png"
+fi
+if has edit_md; then
+  log $X eval edit --limit 2 --lambdas 0.0483,0.18,0.72 --etas 0.1,0.3 --steps 20 --msssim-weight 2000 \
+    --json "$R/ntscc_pp_edit_md.json" --plot "$R/ntscc_pp_edit_md.png"
 fi
 if has edit; then
   log $X eval edit --limit 4 --steps 20 --etas 0.2 --json "$R/ntscc_pp_edit.json" \

@@ -25,6 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.codec.checkpoint import DEFAULT_WEIGHTS, load_model  # noqa: E402
+from core.codec.provenance import markdown_line, weights_identity  # noqa: E402
 from core.experiments.evaluate import DEFAULT_KODAK  # noqa: E402
 from core.media.imageio import list_images, read_rgb  # noqa: E402
 from core.media.metrics import psnr_from_mse  # noqa: E402
@@ -102,7 +103,7 @@ def main() -> int:
                                 "(true SNR, JSCC symbols only).")
     print(text)
     if args.markdown:
-        Path(args.markdown).write_text(text)
+        Path(args.markdown).write_text(f"{text}\n{markdown_line(weights_identity(args.weights))}\n")
     return 0
 
 

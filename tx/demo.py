@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.codec.provenance import weights_identity
 from core.paths import new_run_folder
 from core.session.options import add_arguments as add_session_arguments
 from core.session.options import config_values
@@ -137,6 +138,7 @@ def summarize(cfg: SessionConfig, wall: float, session: Session) -> dict:
             out["streams"][stream]["policy"] = "; ".join(policies)
         if stream == "learned":
             out["streams"][stream]["budget_ms"] = stage_budget(rs, _tx_stage_lines(cfg.out / "tx.log"))
+            out["model"] = weights_identity()  # a session's TX and RX load the shipped checkpoint
     counters = cfg.out / "rx_counters.json"
     if counters.exists():
         out["rx_counters"] = json.loads(counters.read_text())

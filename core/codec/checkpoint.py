@@ -11,15 +11,11 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-
-from core.paths import asset
 
 from .config import ModelConfig, get_config
 from .model import NTSCCPlus
-
-DEFAULT_WEIGHTS = asset("weights", "ntscc_plus_small.safetensors")
+from .provenance import DEFAULT_WEIGHTS, read_metadata  # noqa: F401 (re-exported)
 
 
 def export_weights(model: NTSCCPlus, path: str | Path, info: dict | None = None) -> Path:
@@ -33,12 +29,6 @@ def export_weights(model: NTSCCPlus, path: str | Path, info: dict | None = None)
     save_file(state, str(tmp), metadata=meta)
     tmp.replace(path)  # atomic: readers never see a half-written file
     return path
-
-
-def read_metadata(path: str | Path) -> dict:
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    return {"config": json.loads(meta.get("config", "{}")), "info": json.loads(meta.get("info", "{}"))}
 
 
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu",

@@ -336,7 +336,7 @@ def load_reused(paths: str | None, schemes: list[str], snr_db: float, n_images: 
     scheme from the first JSON that has it, with its points, per-image values, MS-SSIM curve and
     vvenc preset; ``side_info`` counters summed over the JSONs that gave a scheme."""
     merged: dict = {"curves": {}, "per_image": {}, "points": {}, "curves_msssim_db": {},
-                    "vvc_preset": {}, "side_info": {}}
+                    "vvc_preset": {}, "side_info": {}, "model": None}
     for path in (paths or "").split(","):
         if not path.strip():
             continue
@@ -349,6 +349,8 @@ def load_reused(paths: str | None, schemes: list[str], snr_db: float, n_images: 
             for key in ("curves", "per_image", "points", "curves_msssim_db", "vvc_preset"):
                 if s in (d.get(key) or {}):
                     merged[key][s] = d[key][s]
+        if any(t in LEARNED for t in taken) and merged["model"] is None:
+            merged["model"] = d.get("model")  # None when the JSON predates provenance
         if taken:
             for key, v in (d.get("side_info") or {}).items():
                 if isinstance(v, int):
@@ -358,8 +360,8 @@ def load_reused(paths: str | None, schemes: list[str], snr_db: float, n_images: 
 
 def _lambda0(weights: str | None) -> float:
     """The fixed SQI λ0 of the model behind ``weights`` (ntscc+ uses only it)."""
-    from core.codec.checkpoint import DEFAULT_WEIGHTS, read_metadata
     from core.codec.config import ModelConfig, get_config
+    from core.codec.provenance import DEFAULT_WEIGHTS, read_metadata
     config = read_metadata(weights or DEFAULT_WEIGHTS)["config"]
     return (ModelConfig.from_dict(config) if config else get_config("small")).lambda0
 
@@ -454,6 +456,7 @@ def run_rd(args) -> dict:
               "curves": curves, "points": points,
               "per_image": per_image, "anchor": args.anchor,
               "bd_rate": bd_rates(curves, args.anchor), "seconds": round(time.time() - t0, 1),
+              "model": _rd_model(schemes, reused, codec, args.weights),
               **side_report(reused.get("side_info"))}
     if args.msssim:
         result.update(msssim="MS-SSIM in dB, -10·log10(1 - mean MS-SSIM) (pytorch-msssim, 5 scales)",
@@ -468,6 +471,17 @@ def run_rd(args) -> dict:
     if getattr(args, "table", None):
         Path(args.table).write_text(markdown_table(result))
     return result
+
+
+def _rd_model(schemes: list[str], reused: dict, codec, weights: str | None) -> dict | None:
+    """The model behind an RD run's learned curves: the one measured here, else the one the
+    reused JSON recorded; None when no learned scheme is in the run."""
+    from core.codec.provenance import weights_identity
+    if codec is not None:
+        return weights_identity(weights)
+    if any(s in LEARNED for s in schemes):
+        return reused.get("model")
+    return None
 
 
 def _interp_at(curve: list[list[float]], x: float) -> float:
@@ -878,6 +892,11 @@ def main(args) -> int:
     for counters in (SIDE_STATS, GRANT_STATS):  # each run reports its own side parts and grants
         counters.update(dict.fromkeys(counters, 0))
     result = runners[args.eval_kind](args)
+    if "model" not in result:  # rd records its own (its learned curves may be reused)
+        from core.codec.provenance import weights_identity
+        uses_model = args.eval_kind != "snr" or any(
+            s.strip() in LEARNED for s in args.schemes.split(","))
+        result["model"] = weights_identity(args.weights) if uses_model else None
     text = json.dumps(result, indent=1)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
