@@ -170,3 +170,32 @@ def test_rd_reuse_merges_several_results_and_derives_ntsccp_from_a_reused_sweep(
     assert res["side_info"]["learned_frames"] == 40 and res["side_info"]["classical_grants"] == 8
     assert res["model"] == learned["model"]  # the learned curves' model travels with them
     assert res["vvc_preset"] == {"vvc+ldpc": "medium"}
+
+
+def test_sweep_runs_g_a_once_per_image_with_the_same_results():
+    """``learned_points`` remembers ẏ = g_a(x) per image across the (λ, η) grid: g_a runs once
+    per image, and every point is what a plain ``transmit_awgn`` gives with the same draws."""
+    import numpy as np
+
+    from core.codec.learned import LearnedCodec
+    from core.experiments.evaluate import learned_points
+    from core.media.imageio import read_rgb
+    from core.media.metrics import psnr
+
+    codec = LearnedCodec(device="cpu")
+    fixtures = Path(__file__).parent / "fixtures" / "kodak"
+    images = [(p.name, read_rgb(p)) for p in sorted(fixtures.glob("*.png"))[:2]]
+    calls = []
+    hook = codec.model.g_a.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        points = learned_points(codec, images, "compatible", [0.0483, 0.72], [0.1, 0.3], 10.0, seed=3,
+                                progress=False)
+    finally:
+        hook.remove()
+    assert len(calls) == len(images)  # 4 points x 2 images, g_a twice
+    assert codec.model.g_a.__class__.__name__ == "AnalysisTransform"  # put back afterwards
+    for (lam, eta), res in points.items():
+        rng = np.random.default_rng(3)
+        for name, rgb in images:
+            rec, enc = codec.transmit_awgn(rgb, lam, eta, 10.0, rng)
+            assert res[name] == [enc.cbr, psnr(rgb, rec)]
