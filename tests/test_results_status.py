@@ -72,3 +72,13 @@ def test_promote_refuses_a_sweep_made_with_another_model(tmp_path):
         promote.front_from_json(sweep, DEFAULT_WEIGHTS)
     sweep.write_text(json.dumps({"curves": {"compatible": front}, "model": weights_identity()}))
     assert promote.front_from_json(sweep, DEFAULT_WEIGHTS) == front
+
+
+def test_promotion_score_reports_the_interpolated_front_beside_the_budget_rule():
+    promote = _promote_module()
+    front = [[0.01, 25.0], [0.02004, 26.6], [0.04, 27.4]]
+    result = promote.score(front)
+    assert result["psnr_at_budget"]["0.02"] == 25.0  # the point at 0.02004 does not fit 0.02
+    assert result["psnr_interpolated"]["0.02"] == 26.594  # 25 + 1.6 · 0.01 / 0.01004
+    assert result["psnr_interpolated"]["0.1"] is None  # beyond the front: no claim
+    assert result["psnr_interpolated"]["0.04"] == 27.4

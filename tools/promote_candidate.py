@@ -39,9 +39,22 @@ def front_psnr_at(front: list[list[float]], budget: float) -> float:
     return max(fits) if fits else front[0][1] - 3.0
 
 
+def front_psnr_interpolated(front: list[list[float]], cbr: float) -> float | None:
+    """PSNR of the front linearly interpolated at ``cbr``; None outside the front's CBR range.
+    Reported beside the score (not part of it): the budget rule jumps when a front point lands
+    just above a budget (a point at CBR 0.02004 does not count at 0.02)."""
+    if not front or cbr < front[0][0] or cbr > front[-1][0]:
+        return None
+    for (c0, p0), (c1, p1) in zip(front, front[1:]):
+        if c0 <= cbr <= c1:
+            return round(p0 + (p1 - p0) * (cbr - c0) / (c1 - c0), 3) if c1 > c0 else p1
+    return front[-1][1]
+
+
 def score(front: list[list[float]]) -> dict:
     at = {f"{b:g}": round(front_psnr_at(front, b), 3) for b in BUDGETS}
     return {"mean_psnr": round(sum(at.values()) / len(at), 3), "psnr_at_budget": at,
+            "psnr_interpolated": {f"{b:g}": front_psnr_interpolated(front, b) for b in BUDGETS},
             "front_end_cbr": front[-1][0]}
 
 
