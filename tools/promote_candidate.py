@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from core.codec.provenance import weights_identity  # noqa: E402  (torch-free)
+from core.experiments.evaluate import interp_at  # noqa: E402  (torch-free at import)
 
 SHIPPED = REPO / "weights" / "ntscc_plus_small.safetensors"
 BUDGETS = (0.01, 0.015, 0.02, 0.03, 0.04, 0.06, 0.08, 0.1)
@@ -43,12 +45,8 @@ def front_psnr_interpolated(front: list[list[float]], cbr: float) -> float | Non
     """PSNR of the front linearly interpolated at ``cbr``; None outside the front's CBR range.
     Reported beside the score (not part of it): the budget rule jumps when a front point lands
     just above a budget (a point at CBR 0.02004 does not count at 0.02)."""
-    if not front or cbr < front[0][0] or cbr > front[-1][0]:
-        return None
-    for (c0, p0), (c1, p1) in zip(front, front[1:]):
-        if c0 <= cbr <= c1:
-            return round(p0 + (p1 - p0) * (cbr - c0) / (c1 - c0), 3) if c1 > c0 else p1
-    return front[-1][1]
+    value = interp_at(front, cbr)
+    return None if math.isnan(value) else round(value, 3)
 
 
 def score(front: list[list[float]]) -> dict:

@@ -511,7 +511,8 @@ def _rd_model(schemes: list[str], reused: dict, codec, weights: str | None) -> d
     return None
 
 
-def _interp_at(curve: list[list[float]], x: float) -> float:
+def interp_at(curve: list[list[float]], x: float) -> float:
+    """A curve's y linearly interpolated at ``x``; NaN outside its x range."""
     c = np.array(curve)
     if len(c) == 0 or x < c[0, 0] or x > c[-1, 0]:
         return float("nan")
@@ -523,7 +524,7 @@ def front_psnr_at_budget(front: list[list[float]], cbr: float) -> float:
     end (more symbols than the encoder uses buy nothing), NaN before its start."""
     if not front or cbr < front[0][0]:
         return float("nan")
-    return front[-1][1] if cbr >= front[-1][0] else _interp_at(front, cbr)
+    return front[-1][1] if cbr >= front[-1][0] else interp_at(front, cbr)
 
 
 def markdown_table(result: dict) -> str:
@@ -531,7 +532,7 @@ def markdown_table(result: dict) -> str:
              "", "| scheme | PSNR @ CBR 0.02 | @ 0.04 | @ 0.08 | BD-rate vs " + result["anchor"] + " |",
              "|---|---|---|---|---|"]
     for name, curve in result["curves"].items():
-        vals = [_interp_at(curve, x) for x in (0.02, 0.04, 0.08)]
+        vals = [interp_at(curve, x) for x in (0.02, 0.04, 0.08)]
         bd_text = _bd_text(result["bd_rate"].get(name), name == result["anchor"])
         lines.append(f"| {name} | " + " | ".join("—" if math.isnan(v) else f"{v:.2f}" for v in vals)
                      + f" | {bd_text} |")
@@ -539,7 +540,7 @@ def markdown_table(result: dict) -> str:
         lines += ["", "| scheme | MS-SSIM (dB) @ CBR 0.02 | @ 0.04 | @ 0.08 | MS-SSIM BD-rate vs "
                   + result["anchor"] + " |", "|---|---|---|---|---|"]
         for name, curve in result["curves_msssim_db"].items():
-            vals = [_interp_at(curve, x) for x in (0.02, 0.04, 0.08)]
+            vals = [interp_at(curve, x) for x in (0.02, 0.04, 0.08)]
             bd_text = _bd_text(result.get("bd_rate_msssim", {}).get(name), name == result["anchor"])
             lines.append(f"| {name} | " + " | ".join("—" if math.isnan(v) else f"{v:.2f}" for v in vals)
                          + f" | {bd_text} |")
