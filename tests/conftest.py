@@ -19,3 +19,24 @@ def _keep_the_log_level(monkeypatch):
 @pytest.fixture
 def base_port() -> int:
     return free_base_port()
+
+
+_QT_APPLICATION = None  # the process's one QApplication, alive until the interpreter exits
+
+
+@pytest.fixture(scope="session")
+def qt_application():
+    """The one QApplication of the test process (offscreen unless a display is set).
+
+    Why session-wide and held here: a QApplication owned by a module fixture or a test's local
+    variable is destroyed when that goes out of scope, while widgets of that module may still be
+    alive or be collected later; PyQt then crashes in the destructor (a segfault in a fixture
+    teardown was seen once with two xdist workers). Created once, it is never destroyed before
+    the process ends."""
+    import os
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PyQt5.QtWidgets import QApplication
+    global _QT_APPLICATION
+    if _QT_APPLICATION is None:
+        _QT_APPLICATION = QApplication.instance() or QApplication(["ntscc-xr-tests"])
+    return _QT_APPLICATION

@@ -25,7 +25,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PyQt5.QtCore import QPoint, Qt  # noqa: E402
 from PyQt5.QtGui import QImage  # noqa: E402
 from PyQt5.QtTest import QTest  # noqa: E402
-from PyQt5.QtWidgets import QApplication  # noqa: E402
 
 from core.link.messages import MessageError, MetricsMessage  # noqa: E402
 from core.media.geometry import Viewport, roi_grid_mask  # noqa: E402
@@ -42,10 +41,9 @@ RES = (256, 128)
 
 
 @pytest.fixture(scope="module")
-def qapp():
-    app = QApplication.instance() or QApplication(["test"])
-    apply_style(app)
-    return app
+def qapp(qt_application):
+    apply_style(qt_application)
+    return qt_application
 
 
 def wait_until(cond, timeout: float = 20.0, step_ms: int = 30) -> bool:

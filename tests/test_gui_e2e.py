@@ -18,7 +18,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PyQt5.QtCore import QPoint, Qt  # noqa: E402
 from PyQt5.QtTest import QTest  # noqa: E402
-from PyQt5.QtWidgets import QApplication  # noqa: E402
 
 from tests.helpers import free_base_port  # noqa: E402
 from tx.session import Session, SessionConfig  # noqa: E402
@@ -44,10 +43,9 @@ def wait_until(cond, timeout: float, step_ms: int = 100) -> bool:
 
 
 @pytest.mark.skipif(not _gnuradio_available(), reason="GNU Radio (Debian python3) not installed")
-def test_viewer_runs_the_real_link(tmp_path):
+def test_viewer_runs_the_real_link(tmp_path, qt_application):
     from gui.viewer import ViewerWindow, apply_style
-    app = QApplication.instance() or QApplication(["test"])
-    apply_style(app)
+    apply_style(qt_application)
     cfg = SessionConfig(out=tmp_path, frames=0, resolution="256x128", channel="awgn", snr_db=12.0,
                         base_port=free_base_port(), device="cpu", classical_mode="async")
     session = Session(cfg, log=lambda m: None)

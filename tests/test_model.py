@@ -231,3 +231,71 @@ def test_rate_response_spread_follows_lambda_to_the_minus_half(tiny):
         bits = [tiny(x, lam, 0.2, 10.0, jscc=False)["bits"].sum().item()
                 for lam in (tiny.cfg.lambdas[0], tiny.cfg.lambdas[-1])]
     assert bits[1] > bits[0]
+
+
+WIDEN_OLD = (1, 2, 3, 4, 6, 8, 12, 16)  # the tiny config's table
+WIDEN_NEW = (1, 2, 3, 4, 6, 8, 16, 24)  # 12 dropped, 24 added: codeword width 16 -> 24 symbols
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """(tiny model with trained-like weights, the same carried over to WIDEN_NEW)."""
+    from dataclasses import replace
+
+    from core.codec.widen import adapt_rate_levels
+    torch.manual_seed(3)
+    old_cfg = get_config("tiny")
+    old = NTSCCPlus(old_cfg).eval()
+    for p in old.parameters():  # no zero-initialised layer hides a wrong mapping
+        p.data.add_(0.05 * torch.randn_like(p))
+    new_cfg = replace(old_cfg, rate_levels=WIDEN_NEW)
+    new = NTSCCPlus(new_cfg).eval()
+    new.load_state_dict(adapt_rate_levels(old.state_dict(), old_cfg, new_cfg))
+    return old, new
+
+
+class TestRateLevelWidening:
+    """core.codec.widen: a trained model carried over to a table with more symbols at the top."""
+
+    def test_below_the_dropped_level_it_sends_and_decodes_exactly_the_same(self, pair):
+        old, new = pair
+        x = torch.rand(1, 3, 64, 64)
+        for eta in (0.002, 0.005, 0.01):
+            t_old = old.transmit(x, 0.18, eta, 10.0)
+            if int(t_old.rate_index.max()) < WIDEN_OLD.index(12):
+                break
+        else:
+            pytest.skip("no η kept this random model below level 12")
+        t_new = new.transmit(x, 0.18, eta, 10.0)
+        assert torch.equal(t_old.rate_index, t_new.rate_index)
+        n_a = t_old.n_anchor_symbols
+        assert torch.equal(t_old.symbols[:n_a], t_new.symbols[:n_a])  # anchors: no simulated channel
+        noisy = t_old.symbols + 0.1 * torch.randn_like(t_old.symbols)
+        a = old.receive(noisy, t_old.rate_index, (64, 64), 0.18, 10.0)
+        b = new.receive(noisy, t_old.rate_index, (64, 64), 0.18, 10.0)
+        assert torch.equal(a, b)
+
+    def test_extra_symbols_repeat_the_first_ones_and_the_decoder_starts_ignoring_them(self, pair):
+        old, new = pair
+        x = torch.rand(1, 3, 64, 64)
+        t = new.transmit(x, 0.72, 50.0, 10.0)  # every position at the new top level
+        assert int(t.rate_index.min()) == len(WIDEN_NEW) - 1
+        k = torch.full_like(t.rate_index, 24).float()
+        from core.codec.layers import checkerboard_mask
+        anchor = checkerboard_mask(*t.rate_index.shape[-2:], anchors=True, device="cpu")
+        s = unpack_symbols(t.symbols[:t.n_anchor_symbols], k, anchor, 24)
+        assert torch.allclose(s[:, 16:24], s[:, 0:8]) and torch.allclose(s[:, 40:48], s[:, 24:32])
+        assert float(s[:, 0:8].abs().sum()) > 0
+        idx = t.rate_index
+        y1 = new.jscc.decode(s, idx, k, torch.tensor([10.0]), True, anchor)
+        s_cut = s.clone(); s_cut[:, 16:24] = 0; s_cut[:, 40:48] = 0
+        y2 = new.jscc.decode(s_cut, idx, k, torch.tensor([10.0]), True, anchor)
+        assert torch.equal(y1, y2)
+
+    def test_a_lower_top_level_is_refused(self):
+        from dataclasses import replace
+
+        from core.codec.widen import adapt_rate_levels
+        cfg = get_config("tiny")
+        with pytest.raises(ValueError, match="lower"):
+            adapt_rate_levels(NTSCCPlus(cfg).state_dict(), cfg, replace(cfg, rate_levels=(1, 2, 4, 8)))

@@ -181,14 +181,8 @@ class TestEveryOptionAccountedFor:
             assert o.session and o.option_string in fg, o.name
         assert set(OPTIONS["channel"].choices) <= set(CHANNEL_CHOICES)
 
-    def test_viewer_controls_start_at_the_table_defaults(self):
-        pytest.importorskip("PyQt5")
-        import os
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        from PyQt5.QtWidgets import QApplication
-
+    def test_viewer_controls_start_at_the_table_defaults(self, qt_application):
         from gui import controls
-        _app = QApplication.instance() or QApplication(["test"])
         panel = controls.ControlsPanel()
         assert panel.channel_combo.currentText() == OPTIONS["channel"].default
         assert panel.snr_spin.value() == OPTIONS["snr_db"].default

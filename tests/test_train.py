@@ -36,6 +36,36 @@ def test_staged_training_logs_and_resumes(tmp_path):
     assert [int(row["step"]) for row in rows] == list(range(1, 9))
 
 
+def test_eta_range_widens_on_resume_and_is_recorded_for_inference(tmp_path):
+    """--eta-range on a resumed run draws η in the new range and writes it into the exported
+    config; a resume without it keeps the checkpoint's; evaluation sweeps follow it."""
+    from core.experiments.evaluate import model_etas
+    r = _train(tmp_path, "0,0,2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert load_model(tmp_path / "w.safetensors").cfg.eta_range == (0.05, 0.4)
+    r = subprocess.run(cli("train", "--config", "tiny", "--data", str(FIXTURES), "--out", str(tmp_path),
+                           "--stage-steps", "0,0,12", "--crop", "64", "--batch", "2", "--ckpt-every", "2",
+                           "--export", str(tmp_path / "w.safetensors"), "--eta-range", "0.5,0.7"),
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "resuming" in r.stderr, r.stderr[-2000:]
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))[2:]
+    assert len(rows) == 10 and all(0.5 <= float(row["eta"]) <= 0.7 for row in rows)
+    cfg = load_model(tmp_path / "w.safetensors").cfg
+    assert cfg.eta_range == (0.5, 0.7)
+    assert model_etas(cfg) == [0.5, 0.6, 0.7]
+    r = _train(tmp_path, "0,0,14")  # no --eta-range: the checkpoint's range goes on
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert load_model(tmp_path / "w.safetensors").cfg.eta_range == (0.5, 0.7)
+
+
+def test_resuming_another_network_stops_before_training(tmp_path):
+    r = _train(tmp_path, "0,0,2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = subprocess.run(cli("train", "--config", "small", "--data", str(FIXTURES), "--out", str(tmp_path),
+                           "--stage-steps", "0,0,4"), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "another network" in r.stderr
+
+
 def test_refuses_to_train_on_kodak(tmp_path):
     import pytest
 

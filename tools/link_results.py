@@ -85,13 +85,14 @@ def run(name: str, argv: list[str]) -> dict:
 def training_paused():
     """SIGSTOP the background training for the benchmark; SIGCONT it whatever happens."""
     pid = None
-    pid_file = REPO / "runs" / "train.pid"
-    try:
-        cand = int(pid_file.read_text().split()[0])
-        if b"train" in Path(f"/proc/{cand}/cmdline").read_bytes():
-            pid = cand
-    except (OSError, ValueError, IndexError):
-        pid = None
+    for pid_file in [REPO / "runs" / "train.pid", *sorted((REPO / "runs").glob("*/train.pid"))]:
+        try:  # tools/train_background.sh writes runs/train_small/train.pid
+            cand = int(pid_file.read_text().split()[0])
+            if b"train" in Path(f"/proc/{cand}/cmdline").read_bytes():
+                pid = cand
+                break
+        except (OSError, ValueError, IndexError):
+            continue
     try:
         if pid:
             os.kill(pid, signal.SIGSTOP)

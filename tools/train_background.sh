@@ -3,7 +3,9 @@
 #
 #   tools/train_background.sh [MINUTES] [THREADS]      (defaults: 150 minutes, 1 thread)
 #   CROP=256 BATCH=4 NICE=5 tools/train_background.sh   (environment: crop size, batch, niceness, LR,
-#                                                        RATE_LR: r_global's learning-rate multiple)
+#                                                        RATE_LR: r_global's learning-rate multiple,
+#                                                        ETA: the trained η range, e.g. 0.05,0.8; unset:
+#                                                        the resumed checkpoint's)
 #
 # Resumes runs/train_small/last.pt when it exists (model, EMA, optimiser, step), else starts from
 # the shipped weights/ntscc_plus_small.safetensors (the step count goes on from its metadata) with
@@ -26,5 +28,5 @@ nohup nice -n "${NICE:-10}" "$PY" -m core.cli train --config small --out runs/tr
   --init-from weights/ntscc_plus_small.safetensors --stage-steps 2500,1500,1000000 \
   --batch "${BATCH:-8}" --crop "${CROP:-128}" --threads "$THREADS" --lr "${LR:-1e-4}" --dist-scale 0.04 \
   --rate-slope 0.5 --rate-lr-mult "${RATE_LR:-0}" --flat-fraction "${FLAT:-0.05}" \
-  --max-minutes "$MINUTES" --ckpt-every 200 >> runs/train_small.log 2>&1 &
+  ${ETA:+--eta-range "$ETA"} --max-minutes "$MINUTES" --ckpt-every 200 >> runs/train_small.log 2>&1 &
 echo "training in the background (pid $!): tail -f runs/train_small.log"

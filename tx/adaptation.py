@@ -14,8 +14,8 @@ from dataclasses import dataclass
 @dataclass
 class LearnedRateController:
     budget: float = 0.04
-    eta_min: float = 0.02
-    eta_max: float = 0.6
+    eta_min: float = 0.05  # the model's trained η range (ModelConfig.eta_range), set by the TX
+    eta_max: float = 0.4
     ratio: float = 0.2  # CBR per unit η, refined from every frame
     smoothing: float = 0.5
 

@@ -93,7 +93,8 @@ class Transmitter:
         self.codec = LearnedCodec(device=args.device, weights=args.weights,
                                   fast=getattr(args, "fast", True))
         self.source = FrameSource(args.source, parse_resolution(args.resolution))
-        self.rate = LearnedRateController(budget=args.cbr)
+        eta_lo, eta_hi = self.codec.model.cfg.eta_range  # steer η inside the range it was trained on
+        self.rate = LearnedRateController(budget=args.cbr, eta_min=eta_lo, eta_max=eta_hi)
         self.cqi = CqiTracker(args.cqi_init)
         self.roi_enabled = args.roi
         self.edit_steps = args.edit_steps

@@ -7,8 +7,14 @@ from dataclasses import asdict, dataclass
 LAMBDAS: tuple[float, ...] = (0.013, 0.0483, 0.18, 0.36, 0.72)
 #: CQI grid: a learned global SNR scalar every 3 dB, covering 0–14 dB (15 is the last knot).
 SNR_GRID_DB: tuple[float, ...] = (0.0, 3.0, 6.0, 9.0, 12.0, 15.0)
+#: Bandwidth-factor range η of compatible training; inference (evaluation grids, the live
+#: transmitter's rate controller) stays inside the range a model was trained on.
+ETA_RANGE: tuple[float, float] = (0.05, 0.4)
 #: Symbols-per-position levels of the rate quantiser Q (16 levels -> 4-bit rate index).
-RATE_LEVELS: tuple[int, ...] = (1, 2, 4, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96)
+#: The top was 96 (with 80 below it) up to step 43 096: at η 0.8 and λ 0.72, 66 % of the latent
+#: positions sat at 96 (docs/results/transform_ceiling_step37912.md), so 80 gave way to 128; the
+#: trained weights were carried over by :mod:`core.codec.widen`.
+RATE_LEVELS: tuple[int, ...] = (1, 2, 4, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128)
 
 
 @dataclass
@@ -33,6 +39,7 @@ class ModelConfig:
     rate_levels: tuple[int, ...] = RATE_LEVELS
     lambdas: tuple[float, ...] = LAMBDAS
     snr_grid_db: tuple[float, ...] = SNR_GRID_DB
+    eta_range: tuple[float, float] = ETA_RANGE  # trained η range (not architecture: may widen)
     lambda0: float = 0.18  # the default SQI used before compatible fine-tuning
     snr0_db: float = 10.0  # the default CQI used before compatible fine-tuning
     eta0: float = 0.2
@@ -48,10 +55,23 @@ class ModelConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def same_architecture(self, other: "ModelConfig", ignore: tuple[str, ...] = ()) -> bool:
+        """True when both describe the same network (everything but the trained η range and
+        the fields in ``ignore``, e.g. ``("rate_levels",)``, which :mod:`core.codec.widen` adapts)."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        for key in ("eta_range", *ignore):
+            mine.pop(key), theirs.pop(key)
+        return mine == theirs
+
+    def clip_eta(self, eta: float) -> float:
+        """η clamped to the trained range."""
+        lo, hi = self.eta_range
+        return float(min(hi, max(lo, eta)))
+
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
         d = dict(d)
-        for key in ("stage_channels", "stage_blocks", "rate_levels", "lambdas", "snr_grid_db"):
+        for key in ("stage_channels", "stage_blocks", "rate_levels", "lambdas", "snr_grid_db", "eta_range"):
             if key in d:
                 d[key] = tuple(d[key])
         return cls(**d)

@@ -60,7 +60,10 @@ def side_report(reused: dict | None = None) -> dict:
 
 DEFAULT_KODAK = REPO_ROOT.parent / "shared" / "data" / "kodak"
 LEARNED = ("compatible", "ntscc+")
-DEFAULT_ETAS = (0.05, 0.08, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4)
+#: The η sweep; a model is evaluated on the points inside the η range it was trained on.
+ETA_GRID = (0.05, 0.08, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+ETAS_HELP = (f"comma-separated η values (default: those of {','.join(map(str, ETA_GRID))} inside the η "
+             "range the model was trained on, its config's eta_range)")
 DEFAULT_CBRS = (0.01, 0.015, 0.02, 0.03, 0.04, 0.06, 0.08, 0.1)
 
 
@@ -85,7 +88,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     rd = sub.add_parser("rd", parents=[common], help="rate-distortion curves and BD-rate at one SNR")
     rd.add_argument("--channel", default="awgn", choices=["awgn"])
     rd.add_argument("--snr", type=float, default=10.0)
-    rd.add_argument("--etas", default=",".join(map(str, DEFAULT_ETAS)))
+    rd.add_argument("--etas", default=None,
+help=ETAS_HELP)
     rd.add_argument("--cbrs", default=",".join(map(str, DEFAULT_CBRS)), help="CBR budgets for classical schemes")
     rd.add_argument("--anchor", default="vvc+ldpc")
     rd.add_argument("--table", default=None, help="write a markdown table here")
@@ -101,7 +105,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sn = sub.add_parser("snr", parents=[common], help="PSNR against SNR at a fixed CBR (paper Fig. 7c)")
     sn.add_argument("--cbr", type=float, default=0.04)
     sn.add_argument("--snrs", default="0,2,4,6,8,10,12,14")
-    sn.add_argument("--etas", default=",".join(map(str, DEFAULT_ETAS)))
+    sn.add_argument("--etas", default=None,
+help=ETAS_HELP)
     sn.add_argument("--fixed-nu", default="10",
                     help="also the learned chain with its encoder told this ν (dB) whatever the "
                          "channel (the decoder still gets the estimated SNR), beside the encoder "
@@ -142,6 +147,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v.strip()]
+
+
+def model_etas(cfg, etas: str | None = None) -> list[float]:
+    """The η values to sweep: ``etas`` when given, else the points of :data:`ETA_GRID` inside
+    the model's trained range ``cfg.eta_range`` (its ends included)."""
+    if etas:
+        return _floats(etas)
+    lo, hi = cfg.eta_range
+    inside = [e for e in ETA_GRID if lo - 1e-9 <= e <= hi + 1e-9]
+    return sorted(set(inside) | {lo, hi})
 
 
 def load_images(folder: str, limit: int) -> list[tuple[str, np.ndarray]]:
@@ -450,13 +465,14 @@ def run_rd(args) -> dict:
             lams = _floats(args.lambdas) if args.lambdas else codec.model.cfg.lambdas
             lam0 = codec.model.cfg.lambda0
             if scheme == "compatible":
-                pts = learned_points(codec, images, scheme, lams, _floats(args.etas), args.snr, args.seed,
+                etas = model_etas(codec.model.cfg, args.etas)
+                pts = learned_points(codec, images, scheme, lams, etas, args.snr, args.seed,
                                      rx_snr=args.rx_snr, msssim=args.msssim)
                 learned_cache["compatible"] = pts
             else:  # ntscc+ (fixed SQI λ0) is a subset of the compatible sweep: reuse it
                 pts = {k: v for k, v in learned_cache.get("compatible", {}).items()
                        if abs(k[0] - lam0) < 1e-9}
-                pts = pts or learned_points(codec, images, scheme, lams, _floats(args.etas),
+                pts = pts or learned_points(codec, images, scheme, lams, model_etas(codec.model.cfg, args.etas),
                                             args.snr, args.seed, rx_snr=args.rx_snr,
                                             msssim=args.msssim)
             avg = {f"{lam:g},{eta:g}": average_point(r) for (lam, eta), r in pts.items()}
@@ -583,7 +599,7 @@ def run_snr(args) -> dict:
                         from core.codec.learned import LearnedCodec
                         codec = LearnedCodec(device=args.device, weights=args.weights)
                     lams = _floats(args.lambdas) if args.lambdas else codec.model.cfg.lambdas
-                    pts = learned_points(codec, images, scheme, lams, _floats(args.etas), snr,
+                    pts = learned_points(codec, images, scheme, lams, model_etas(codec.model.cfg, args.etas), snr,
                                          args.seed, rx_snr=args.rx_snr, nu_db=nu)
                     avg = [average_point(r) for r in pts.values()]
                     fit = [p for c, p in avg if c <= args.cbr]
@@ -773,7 +789,7 @@ def run_fading(args) -> dict:
         cqi = float(trace[max(0, t - args.feedback_delay) % len(trace)])
         enc = codec.encode(rgb, args.lam, 0.2, float(np.clip(cqi, 0, 14)))
         # η steered to the budget with one correction (as the live TX's controller does)
-        eta = float(np.clip(0.2 * args.cbr / enc.cbr, 0.05, 0.4))  # the η range the model was trained on
+        eta = codec.model.cfg.clip_eta(0.2 * args.cbr / enc.cbr)  # inside the trained η range
         enc = codec.encode(rgb, args.lam, eta, float(np.clip(cqi, 0, 14)))
         # the whole frame on the air: side part (MCS from the delayed CQI) + JSCC symbols;
         # the receivers use their own SNR estimate (LLRs and the JSCC decoder's ν)

@@ -42,6 +42,7 @@ import random
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,7 @@ import torch
 from core.codec.checkpoint import export_weights, load_model, load_state, read_metadata
 from core.codec.config import ModelConfig, get_config
 from core.codec.model import NTSCCPlus
+from core.codec.widen import adapt_rate_levels
 from core.paths import REPO_ROOT
 
 logger = logging.getLogger(__name__)
@@ -81,9 +83,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     p.add_argument("--max-minutes", type=float, default=0, help="stop cleanly after this long (0 = no limit)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--eta-range", default="0.05,0.4",
-                   help="η drawn log-uniformly in this range during compatible fine-tuning "
-                        "(paper: 0.15,0.3; wider here so that inference never leaves the trained range)")
+    p.add_argument("--eta-range", default=None,
+                   help="η drawn log-uniformly in this range during compatible fine-tuning, e.g. 0.05,0.7 "
+                        "(default: the range the resumed / initial model was trained on, 0.05,0.4 for a new "
+                        "one; paper: 0.15,0.3). Recorded in the model's config: evaluation grids and the "
+                        "live transmitter stay inside it")
     p.add_argument("--lambda-draw", choices=["log-uniform", "grid"], default="log-uniform",
                    help="compatible stage: λ log-uniform over [min Λ, max Λ] (rate-balanced) or the knots of Λ")
     p.add_argument("--dist-scale", type=float, default=1 / 25,
@@ -183,13 +187,43 @@ def stage_of(step: int, bounds: list[int]) -> str:
     return "compat"
 
 
+def training_config(args: argparse.Namespace, ckpt: dict | None) -> tuple[ModelConfig, ModelConfig]:
+    """(the run's model config, the config the resumed / initial weights were trained with).
+
+    The run's is ``--config``'s network with the η range of ``--eta-range``, or else the one the
+    resumed checkpoint / ``--init-from`` model was trained on. Weights trained with another rate-
+    level table are carried over (:func:`core.codec.widen.adapt_rate_levels`); any other
+    difference of network stops the run before any work."""
+    cfg = get_config(args.config)
+    if ckpt is not None:
+        source, origin = ModelConfig.from_dict(ckpt["config"]), f"{args.out}/last.pt"
+    elif args.init_from:
+        meta = read_metadata(args.init_from)["config"]
+        source, origin = (ModelConfig.from_dict(meta), args.init_from) if meta else (cfg, None)
+    else:
+        source, origin = cfg, None
+    if origin and not source.same_architecture(cfg, ignore=("rate_levels",)):
+        raise SystemExit(f"{origin} has config {source.name!r}, another network than --config {cfg.name!r}; "
+                         f"use a new --out or the matching --config")
+    eta_range = source.eta_range
+    if args.eta_range:
+        lo, hi = (float(v) for v in args.eta_range.split(","))
+        if not 0 < lo < hi:
+            raise SystemExit(f"--eta-range {args.eta_range}: needs 0 < low < high, e.g. 0.05,0.7")
+        eta_range = (lo, hi)
+    return replace(cfg, eta_range=eta_range), source
+
+
 def log_uniform(rng: random.Random, lo: float, hi: float) -> float:
     return math.exp(rng.uniform(math.log(lo), math.log(hi)))
 
 
 def sample_conditions(stage: str, cfg: ModelConfig, b: int, rng: random.Random,
-                      eta_range: tuple[float, float] = (0.05, 0.4), lambda_draw: str = "log-uniform"):
-    """(λ, η, SNR dB) for a batch: the training point λ0/η0/ν0 before the compatible stage."""
+                      eta_range: tuple[float, float] | None = None, lambda_draw: str = "log-uniform"):
+    """(λ, η, SNR dB) for a batch: the training point λ0/η0/ν0 before the compatible stage.
+
+    η is drawn in ``eta_range`` (default: the config's trained range)."""
+    eta_range = eta_range or cfg.eta_range
     if stage == "compat":
         lo, hi = min(cfg.lambdas), max(cfg.lambdas)
         lam = torch.tensor([rng.choice(cfg.lambdas) if lambda_draw == "grid" else log_uniform(rng, lo, hi)
@@ -356,8 +390,14 @@ def main(args: argparse.Namespace) -> int:
     if len(bounds) != 3:
         raise SystemExit("--stage-steps needs three comma-separated numbers: ntc,jscc,compat")
     total = sum(bounds)
-    eta_range = tuple(float(v) for v in args.eta_range.split(","))
-    cfg = get_config(args.config)
+    ckpt_path = out / "last.pt"
+    ckpt = torch.load(ckpt_path, map_location=device, weights_only=True) if ckpt_path.exists() else None
+    cfg, trained = training_config(args, ckpt)
+    eta_range = cfg.eta_range
+    widen = trained.rate_levels != cfg.rate_levels
+
+    def carried(state: dict) -> dict:  # weights of the trained rate-level table, adapted to this run's
+        return adapt_rate_levels(state, trained, cfg) if widen else state
     model = NTSCCPlus(cfg).to(device)
     net = model
     if world > 1:  # each rank draws its own crops; gradients are averaged by DDP
@@ -370,22 +410,19 @@ def main(args: argparse.Namespace) -> int:
     scaler = torch.amp.GradScaler("cuda", enabled=amp and args.amp == "fp16")
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    step, ckpt_path, warmup_from = 0, out / "last.pt", None
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
-        if ckpt["config"] != cfg.to_dict():
-            raise SystemExit(f"{ckpt_path} was trained with another config; use a new --out")
-        load_state(model, ckpt["model"]); step = ckpt["step"]
+    step, warmup_from = 0, None
+    if ckpt is not None:
+        load_state(model, carried(ckpt["model"])); step = ckpt["step"]
         try:
+            if widen:
+                raise ValueError("new codeword width: the Adam moments do not fit")
             restore_optimizer(opt, ckpt["opt"])
         except ValueError:  # an older checkpoint with one parameter group: fresh Adam moments
             warmup_from = step
         logger.info(f"resuming {ckpt_path} at step {step}")
     elif args.init_from:
         init = load_model(args.init_from, device)
-        if init.cfg.to_dict() != cfg.to_dict():
-            raise SystemExit(f"{args.init_from} has config {init.cfg.name!r}, not {cfg.name!r}")
-        load_state(model, init.state_dict())
+        load_state(model, carried(init.state_dict()))
         step = int(read_metadata(args.init_from)["info"].get("step", 0))  # the step count goes on
         warmup_from = step
         if args.rate_slope is not None:
@@ -396,8 +433,8 @@ def main(args: argparse.Namespace) -> int:
     else:
         warmup_from = 0
     ema = EMA(model, args.ema) if args.ema else None
-    if ema and ckpt_path.exists() and "ema" in ckpt:
-        ema.state = {k: v.to(device) for k, v in ckpt["ema"].items()}
+    if ema and ckpt is not None and "ema" in ckpt:
+        ema.state = {k: v.to(device) for k, v in carried(ckpt["ema"]).items()}
     seed = args.seed + step + 1000 * rank
     sampler = CropSampler(args.data, args.crop, seed, args.flat_fraction)
     rng = random.Random(seed)
