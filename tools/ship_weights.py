@@ -69,6 +69,16 @@ one colour or a gentle ramp; the step-35 400 model spent 52 symbols per position
 frame against 71 on kodim20 — plain fields had never been in its training data):
 `CROP=256 BATCH=4 NICE=5 tools/train_background.sh 175 1` = the command above with `--batch 4
 --crop 256 --flat-fraction 0.05` (2.8–3.6 s per step beside the session's work).
+
+From step 43 196 on (2026-11-29, ninth session), a rate-level table topping out at 128 symbols
+(…, 48, 64, 96, 128; 80 gave way, the index stays 4 bits): at η 0.8 and λ 0.72, 66 % of the
+latent positions had sat at the old top level, 96. The trained weights were carried over by
+`core/codec/widen.py` on resume (rate tokens of kept levels kept, symbols 97–128 repeat the first
+ones, the decoder's columns for them start at zero; fresh Adam moments, 300 warm-up steps), and η
+is drawn in [0.05, 0.8] (recorded in the config as `eta_range`; the evaluation and the live
+controller stay inside it): `ETA=0.05,0.8 CROP=256 BATCH=4 NICE=5 RATE_LR=0
+tools/train_background.sh 165 1` = the command above with `--eta-range 0.05,0.8
+--rate-lr-mult 0` (about 2.2 s per step beside the session's work).
 """
 
 

@@ -198,6 +198,9 @@ def training_config(args: argparse.Namespace, ckpt: dict | None) -> tuple[ModelC
     if ckpt is not None:
         source, origin = ModelConfig.from_dict(ckpt["config"]), f"{args.out}/last.pt"
     elif args.init_from:
+        if not Path(args.init_from).is_file():
+            raise SystemExit(f"--init-from {args.init_from}: no such weights file; pass a .safetensors "
+                             f"file (the shipped one is weights/ntscc_plus_small.safetensors) or leave it out")
         meta = read_metadata(args.init_from)["config"]
         source, origin = (ModelConfig.from_dict(meta), args.init_from) if meta else (cfg, None)
     else:
