@@ -15,13 +15,14 @@
 # Environment: DATA, INIT, BATCH (32), CROP (256), LR (1e-4), DEVICE (cuda), PYTHON (python3),
 # RATE_SLOPE (unset: keep the rate response of INIT; 0.5: re-spread r_global,λ ∝ λ^-1/2 first,
 # for weights trained with a flat one), RATE_LR (0: r_global held, as in the CPU run since step
-# 39 098; 1: it learns at the base rate).
+# 39 098; 1: it learns at the base rate), ETA (unset: the η range INIT was trained on, from its
+# config; e.g. 0.05,0.8).
 # To go on from the CPU run, carry its candidate: INIT=runs/train_small/candidate.safetensors.
 # On CPU (for the test) pass DEVICE=cpu with a tiny budget.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 1 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then
-  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 OUT_DIR=$1; MINUTES=${2:-9}; shift; [ $# -gt 0 ] && shift
@@ -39,7 +40,7 @@ mkdir -p "$OUT_DIR"
   --batch "${BATCH:-32}" --crop "${CROP:-256}" --lr "${LR:-1e-4}" --dist-scale 0.04 \
   --stage-steps 2500,1500,1000000 --max-minutes "$MINUTES" --ckpt-every 500 --rate-lr-mult "${RATE_LR:-0}" \
   --flat-fraction "${FLAT:-0.05}" \
-  ${RATE_SLOPE:+--rate-slope "$RATE_SLOPE"} "$@"
+  ${RATE_SLOPE:+--rate-slope "$RATE_SLOPE"} ${ETA:+--eta-range "$ETA"} "$@"
 cp "$RUN/log.csv" "$RUN/command.txt" "$OUT_DIR/"
 [ -e "$RUN/curves.png" ] && cp "$RUN/curves.png" "$OUT_DIR/"
 echo "train_gpu.sh: wrote $OUT_DIR/candidate.safetensors ($(tail -n 1 "$OUT_DIR/log.csv" | cut -d, -f1) steps in all)"
