@@ -34,7 +34,7 @@ if has rd_merge; then
     --json "$R/rd_kodak_awgn10.json" --plot "$R/rd_kodak_awgn10.png" --table "$R/rd_kodak_awgn10.md"
 fi
 if has ceiling; then
-  log .venv/bin/python tools/transform_ceiling.py --limit 4 --crop 256 --threads 1 \
+  log .venv/bin/python tools/transform_ceiling.py --limit 4 --crop 256 --threads 1 --etas 0.1,0.2,0.4,0.8 \
     --markdown "$R/transform_ceiling_step${STEP}.md"
 fi
 if has nu; then
