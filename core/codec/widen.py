@@ -63,27 +63,23 @@ def adapt_rate_levels(state: dict[str, torch.Tensor], old: ModelConfig,
     """
     if max(new.rate_levels) < max(old.rate_levels):
         raise ValueError("the new rate-level table tops out lower than the trained one: symbols would be lost")
-    rows = symbol_sources(old.max_symbols, new.max_symbols)
-    width_new = 2 * new.max_symbols
+    k_old, k_new = old.max_symbols, new.max_symbols
+    rows = symbol_sources(k_old, k_new)
     tokens = torch.tensor(token_sources(old.rate_levels, new.rate_levels))
-    out = {}
+    out = dict(state)
+    out["quantizer.levels"] = torch.tensor(new.rate_levels, dtype=state["quantizer.levels"].dtype)
     for key, value in state.items():
-        if not key.startswith("jscc.") and key != "quantizer.levels":
-            out[key] = value
-        elif key == "quantizer.levels":
-            out[key] = torch.tensor(new.rate_levels, dtype=value.dtype)
-        elif key.endswith("rate_token.weight"):
+        if not key.startswith("jscc."):
+            continue
+        if key.endswith("rate_token.weight"):
             out[key] = value[tokens].clone()
-        elif key.endswith(_WIDTH_ROWS) and value.shape[0] == 2 * old.max_symbols:
+        elif key.endswith(_WIDTH_ROWS) and value.shape[0] == 2 * k_old:
             out[key] = value[rows].clone()
-        elif key.endswith(_WIDTH_COLUMNS) and value.shape[1] == 2 * old.max_symbols:
-            cols = value.new_zeros(value.shape[0], width_new, *value.shape[2:])
-            k_old, k_new = old.max_symbols, new.max_symbols
-            cols[:, :k_old] = value[:, :k_old]
-            cols[:, k_new:k_new + k_old] = value[:, k_old:]
+        elif key.endswith(_WIDTH_COLUMNS) and value.shape[1] == 2 * k_old:
+            cols = value.new_zeros(value.shape[0], 2 * k_new, *value.shape[2:])
+            cols[:, :k_old] = value[:, :k_old]  # real parts
+            cols[:, k_new:k_new + k_old] = value[:, k_old:]  # imaginary parts
             out[key] = cols
-        else:
-            out[key] = value
     logger.info("rate levels %s -> %s: codeword width %d -> %d symbols", old.rate_levels,
                 new.rate_levels, old.max_symbols, new.max_symbols)
     return out

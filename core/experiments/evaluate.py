@@ -88,8 +88,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     rd = sub.add_parser("rd", parents=[common], help="rate-distortion curves and BD-rate at one SNR")
     rd.add_argument("--channel", default="awgn", choices=["awgn"])
     rd.add_argument("--snr", type=float, default=10.0)
-    rd.add_argument("--etas", default=None,
-help=ETAS_HELP)
+    rd.add_argument("--etas", default=None, help=ETAS_HELP)
     rd.add_argument("--cbrs", default=",".join(map(str, DEFAULT_CBRS)), help="CBR budgets for classical schemes")
     rd.add_argument("--anchor", default="vvc+ldpc")
     rd.add_argument("--table", default=None, help="write a markdown table here")
@@ -105,8 +104,7 @@ help=ETAS_HELP)
     sn = sub.add_parser("snr", parents=[common], help="PSNR against SNR at a fixed CBR (paper Fig. 7c)")
     sn.add_argument("--cbr", type=float, default=0.04)
     sn.add_argument("--snrs", default="0,2,4,6,8,10,12,14")
-    sn.add_argument("--etas", default=None,
-help=ETAS_HELP)
+    sn.add_argument("--etas", default=None, help=ETAS_HELP)
     sn.add_argument("--fixed-nu", default="10",
                     help="also the learned chain with its encoder told this ν (dB) whatever the "
                          "channel (the decoder still gets the estimated SNR), beside the encoder "
@@ -464,16 +462,15 @@ def run_rd(args) -> dict:
                 codec = LearnedCodec(device=args.device, weights=args.weights)
             lams = _floats(args.lambdas) if args.lambdas else codec.model.cfg.lambdas
             lam0 = codec.model.cfg.lambda0
+            etas = model_etas(codec.model.cfg, args.etas)
             if scheme == "compatible":
-                etas = model_etas(codec.model.cfg, args.etas)
                 pts = learned_points(codec, images, scheme, lams, etas, args.snr, args.seed,
                                      rx_snr=args.rx_snr, msssim=args.msssim)
                 learned_cache["compatible"] = pts
             else:  # ntscc+ (fixed SQI λ0) is a subset of the compatible sweep: reuse it
                 pts = {k: v for k, v in learned_cache.get("compatible", {}).items()
                        if abs(k[0] - lam0) < 1e-9}
-                pts = pts or learned_points(codec, images, scheme, lams, model_etas(codec.model.cfg, args.etas),
-                                            args.snr, args.seed, rx_snr=args.rx_snr,
+                pts = pts or learned_points(codec, images, scheme, lams, etas, args.snr, args.seed, rx_snr=args.rx_snr,
                                             msssim=args.msssim)
             avg = {f"{lam:g},{eta:g}": average_point(r) for (lam, eta), r in pts.items()}
             points[scheme] = avg

@@ -222,16 +222,15 @@ def log_uniform(rng: random.Random, lo: float, hi: float) -> float:
 
 
 def sample_conditions(stage: str, cfg: ModelConfig, b: int, rng: random.Random,
-                      eta_range: tuple[float, float] | None = None, lambda_draw: str = "log-uniform"):
+                      lambda_draw: str = "log-uniform"):
     """(λ, η, SNR dB) for a batch: the training point λ0/η0/ν0 before the compatible stage.
 
-    η is drawn in ``eta_range`` (default: the config's trained range)."""
-    eta_range = eta_range or cfg.eta_range
+    η is drawn in the config's trained range ``cfg.eta_range``."""
     if stage == "compat":
         lo, hi = min(cfg.lambdas), max(cfg.lambdas)
         lam = torch.tensor([rng.choice(cfg.lambdas) if lambda_draw == "grid" else log_uniform(rng, lo, hi)
                             for _ in range(b)])
-        eta = torch.tensor([log_uniform(rng, *eta_range) for _ in range(b)])
+        eta = torch.tensor([log_uniform(rng, *cfg.eta_range) for _ in range(b)])
         snr = torch.tensor([rng.uniform(0.0, 14.0) for _ in range(b)])
     else:
         lam = torch.full((b,), cfg.lambda0)
@@ -396,7 +395,6 @@ def main(args: argparse.Namespace) -> int:
     ckpt_path = out / "last.pt"
     ckpt = torch.load(ckpt_path, map_location=device, weights_only=True) if ckpt_path.exists() else None
     cfg, trained = training_config(args, ckpt)
-    eta_range = cfg.eta_range
     widen = trained.rate_levels != cfg.rate_levels
 
     def carried(state: dict) -> dict:  # weights of the trained rate-level table, adapted to this run's
@@ -416,12 +414,13 @@ def main(args: argparse.Namespace) -> int:
     step, warmup_from = 0, None
     if ckpt is not None:
         load_state(model, carried(ckpt["model"])); step = ckpt["step"]
-        try:
-            if widen:
-                raise ValueError("new codeword width: the Adam moments do not fit")
-            restore_optimizer(opt, ckpt["opt"])
-        except ValueError:  # an older checkpoint with one parameter group: fresh Adam moments
+        if widen:  # a new codeword width: the Adam moments do not fit, start them afresh
             warmup_from = step
+        else:
+            try:
+                restore_optimizer(opt, ckpt["opt"])
+            except ValueError:  # an older checkpoint with one parameter group: fresh Adam moments
+                warmup_from = step
         logger.info(f"resuming {ckpt_path} at step {step}")
     elif args.init_from:
         init = load_model(args.init_from, device)
@@ -463,8 +462,7 @@ def main(args: argparse.Namespace) -> int:
         x = sampler.batch(args.batch).to(device)
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
-        lam, eta, snr = (t.to(device) for t in sample_conditions(stage, cfg, args.batch, rng, eta_range,
-                                                                 args.lambda_draw))
+        lam, eta, snr = (t.to(device) for t in sample_conditions(stage, cfg, args.batch, rng, args.lambda_draw))
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
             out_d = net(x, lam, eta, snr, jscc=stage != "ntc",
                         ntc_proxy=stage != "ntc" and args.ntc_weight > 0)
