@@ -78,20 +78,36 @@ class FrameModulator:
     def __init__(self, config: OfdmConfig):
         self.cfg = config
 
+    def _pilot_grid(self, n_sym: int) -> np.ndarray:
+        """Flat (n_sym * n_occupied) grid holding only the pilots, read-only (built once per
+        frame length)."""
+        cfg = self.cfg
+
+        def build() -> np.ndarray:
+            flat = np.zeros(n_sym * cfg.n_occupied, np.complex64)
+            pidx = cfg.re_index(n_sym, 0, pilots=True)
+            flat[pidx] = cfg.pilot_values_at(pidx)
+            return flat
+        return cfg._table(("tx_pilot_grid", n_sym), build)
+
+    def _data_index(self, n_payload: int) -> np.ndarray:
+        """Flat grid index of each payload symbol (after the header), read-only."""
+        cfg = self.cfg
+        n_h = cfg.n_header_symbols
+        return cfg._table(("tx_data_index", n_payload), lambda: cfg.re_index(
+            cfg.n_data_symbols(n_payload), n_h)[:n_payload] + n_h * cfg.n_occupied)
+
     def grid(self, payload: np.ndarray, frame_id: int, stream: int = 0) -> np.ndarray:
         """Resource grid (header + data symbols, n_occupied carriers), complex64."""
         cfg = self.cfg
         payload = np.asarray(payload, dtype=np.complex64).reshape(-1)
         n_h, n_d = cfg.n_header_symbols, cfg.n_data_symbols(payload.size)
         n_sym, n_occ = n_h + n_d, cfg.n_occupied
-        flat = np.zeros(n_sym * n_occ, np.complex64)
-        pidx = cfg.re_index(n_sym, 0, pilots=True)
-        flat[pidx] = cfg.pilot_values_at(pidx)
+        flat = self._pilot_grid(n_sym).copy()
         hdr = PhyHeader(frame_id=frame_id, n_symbols=payload.size, stream=stream)
         flat[cfg.re_index(n_h, 0)] = cfg.header_symbols(hdr)
         if n_d:
-            didx = cfg.re_index(n_d, n_h)[:payload.size] + n_h * n_occ
-            flat[didx] = payload
+            flat[self._data_index(payload.size)] = payload
         return flat.reshape(n_sym, n_occ)
 
     def modulate(self, payload: np.ndarray, frame_id: int, stream: int = 0,
@@ -185,6 +201,9 @@ class PilotChannelEstimator:
         self._k_pilot = k[config.pilot_carrier_index]
         self._freq_cache: dict = {}
         self._time_cache: dict = {}
+        # pilot carriers (columns of the pilot-carrier grid) of each symbol phase
+        self._phase_cols = [np.flatnonzero(config.pilot_carrier_phase == p)
+                            for p in range(config.pilot_period)]
 
     # -- frequency direction
     def _freq_corr(self, ka: np.ndarray, kb: np.ndarray, t0: float, t1: float) -> np.ndarray:
@@ -244,7 +263,10 @@ class PilotChannelEstimator:
         ------
         taps : np.ndarray int (period, n_sym, K) -- symbol index of each pilot used,
         weights : np.ndarray float (period, n_sym, K),
-        noise_gain : float -- mean sum |w|^2 (noise left after the filter, relative).
+        noise_gain : float -- mean sum |w|^2 (noise left after the filter, relative),
+        matrices : list of np.ndarray complex64, one (n_sym, pilots of phase p) per phase p --
+            the same weights as dense interpolation matrices: H_t = matrices[p] @ pilots_p
+            (one matrix product per phase instead of a gather of K pilots per symbol).
         """
         P = self.cfg.pilot_period
         counts = [len(range(p, n_sym, P)) for p in range(P)]
@@ -272,10 +294,15 @@ class PilotChannelEstimator:
             w = jt[n[:, None] - t + max_lag] @ A.T
             weights[p] = w / w.sum(axis=1, keepdims=True)  # unbiased on a static channel
         gain = float(np.mean(np.sum(weights.astype(np.float64) ** 2, axis=-1)))
+        matrices = []
+        for p in range(P):
+            m = np.zeros((n_sym, counts[p]), np.complex64)
+            m[n[:, None], (taps[p] - p) // P] = weights[p]  # taps of a row are distinct pilots
+            matrices.append(m)
         if len(self._time_cache) > 64:
             self._time_cache.clear()
-        self._time_cache[key] = (taps, weights, gain)
-        return taps, weights, gain
+        self._time_cache[key] = (taps, weights, gain, matrices)
+        return taps, weights, gain, matrices
 
     def estimate(self, Yo: np.ndarray, noise_var: float,
                  window: tuple[float, float] | None = None) -> tuple[np.ndarray, dict]:
@@ -299,24 +326,23 @@ class PilotChannelEstimator:
         cfg = self.cfg
         n_sym = Yo.shape[0]
         P = cfg.pilot_period
-        pc = cfg.pilot_carrier_index
-        phase = cfg.pilot_carrier_phase
         pv = cfg.pilot_values(n_sym)[:, ::cfg.pilot_shift]
         LS = Yo[:, ::cfg.pilot_shift] * pv  # valid only at pilot positions (BPSK: 1/p = p)
-        # per pilot carrier, the pilot sequence is LS[phase + P*j, c]
+        # per pilot carrier c of phase p, the pilot sequence is LS[p + P*j, c]
+        seqs = [LS[p::P][:, cols] for p, cols in enumerate(self._phase_cols)]
         info: dict = {}
         # residual common phase drift from consecutive pilots of each carrier
         z = 0j
         pow_sum, n_pairs = 0.0, 0
         tot_pow, n_pil = 0.0, 0
-        for p in range(P):
-            cols = np.nonzero(phase == p)[0]
-            seq = LS[p::P][:, cols]
-            tot_pow += float(np.sum(np.abs(seq) ** 2))
+        for seq in seqs:
+            energy = float(np.vdot(seq, seq).real)
+            tot_pow += energy
             n_pil += seq.size
             if seq.shape[0] > 1:
-                z += complex(np.sum(seq[1:] * np.conj(seq[:-1])))
-                pow_sum += float(np.sum(np.abs(seq[1:]) ** 2 + np.abs(seq[:-1]) ** 2) / 2)
+                z += complex(np.vdot(seq[:-1], seq[1:]))  # sum of seq[j+1] * conj(seq[j])
+                ends = float(np.vdot(seq[0], seq[0]).real + np.vdot(seq[-1], seq[-1]).real)
+                pow_sum += energy - ends / 2  # (|seq[j+1]|^2 + |seq[j]|^2) / 2 over the pairs
                 n_pairs += seq[1:].size
         sig = max(tot_pow / max(n_pil, 1) - noise_var, 1e-12 * (noise_var + 1e-30))
         info["signal_power"] = sig
@@ -326,21 +352,21 @@ class PilotChannelEstimator:
             doppler = doppler_from_correlation(rho, P)
         else:
             phi, doppler = 0.0, self.min_doppler
+        rot = None
         if phi != 0.0:
             rot = np.exp(-1j * phi * np.arange(n_sym)).astype(np.complex64)[:, None]
             Yo *= rot
-            LS *= rot
         info["residual_phase"] = phi
         info["doppler"] = doppler
         design_fd = float(np.clip(1.25 * doppler + 0.5 * self.min_doppler, self.min_doppler,
                                   0.5 / P))
         delta = noise_var / sig
-        taps, weights, ngain = self.time_filter(n_sym, design_fd, delta)
-        Ht = np.empty((n_sym, pc.size), np.complex64)
-        for p in range(P):
-            cols = np.nonzero(phase == p)[0]
-            g = LS[:, cols][taps[p]]  # (n_sym, K, ncols)
-            Ht[:, cols] = np.einsum("sk,skc->sc", weights[p], g)
+        _, _, ngain, matrices = self.time_filter(n_sym, design_fd, delta)
+        Ht = np.empty((n_sym, cfg.pilot_carrier_index.size), np.complex64)
+        for p, (cols, seq, m) in enumerate(zip(self._phase_cols, seqs, matrices)):
+            if rot is not None:
+                seq = seq * rot[p::P]
+            Ht[:, cols] = m @ seq
         W = self.freq_filter(delta * ngain, window)
         H = Ht @ W.T
         info["design_doppler"] = design_fd

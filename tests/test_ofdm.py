@@ -59,6 +59,37 @@ def test_pilot_pattern_scattered():
     assert set(np.unique(v).tolist()) == {-1.0, 1.0}
 
 
+def test_per_length_tables_are_shared_read_only_and_match_a_fresh_build():
+    """The modem keeps pilot masks, pilot values and RE index lists per frame length: a
+    caller must not be able to change the shared copy, and the kept copy is what a fresh
+    configuration builds."""
+    for n_sym in (1, 7, 24, 105):
+        for table in (CFG.pilot_mask(n_sym), CFG.pilot_values(n_sym), CFG.re_index(n_sym, 4),
+                      CFG.re_index(n_sym, 0, pilots=True)):
+            with pytest.raises(ValueError):
+                table[..., 0] = 0
+        fresh = OfdmConfig()
+        np.testing.assert_array_equal(CFG.re_index(n_sym, 3), fresh.re_index(n_sym, 3))
+        np.testing.assert_array_equal(CFG.pilot_mask(n_sym), fresh.pilot_mask(n_sym))
+        assert CFG.re_index(n_sym, 3) is CFG.re_index(n_sym, 3)
+
+
+def test_time_interpolation_matrices_apply_the_wiener_taps():
+    """H_t = M_p @ pilots_p (one product per pilot phase) equals the tap-by-tap weighted sum."""
+    from flowgraphs.ofdm_dsp import PilotChannelEstimator
+    est = PilotChannelEstimator(CFG)
+    rng = np.random.default_rng(3)
+    n_sym, P = 37, CFG.pilot_period
+    taps, weights, _, matrices = est.time_filter(n_sym, doppler=0.01, delta=0.1)
+    for p in range(P):
+        pilots = (rng.standard_normal((len(range(p, n_sym, P)), 5))
+                  + 1j * rng.standard_normal((len(range(p, n_sym, P)), 5))).astype(np.complex64)
+        grid = np.zeros((n_sym, 5), np.complex64)
+        grid[p::P] = pilots
+        by_taps = np.einsum("sk,skc->sc", weights[p], grid[taps[p]])
+        np.testing.assert_allclose(matrices[p] @ pilots, by_taps, rtol=1e-5, atol=1e-6)
+
+
 def test_capacity_and_frame_length_consistent():
     for n in [0, 1, 182, 183, 184, 733, 734, 20000, 200000]:
         nd = CFG.n_data_symbols(n)

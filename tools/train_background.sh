@@ -5,7 +5,12 @@
 #   CROP=256 BATCH=4 NICE=5 tools/train_background.sh   (environment: crop size, batch, niceness, LR,
 #                                                        RATE_LR: r_global's learning-rate multiple,
 #                                                        ETA: the trained η range, e.g. 0.05,0.8; unset:
-#                                                        the resumed checkpoint's)
+#                                                        the resumed checkpoint's; OUT: the run folder,
+#                                                        default runs/train_small)
+#   OUT=runs/train_anneal LR=3e-5 tools/train_background.sh 75 2
+#                                                       (a fork: copy runs/train_small/last.pt into the
+#                                                        new folder first; it resumes from there and the
+#                                                        main run's folder stays as it was)
 #
 # Resumes runs/train_small/last.pt when it exists (model, EMA, optimiser, step), else starts from
 # the shipped weights/ntscc_plus_small.safetensors (the step count goes on from its metadata) with
@@ -23,10 +28,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=${1:-150}; THREADS=${2:-1}
 PY=${PYTHON:-.venv/bin/python}
-mkdir -p runs
-nohup nice -n "${NICE:-10}" "$PY" -m core.cli train --config small --out runs/train_small \
+OUT=${OUT:-runs/train_small}
+mkdir -p "$OUT"
+nohup nice -n "${NICE:-10}" "$PY" -m core.cli train --config small --out "$OUT" \
   --init-from weights/ntscc_plus_small.safetensors --stage-steps 2500,1500,1000000 \
   --batch "${BATCH:-8}" --crop "${CROP:-128}" --threads "$THREADS" --lr "${LR:-1e-4}" --dist-scale 0.04 \
   --rate-slope 0.5 --rate-lr-mult "${RATE_LR:-0}" --flat-fraction "${FLAT:-0.05}" \
-  ${ETA:+--eta-range "$ETA"} --max-minutes "$MINUTES" --ckpt-every 200 >> runs/train_small.log 2>&1 &
-echo "training in the background (pid $!): tail -f runs/train_small.log"
+  ${ETA:+--eta-range "$ETA"} --max-minutes "$MINUTES" --ckpt-every 200 >> "$OUT.log" 2>&1 &
+echo "training in the background (pid $!): tail -f $OUT.log"

@@ -238,6 +238,23 @@ class OfdmConfig:
         return np.mod(k[keep], self.fft_size)
 
     # ------------------------------------------------------------------ pilots
+    @cached_property
+    def _tables(self) -> dict:
+        # per-frame-length tables (masks, index lists) built once per length: the flowgraph
+        # modulates and demodulates hundreds of frames a second, mostly of a few lengths
+        return {}
+
+    def _table(self, key: tuple, build) -> np.ndarray:
+        """``build()`` once per ``key``, kept read-only (callers share it)."""
+        t = self._tables.get(key)
+        if t is None:
+            if len(self._tables) > 256:
+                self._tables.clear()
+            t = build()
+            t.setflags(write=False)
+            self._tables[key] = t
+        return t
+
     def pilot_mask(self, n_symbols: int) -> np.ndarray:
         """Scattered pilot positions.
 
@@ -248,13 +265,15 @@ class OfdmConfig:
 
         Output
         ------
-        mask : np.ndarray of bool, shape (n_symbols, n_occupied)
+        mask : np.ndarray of bool, shape (n_symbols, n_occupied), read-only
             True where a pilot sits.
         """
-        i = np.arange(self.n_occupied)
-        n = np.arange(n_symbols)[:, None]
-        return (i % self.pilot_shift == 0) & ((i // self.pilot_shift) % self.pilot_period
-                                               == n % self.pilot_period)
+        def build() -> np.ndarray:
+            i = np.arange(self.n_occupied)
+            n = np.arange(n_symbols)[:, None]
+            return (i % self.pilot_shift == 0) & ((i // self.pilot_shift) % self.pilot_period
+                                                   == n % self.pilot_period)
+        return self._table(("pilot_mask", int(n_symbols)), build)
 
     @cached_property
     def pilot_carrier_index(self) -> np.ndarray:
@@ -272,10 +291,10 @@ class OfdmConfig:
         return (1.0 - 2.0 * bits.reshape(self.pilot_table_period, self.n_occupied)).astype(np.float32)
 
     def pilot_values(self, n_symbols: int) -> np.ndarray:
-        """Output: float32 (n_symbols, n_occupied) BPSK pilot value of every resource element
-        (only those under :meth:`pilot_mask` are transmitted)."""
-        idx = np.arange(n_symbols) % self.pilot_table_period
-        return self._pilot_table[idx]
+        """Output: float32 (n_symbols, n_occupied), read-only, BPSK pilot value of every
+        resource element (only those under :meth:`pilot_mask` are transmitted)."""
+        return self._table(("pilot_values", int(n_symbols)),
+                           lambda: self._pilot_table[np.arange(n_symbols) % self.pilot_table_period])
 
     # ------------------------------------------------------------------ capacity
     @cached_property
@@ -374,19 +393,21 @@ class OfdmConfig:
         of the pilot REs with ``pilots``, for grid symbols ``first_symbol ..``; vectorised over
         the pilot period, for any frame length.
 
-        Output: int64 array, ascending.
+        Output: int64 array, ascending, read-only.
         """
-        P, n_occ = self.pilot_period, self.n_occupied
-        m = self.pilot_mask(P)
-        if not pilots:
-            m = ~m
-        blk = m[(first_symbol + np.arange(P)) % P]
-        base = np.flatnonzero(blk)
-        q, r = divmod(n_symbols, P)
-        idx = (base[None, :] + (P * n_occ) * np.arange(q)[:, None]).reshape(-1)
-        if r:
-            idx = np.concatenate([idx, np.flatnonzero(blk[:r]) + q * P * n_occ])
-        return idx
+        def build() -> np.ndarray:
+            P, n_occ = self.pilot_period, self.n_occupied
+            m = self.pilot_mask(P)
+            if not pilots:
+                m = ~m
+            blk = m[(first_symbol + np.arange(P)) % P]
+            base = np.flatnonzero(blk)
+            q, r = divmod(n_symbols, P)
+            idx = (base[None, :] + (P * n_occ) * np.arange(q)[:, None]).reshape(-1)
+            if r:
+                idx = np.concatenate([idx, np.flatnonzero(blk[:r]) + q * P * n_occ])
+            return idx
+        return self._table(("re_index", int(n_symbols), int(first_symbol), bool(pilots)), build)
 
     def payload_carriers(self, n_payload: int) -> np.ndarray:
         """Occupied-carrier index (0..n_occupied-1) of each of ``n_payload`` payload symbols,
