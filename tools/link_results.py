@@ -245,6 +245,11 @@ def write_md(reps: dict, bench: dict, png: str | None) -> None:
             slim = {k: v for k, v in r.items() if k not in ("per_frame", "flowgraph") and not k.startswith("_")}
             lines += [f"`{name}` (full output with per-frame lists: [link/{name}.json](link/{name}.json))",
                       "", "```json", json.dumps(slim), "```", ""]
+    # hand-written findings (paired experiments, not reproduced by this script) stay in their
+    # own file, so that regenerating the table does not drop them
+    notes = OUT / "link_notes.md"
+    if notes.exists():
+        lines += ["", notes.read_text().rstrip("\n"), ""]
     (OUT / "link.md").write_text("\n".join(lines))
 
 
