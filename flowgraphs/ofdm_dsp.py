@@ -451,6 +451,10 @@ class StreamReceiver:
         self._even_bins = config.occupied_bins[even]
         self._v = p2[even] / p1[even]
         N = config.fft_size
+        # the even-carrier bins under each integer CFO hypothesis g = -max .. max (one row each)
+        shifts = 2 * np.arange(-max_int_cfo, max_int_cfo + 1)
+        self._int_cfo_bins = np.mod(self._even_bins[None, :] + shifts[:, None], N)
+        self._v_conj = np.conj(self._v).astype(np.complex64)
         self._ramp_cache: dict = {}
         self._fft_scale = np.float32(1.0 / (np.sqrt(N) * config.tx_scale))
         self.stats = {"detections": 0, "header_failures": 0, "frames": 0, "samples": 0,
@@ -666,14 +670,11 @@ class StreamReceiver:
         cfg = self.cfg
         H = cfg.n_header_symbols
         Y = self._fft_symbols(s, 0, 2, cfo_frac)
-        # integer CFO (Schmidl & Cox): differential correlation P1 -> P2 at even carriers
-        best_g, best_m = 0, -1.0
-        for g in range(-self.max_int_cfo, self.max_int_cfo + 1):
-            bins = np.mod(self._even_bins + 2 * g, cfg.fft_size)
-            m = abs(np.sum(np.conj(Y[0, bins]) * Y[1, bins] * np.conj(self._v)))
-            if m > best_m:
-                best_g, best_m = g, m
-        cfo = cfo_frac + 2 * best_g
+        # integer CFO (Schmidl & Cox): differential correlation P1 -> P2 at even carriers, every
+        # hypothesis at once (first maximum wins, as g runs from -max_int_cfo up)
+        bins = self._int_cfo_bins
+        m = np.abs(np.sum(np.conj(Y[0, bins]) * Y[1, bins] * self._v_conj, axis=1))
+        cfo = cfo_frac + 2 * (int(np.argmax(m)) - self.max_int_cfo)
         s, window = self._fine_timing(s, cfo)
         Yh = self._fft_symbols(s, 1, 1 + H, cfo)
         noise = self._noise(Yh)
