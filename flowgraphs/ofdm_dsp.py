@@ -78,36 +78,17 @@ class FrameModulator:
     def __init__(self, config: OfdmConfig):
         self.cfg = config
 
-    def _pilot_grid(self, n_sym: int) -> np.ndarray:
-        """Flat (n_sym * n_occupied) grid holding only the pilots, read-only (built once per
-        frame length)."""
-        cfg = self.cfg
-
-        def build() -> np.ndarray:
-            flat = np.zeros(n_sym * cfg.n_occupied, np.complex64)
-            pidx = cfg.re_index(n_sym, 0, pilots=True)
-            flat[pidx] = cfg.pilot_values_at(pidx)
-            return flat
-        return cfg._table(("tx_pilot_grid", n_sym), build)
-
-    def _data_index(self, n_payload: int) -> np.ndarray:
-        """Flat grid index of each payload symbol (after the header), read-only."""
-        cfg = self.cfg
-        n_h = cfg.n_header_symbols
-        return cfg._table(("tx_data_index", n_payload), lambda: cfg.re_index(
-            cfg.n_data_symbols(n_payload), n_h)[:n_payload] + n_h * cfg.n_occupied)
-
     def grid(self, payload: np.ndarray, frame_id: int, stream: int = 0) -> np.ndarray:
         """Resource grid (header + data symbols, n_occupied carriers), complex64."""
         cfg = self.cfg
         payload = np.asarray(payload, dtype=np.complex64).reshape(-1)
         n_h, n_d = cfg.n_header_symbols, cfg.n_data_symbols(payload.size)
         n_sym, n_occ = n_h + n_d, cfg.n_occupied
-        flat = self._pilot_grid(n_sym).copy()
+        flat = cfg.pilot_grid(n_sym).copy()
         hdr = PhyHeader(frame_id=frame_id, n_symbols=payload.size, stream=stream)
         flat[cfg.re_index(n_h, 0)] = cfg.header_symbols(hdr)
         if n_d:
-            flat[self._data_index(payload.size)] = payload
+            flat[cfg.payload_index(payload.size)] = payload
         return flat.reshape(n_sym, n_occ)
 
     def modulate(self, payload: np.ndarray, frame_id: int, stream: int = 0,
@@ -448,13 +429,11 @@ class StreamReceiver:
         self.spread_fraction = 0.03
         k = config.occupied_carriers
         even = (k % 2 == 0)
-        self._even_bins = config.occupied_bins[even]
-        self._v = p2[even] / p1[even]
         N = config.fft_size
         # the even-carrier bins under each integer CFO hypothesis g = -max .. max (one row each)
         shifts = 2 * np.arange(-max_int_cfo, max_int_cfo + 1)
-        self._int_cfo_bins = np.mod(self._even_bins[None, :] + shifts[:, None], N)
-        self._v_conj = np.conj(self._v).astype(np.complex64)
+        self._int_cfo_bins = np.mod(config.occupied_bins[even][None, :] + shifts[:, None], N)
+        self._v_conj = np.conj(p2[even] / p1[even]).astype(np.complex64)
         self._ramp_cache: dict = {}
         self._fft_scale = np.float32(1.0 / (np.sqrt(N) * config.tx_scale))
         self.stats = {"detections": 0, "header_failures": 0, "frames": 0, "samples": 0,
@@ -737,7 +716,7 @@ class StreamReceiver:
         sc = (db(np.mean(np.abs(Hest) ** 2, axis=0) / noise)).astype(np.float32)
         n_pay = f["header"].n_symbols
         if n_d:
-            didx = cfg.re_index(n_d, H)[:n_pay] + H * cfg.n_occupied
+            didx = cfg.payload_index(n_pay)
             Yd, Hd = Yo.reshape(-1)[didx], Hest.reshape(-1)[didx]
             if self.equaliser == "mmse":
                 x = Yd * np.conj(Hd) / (Hd.real ** 2 + Hd.imag ** 2 + np.float32(noise))

@@ -409,17 +409,37 @@ class OfdmConfig:
             return idx
         return self._table(("re_index", int(n_symbols), int(first_symbol), bool(pilots)), build)
 
+    def payload_index(self, n_payload: int) -> np.ndarray:
+        """Flat index into the (header + data symbols, n_occupied) grid of each of ``n_payload``
+        payload symbols, in the order the frame carries them (the data REs after the header):
+        where the modulator puts them and the receiver takes them.
+
+        Output: int64 array (n_payload,), read-only.
+        """
+        n_h = self.n_header_symbols
+        return self._table(("payload_index", int(n_payload)), lambda: self.re_index(
+            self.n_data_symbols(n_payload), n_h)[:n_payload] + n_h * self.n_occupied)
+
     def payload_carriers(self, n_payload: int) -> np.ndarray:
         """Occupied-carrier index (0..n_occupied-1) of each of ``n_payload`` payload symbols,
-        in the order the frame carries them (data REs after the header, as the OFDM TX maps
-        them): with the receiver's per-carrier SNR this gives each symbol's noise variance.
+        in the order the frame carries them (see :meth:`payload_index`): with the receiver's
+        per-carrier SNR this gives each symbol's noise variance.
 
         Output: int64 array (n_payload,).
         """
         if n_payload <= 0:
             return np.zeros(0, np.int64)
-        n_d = self.n_data_symbols(n_payload)
-        return self.re_index(n_d, self.n_header_symbols)[:n_payload] % self.n_occupied
+        return self.payload_index(n_payload) % self.n_occupied
+
+    def pilot_grid(self, n_symbols: int) -> np.ndarray:
+        """Flat (n_symbols * n_occupied) complex64 grid holding only the pilots, read-only: the
+        modulator copies it and fills in header and payload."""
+        def build() -> np.ndarray:
+            flat = np.zeros(n_symbols * self.n_occupied, np.complex64)
+            pidx = self.re_index(n_symbols, 0, pilots=True)
+            flat[pidx] = self.pilot_values_at(pidx)
+            return flat
+        return self._table(("pilot_grid", int(n_symbols)), build)
 
     def pilot_values_at(self, flat_index: np.ndarray, first_symbol: int = 0) -> np.ndarray:
         """Pilot values at flat grid indices (see :meth:`re_index`), float32."""
