@@ -3,6 +3,8 @@ shipped checkpoint. bf16 is forced on so that it is tested on any CPU (emulated,
 same numbers as native bf16 up to accumulation order)."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ import torch
 from core.codec.fast import Autocast, OnnxAnalysis, native_bf16, prepare_fast
 from core.codec.learned import LearnedCodec
 from core.codec.model import pad_to_multiple
+from core.machine import cpu_description, cpu_flags, cpu_model
 from core.media.imageio import read_rgb
 from core.media.metrics import psnr
 from tests.helpers import REPO
@@ -74,6 +77,17 @@ def test_fast_path_keeps_float32_model_and_entropy():
     same, opts = prepare_fast(model, "cpu", bf16=False, onnx=False)
     assert same is model and not opts.bf16
     assert isinstance(native_bf16(torch.device("cpu")), bool)
+
+
+def test_native_bf16_and_the_report_line_follow_this_cpus_flags():
+    """The fast path's bf16 choice and the CPU line every speed report carries read the same
+    /proc/cpuinfo flags (the project machine is an Intel Xeon without bf16 on some days, an AMD
+    EPYC with avx512_bf16 on others)."""
+    flags = cpu_flags()
+    assert native_bf16(torch.device("cpu")) == bool({"avx512_bf16", "amx_bf16"} & flags)
+    line = cpu_description()
+    assert line.startswith(cpu_model()) and f"{os.cpu_count()} cores" in line
+    assert ("avx512_bf16" in line) == ("avx512_bf16" in flags)
 
 
 @pytest.fixture(scope="module")

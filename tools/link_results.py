@@ -27,6 +27,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from core.machine import cpu_description
+
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "docs" / "results"
 CLI = [str(REPO / ".venv" / "bin" / "ntscc-xr")]
@@ -139,7 +141,7 @@ def fmt(v, nd=2):
 
 def write_md(reps: dict, bench: dict, png: str | None) -> None:
     lines = ["# PHY link: measured figures (issue 2)", "",
-             f"Measured on {platform.node()} ({os.cpu_count()} CPU cores, no GPU), "
+             f"Measured on {platform.node()} ({cpu_description()}; no GPU), "
              f"{time.strftime('%Y-%m-%d')}, with `tools/link_results.py`. Every row is one "
              "`ntscc-xr link-test` run through the real GNU Radio 3.10 flowgraph "
              "(`/usr/bin/python3 -m flowgraphs.ofdm_link`) over ZeroMQ; the JSON of each run is "

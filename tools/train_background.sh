@@ -13,8 +13,9 @@
 #                                                        main run's folder stays as it was)
 #
 # Resumes runs/train_small/last.pt when it exists (model, EMA, optimiser, step), else starts from
-# the shipped weights/ntscc_plus_small.safetensors (the step count goes on from its metadata) with
-# the rate response re-spread to r_global,λ ∝ λ^-1/2 (--rate-slope; ignored on resume). r_global
+# the shipped weights/ntscc_plus_small.safetensors (the step count goes on from its metadata) and
+# keeps its rate response as shipped; RATE_SLOPE=0.5 re-spreads it to r_global,λ ∝ λ^-1/2 instead
+# (--rate-slope; ignored on resume: it would move the held knots of a fresh clone's run). r_global
 # is held (--rate-lr-mult 0, RATE_LR=0) since step 39 098: the loss cannot see what more symbols
 # buy (the rate quantiser is not differentiable), and at the base rate (RATE_LR=1, steps
 # 27 400-37 600) its knots drifted together and out of order (tools/rate_response.py).
@@ -33,6 +34,6 @@ mkdir -p "$OUT"
 nohup nice -n "${NICE:-10}" "$PY" -m core.cli train --config small --out "$OUT" \
   --init-from weights/ntscc_plus_small.safetensors --stage-steps 2500,1500,1000000 \
   --batch "${BATCH:-8}" --crop "${CROP:-128}" --threads "$THREADS" --lr "${LR:-1e-4}" --dist-scale 0.04 \
-  --rate-slope 0.5 --rate-lr-mult "${RATE_LR:-0}" --flat-fraction "${FLAT:-0.05}" \
+  ${RATE_SLOPE:+--rate-slope "$RATE_SLOPE"} --rate-lr-mult "${RATE_LR:-0}" --flat-fraction "${FLAT:-0.05}" \
   ${ETA:+--eta-range "$ETA"} --max-minutes "$MINUTES" --ckpt-every 200 >> "$OUT.log" 2>&1 &
 echo "training in the background (pid $!): tail -f $OUT.log"

@@ -14,7 +14,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..machine import cpu_description
 from . import ldpc as L
 from . import mcs as M
 
@@ -31,16 +31,6 @@ def _load_avg() -> str:
         return " / ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         return "n/a"
-
-
-def _cpu() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _llrs(code, snr_db, nblk, rng):
@@ -203,7 +193,7 @@ def write_md(out: Path, argv: list[str], thr_rows, sion_pts, img_rows, image: Pa
         "python -m core.classical.bench_ldpc " + " ".join(argv),
         "```",
         "",
-        f"Machine: {_cpu()}, {os.cpu_count()} CPUs; load average (1/5/15 min) at the start "
+        f"Machine: {cpu_description()}; load average (1/5/15 min) at the start "
         f"{LOAD_START}, at the end {_load_avg()}.  Other jobs (a model training, tests) shared "
         f"the CPUs during this run, so wall-clock numbers are pessimistic and the "
         f"{L._default_threads()}-thread column shows no gain over one thread on a saturated "

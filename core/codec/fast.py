@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..machine import cpu_flags
 from .model import NTSCCPlus
 
 log = logging.getLogger(__name__)
@@ -54,11 +55,7 @@ def native_bf16(device: torch.device) -> bool:
         return torch.cuda.is_bf16_supported()
     if device.type != "cpu":
         return False
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
 class Autocast(nn.Module):

@@ -1,0 +1,44 @@
+"""What machine a measurement ran on: benchmarks record it beside their figures.
+
+The project's 2-core machine is not always the same CPU from one day to the next (an Intel Xeon
+without native bf16 on some days, an AMD EPYC with ``avx512_bf16`` on others), and the speed of
+every stage depends on which, so every speed table names the CPU and its bf16 support.
+"""
+from __future__ import annotations
+
+import os
+import platform
+
+#: cpuinfo flags that change which fast path the learned codec takes (core.codec.fast).
+SPEED_FLAGS: tuple[str, ...] = ("avx512_bf16", "amx_bf16", "avx512_vnni")
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (empty where /proc/cpuinfo is not readable)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_description() -> str:
+    """One line for a report, e.g. ``AMD EPYC, 2 cores, avx512_bf16 avx512_vnni``."""
+    flags = cpu_flags()
+    speed = " ".join(f for f in SPEED_FLAGS if f in flags) or "no native bf16 / VNNI"
+    return f"{cpu_model()}, {os.cpu_count()} cores, {speed}"
