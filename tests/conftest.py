@@ -1,10 +1,20 @@
 """Shared fixtures. Plain helpers (the repo root, subprocess helpers) are in helpers.py."""
 from __future__ import annotations
 
-import pytest
+import os
 
-from core import logs
-from tests.helpers import free_base_port
+# Two xdist workers share two cores: one BLAS/OpenMP thread per test process (and per process a
+# test starts, which inherits the environment). With torch's default of one thread per core, each
+# worker's training and codec tests ran 2 threads beside the other worker's, and OpenMP's
+# spin-waiting under that oversubscription made test_train.py 6x slower in the suite than alone.
+# Set before anything imports torch; a value the caller set is kept.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import pytest  # noqa: E402
+
+from core import logs  # noqa: E402
+from tests.helpers import free_base_port  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
