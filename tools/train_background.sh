@@ -6,7 +6,8 @@
 #                                                        RATE_LR: r_global's learning-rate multiple,
 #                                                        ETA: the trained η range, e.g. 0.05,0.8; unset:
 #                                                        the resumed checkpoint's; OUT: the run folder,
-#                                                        default runs/train_small)
+#                                                        default runs/train_small; RATE_SLOPE: re-spread
+#                                                        the rate response on a fresh start, e.g. 0.5)
 #   OUT=runs/train_anneal LR=3e-5 tools/train_background.sh 75 2
 #                                                       (a fork: copy runs/train_small/last.pt into the
 #                                                        new folder first; it resumes from there and the
