@@ -79,6 +79,18 @@ is drawn in [0.05, 0.8] (recorded in the config as `eta_range`; the evaluation a
 controller stay inside it): `ETA=0.05,0.8 CROP=256 BATCH=4 NICE=5 RATE_LR=0
 tools/train_background.sh 165 1` = the command above with `--eta-range 0.05,0.8
 --rate-lr-mult 0` (about 2.2 s per step beside the session's work).
+From step 46 015 on, the learning rate annealed to 3e-5 (the schedule's `--lr-final`). The
+tenth session's run at 3e-5 (a fork from the 1e-4 state at step 46 074, then the main line to
+about step 49 900) lost its `runs/` folder with its machine before its last candidate was
+evaluated (its step-47 396 candidate had scored +0.046 dB, under the margin). The eleventh
+session (2026-11-29) restarted from the shipped step-46 015 weights with fresh Adam moments
+(300 warm-up steps), the shipped rate response kept (no `--rate-slope`):
+`LR=3e-5 CROP=256 BATCH=4 NICE=5 RATE_LR=0 tools/train_background.sh 75 2` = `ntscc-xr train
+--config small --out runs/train_small --init-from weights/ntscc_plus_small.safetensors
+--stage-steps 2500,1500,1000000 --batch 4 --crop 256 --threads 2 --lr 3e-5 --dist-scale 0.04
+--rate-lr-mult 0 --flat-fraction 0.05 --max-minutes 75 --ckpt-every 200` (0.5 s per step on two
+threads of an AMD EPYC with no CPU steal, 4× the previous sessions' machine), stopped with SIGTERM
+at step 51 967.
 """
 
 
@@ -116,7 +128,7 @@ def main() -> int:
 `ntscc_plus_small.safetensors` ({size_mb:.1f} MB, float16, config in the file's metadata) is the
 checkpoint at step {step} of the project's own training command, trained only on
 `../shared/data/train` (227 photos; never Kodak), random 128×128 crops, batch 8 (256×256, batch 4
-from step 36 000), Adam (3e-4, then 5e-5, then 1e-4 with the recalibrated recipe from step 24 400),
+from step 36 000), Adam (3e-4, then 5e-5, then 1e-4 with the recalibrated recipe from step 24 400, 3e-5 from step 46 015),
 one CPU process on this 2-core machine.
 
 - steps: {len(ordered)} ({', '.join(f'{k}: {v}' for k, v in stages.items())})
