@@ -529,7 +529,9 @@ def run_viewer(cfg, attach: bool = False, screenshot: str | None = None,
     that is already running (started by another ``ntscc-xr`` or on other hosts).
 
     ``screenshot``: save a screenshot (the X root window when there is one) once
-    ``screenshot_frames`` learned frames have been shown, or at ``quit_after`` seconds;
+    ``screenshot_frames`` frames of every chain the session runs have been shown (on a fast CPU
+    the learned chain can show 8 frames before the classical one shows its first), or at
+    ``quit_after`` seconds;
     ``quit_after`` closes the window after that many seconds (for unattended checks).
     """
     from tx.session import Session
@@ -544,8 +546,10 @@ def run_viewer(cfg, attach: bool = False, screenshot: str | None = None,
     t0 = time.monotonic()
     shot = {"done": screenshot is None}
 
+    streams = ("learned", "classical") if cfg.classical else ("learned",)
+
     def tick() -> None:
-        n = len(win.history.cols["learned"]["frame_id"])
+        n = min(len(win.history.cols[stream]["frame_id"]) for stream in streams)
         late = quit_after is not None and time.monotonic() - t0 >= quit_after
         if not shot["done"] and (n >= screenshot_frames or late):
             shot["done"] = True
