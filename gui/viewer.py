@@ -530,8 +530,8 @@ def run_viewer(cfg, attach: bool = False, screenshot: str | None = None,
 
     ``screenshot``: save a screenshot (the X root window when there is one) once
     ``screenshot_frames`` frames of every chain the session runs have been shown (on a fast CPU
-    the learned chain can show 8 frames before the classical one shows its first), or at
-    ``quit_after`` seconds;
+    the learned chain can show 8 frames before the classical one shows its first; 4× as many
+    learned frames end the wait), or at ``quit_after`` seconds;
     ``quit_after`` closes the window after that many seconds (for unattended checks).
     """
     from tx.session import Session
@@ -550,8 +550,11 @@ def run_viewer(cfg, attach: bool = False, screenshot: str | None = None,
 
     def tick() -> None:
         n = min(len(win.history.cols[stream]["frame_id"]) for stream in streams)
+        # a chain that never delivers (a failed classical encoder, say) must not hold the
+        # screenshot forever: 4x the frames on the learned chain are enough waiting
+        n_learned = len(win.history.cols["learned"]["frame_id"])
         late = quit_after is not None and time.monotonic() - t0 >= quit_after
-        if not shot["done"] and (n >= screenshot_frames or late):
+        if not shot["done"] and (n >= screenshot_frames or n_learned >= 4 * screenshot_frames or late):
             shot["done"] = True
             save_screenshot(app, win, screenshot)
             log.info("screenshot saved to %s after %d frames", screenshot, n)
