@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,8 @@ sys.path.insert(0, str(REPO))  # the checkout's core/, ahead of any installed co
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+
+from core.machine import cpu_model  # noqa: E402
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -70,16 +71,6 @@ def resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
     t = F.interpolate(t, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
     return t[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
-
-
-def _cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _sync(device: torch.device) -> None:
@@ -131,7 +122,7 @@ def run(args) -> dict:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        name = _cpu_name()
+        name = cpu_model()
     out = {"device": str(device), "device_name": name, "torch": torch.__version__,
            "torch_threads": torch.get_num_threads() if device.type == "cpu" else None,
            "path": codec.fast_options.describe() if codec.fast_options else "float32 (--no-fast)",
