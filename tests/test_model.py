@@ -42,6 +42,23 @@ def test_gaussian_likelihood_matches_formula():
     assert np.allclose(gaussian_likelihood(y, mu, sigma).numpy(), expected, atol=1e-6)
 
 
+def test_entropy_model_bits_stay_float32_under_bf16_autocast(tiny):
+    """Training under bf16 autocast (CPU with native bf16, CUDA) must not round the likelihoods:
+    the bits, hence the rate indices, are those of the float32 model."""
+    torch.manual_seed(3)
+    y = 4 * torch.randn(2, tiny.cfg.latent_channels, 4, 6)
+    ent = tiny.entropy
+    with torch.no_grad():
+        hyper32, bz32 = ent.hyper(y)
+        ref = (bz32, ent.anchor_bits(y, hyper32), ent.nonanchor_bits(y, hyper32, y))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            hyper16, bz16 = ent.hyper(y)
+            got = (bz16, ent.anchor_bits(y, hyper16), ent.nonanchor_bits(y, hyper16, y))
+    for r, g in zip(ref, got):
+        assert g.dtype == torch.float32
+        assert torch.allclose(g, r, rtol=1e-5, atol=1e-4)
+
+
 def test_factorized_density_is_a_distribution_over_integers():
     torch.manual_seed(1)
     dens = FactorizedDensity(3)

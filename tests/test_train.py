@@ -202,3 +202,14 @@ def test_resume_keeps_this_runs_learning_rate_multiples():
     restore_optimizer(resumed, before.state_dict())
     assert [g["lr_mult"] for g in resumed.param_groups] == [1.0, 30.0, 0.0]
     assert len(resumed.state) == len(before.state)  # the moments came back
+
+
+def test_mixed_precision_is_bf16_only_where_the_device_computes_it_natively():
+    import torch
+
+    from core.codec.fast import native_bf16
+    from core.experiments.train import mixed_precision
+    cpu = torch.device("cpu")
+    assert mixed_precision("bf16", cpu) == (native_bf16(cpu), torch.bfloat16)
+    assert mixed_precision("off", cpu)[0] is False
+    assert mixed_precision("fp16", cpu)[0] is False  # fp16 needs CUDA's loss scaling

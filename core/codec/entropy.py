@@ -12,6 +12,7 @@ numpy 2) and its import needs torchvision, which fails beside the CPU torch whee
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -22,6 +23,23 @@ from .layers import checkerboard_mask
 
 LIKELIHOOD_BOUND = 1e-9
 SCALE_BOUND = 0.11
+
+
+def float32_region(method):
+    """Run an entropy-model method in float32 even inside a bf16 autocast region.
+
+    Likelihoods are differences of two close CDF values: in bf16 (8 significant bits) they, and
+    so the bits and the rate indices, would be off by several per cent. Training under bf16
+    autocast (CPU with native bf16, CUDA) therefore keeps the entropy model in float32, as the
+    inference fast path does (:mod:`core.codec.fast`).
+    """
+    @functools.wraps(method)
+    def wrapper(self, *args):
+        args = tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+        device_type = next((a.device.type for a in args if torch.is_tensor(a)), "cpu")
+        with torch.autocast(device_type, enabled=False):
+            return method(self, *args)
+    return wrapper
 
 
 def _std_normal_cdf(x: torch.Tensor) -> torch.Tensor:
@@ -138,6 +156,7 @@ class CheckerboardEntropyModel(nn.Module):
             nn.Conv2d(2 * m, 2 * m, 1))
         self.z_density = FactorizedDensity(n)
 
+    @float32_region
     def hyper(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (hyperprior features h_s(z~) cropped to y's size, bits of z per image)."""
         z = quantize_proxy(self.h_a(y), self.training)
@@ -149,12 +168,14 @@ class CheckerboardEntropyModel(nn.Module):
         mu, log_sigma_like = self.g_ep(torch.cat([hyper_feat, ctx], 1)).chunk(2, 1)
         return mu, F.softplus(log_sigma_like)
 
+    @float32_region
     def anchor_bits(self, y: torch.Tensor, hyper_feat: torch.Tensor) -> torch.Tensor:
         """-log2 p(y_i) summed over channels, (B, H, W); meaningful at anchor positions."""
         ctx = hyper_feat.new_zeros(hyper_feat.shape[0], hyper_feat.shape[1] // 2, *hyper_feat.shape[2:])
         mu, sigma = self._params(hyper_feat, ctx)
         return -torch.log2(gaussian_likelihood(y, mu, sigma)).sum(1)
 
+    @float32_region
     def nonanchor_bits(self, y: torch.Tensor, hyper_feat: torch.Tensor,
                        anchors_ctx: torch.Tensor) -> torch.Tensor:
         """Bits at non-anchor positions, conditioned on ``anchors_ctx`` (eq. 9).

@@ -50,6 +50,7 @@ import torch
 
 from core.codec.checkpoint import export_weights, load_model, load_state, read_metadata
 from core.codec.config import ModelConfig, get_config
+from core.codec.fast import native_bf16
 from core.codec.model import NTSCCPlus
 from core.codec.widen import adapt_rate_levels
 from core.paths import REPO_ROOT
@@ -79,7 +80,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "weights only when the candidate's Kodak front is better)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--amp", choices=["bf16", "fp16", "off"], default="bf16",
-                   help="mixed precision on CUDA (bf16 needs no loss scaling); CPU always trains in float32")
+                   help="mixed precision: bf16 autocast (no loss scaling) where the device computes bf16 "
+                        "natively (CUDA; CPUs with AVX-512 BF16 or AMX: 1.5x the steps per hour on the AMD "
+                        "EPYC), float32 elsewhere; fp16 on CUDA only; off = float32. The entropy model "
+                        "always runs in float32")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     p.add_argument("--max-minutes", type=float, default=0, help="stop cleanly after this long (0 = no limit)")
     p.add_argument("--seed", type=int, default=1)
@@ -406,11 +410,12 @@ def main(args: argparse.Namespace) -> int:
             model, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=True)
     opt = torch.optim.Adam(param_groups(model, args.lr, args.response_lr_mult, args.rate_lr_mult), lr=args.lr)
-    amp = device.type == "cuda" and args.amp != "off"
-    amp_dtype = torch.bfloat16 if args.amp == "bf16" else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=amp and args.amp == "fp16")
-    if device.type == "cuda":
+    amp, amp_dtype = mixed_precision(args.amp, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp and amp_dtype == torch.float16)
+    channels_last = device.type == "cuda" or amp  # oneDNN's bf16 convolutions want NHWC too
+    if channels_last:
         model.to(memory_format=torch.channels_last)
+    logger.info("precision: %s", f"{args.amp} autocast" if amp else "float32")
     step, warmup_from = 0, None
     if ckpt is not None:
         load_state(model, carried(ckpt["model"])); step = ckpt["step"]
@@ -460,7 +465,7 @@ def main(args: argparse.Namespace) -> int:
         for g in opt.param_groups:
             g["lr"] = g["lr_mult"] * lr_at(step, total, args.lr, args.lr_final, warmup_from, args.warmup)
         x = sampler.batch(args.batch).to(device)
-        if device.type == "cuda":
+        if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         lam, eta, snr = (t.to(device) for t in sample_conditions(stage, cfg, args.batch, rng, args.lambda_draw))
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
@@ -503,6 +508,17 @@ def main(args: argparse.Namespace) -> int:
         import torch.distributed as dist
         dist.destroy_process_group()
     return 0
+
+
+def mixed_precision(amp: str, device: torch.device) -> tuple[bool, torch.dtype]:
+    """(autocast on, its dtype) for ``--amp`` on ``device``.
+
+    bf16 only where the device computes it natively: emulated bf16 on a CPU without AVX-512 BF16
+    is 2-4x slower than float32. fp16 needs CUDA (loss scaling by GradScaler).
+    """
+    if amp == "fp16":
+        return device.type == "cuda", torch.float16
+    return amp == "bf16" and native_bf16(device), torch.bfloat16
 
 
 class StopSignal:
