@@ -17,6 +17,7 @@ import sys
 import threading
 
 from core import logs
+from core.machine import pace_blas_threads
 
 #: name -> (module, one-line help). Add a subcommand by adding a row here.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -34,6 +35,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "rx": ("rx.app", "receiver process alone"),
     "keys": ("core.link.security", "create CurveZMQ key pairs for --curve-keys (needed with --allow-remote)"),
 }
+#: subcommands that share the cores with each other live: one BLAS thread each (core.machine)
+LIVE: tuple[str, ...] = ("demo", "tx", "rx", "flowgraph", "link-test")
 #: subcommands that open a window instead when a display exists and --headless is not given
 WINDOWED: dict[str, str] = {"demo": "gui.viewer"}
 
@@ -105,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(selected_subcommand(argv))
+    selected = selected_subcommand(argv)
+    if selected in LIVE:  # before the subcommand's module (and numpy's BLAS) is loaded
+        pace_blas_threads()
+    parser = build_parser(selected)
     args = parser.parse_args(argv)
     args.log_level = logs.setup(args.log_level)  # exported: the processes it starts inherit it
     if args.command is None:

@@ -13,6 +13,23 @@ import platform
 SPEED_FLAGS: tuple[str, ...] = ("avx512_bf16", "amx_bf16", "avx512_vnni")
 
 
+#: Environment of the live processes (TX, RX, flowgraph, viewer), which share the cores and pace
+#: their own threads (torch ``--threads``). numpy's and scipy's OpenBLAS would otherwise start one
+#: worker per core at their first matrix product and keep them spinning between calls: on the
+#: 2-core AMD EPYC its ``blas_thread_server`` took 11-13 % of the TX's and the RX's samples, and
+#: one thread lifted the learned chain alone from 10.1-10.9 to 13.8-13.9 fps
+#: (docs/results/speed.md, section 7).
+LIVE_PROCESS_ENV: dict[str, str] = {"OPENBLAS_NUM_THREADS": "1"}
+
+
+def pace_blas_threads(env: dict | None = None) -> None:
+    """Give ``env`` (default: this process's ``os.environ``, before numpy loads its BLAS) the
+    live processes' thread settings, unless the user set them."""
+    env = os.environ if env is None else env
+    for key, value in LIVE_PROCESS_ENV.items():
+        env.setdefault(key, value)
+
+
 def _cpuinfo(key: str) -> str | None:
     """The value of the first ``key`` line of /proc/cpuinfo (None where there is none)."""
     try:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -204,3 +206,28 @@ def _flowgraph_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser()
     add_flowgraph_arguments(p)
     return p
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["tx", "--help"], "1"), (["link-test", "--help"], "1"),  # live: share the cores
+    (["eval", "--help"], "None"),  # offline jobs keep numpy's default thread pool
+])
+def test_live_subcommands_load_numpy_blas_with_one_thread(argv, expected):
+    """OpenBLAS reads OPENBLAS_NUM_THREADS when numpy loads it: ntscc-xr must set it before the
+    subcommand's module is imported (a spinning BLAS pool cost the live chain a quarter of its fps)."""
+    code = ("import os, sys\nfrom core.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "import numpy\nprint('BLAS', os.environ.get('OPENBLAS_NUM_THREADS'))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    r = subprocess.run([sys.executable, "-c", code, *argv], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip().splitlines()[-1] == f"BLAS {expected}", r.stderr[-1500:]
+
+
+def test_a_users_own_blas_thread_setting_is_kept():
+    from core.machine import pace_blas_threads
+    env = {"OPENBLAS_NUM_THREADS": "4"}
+    pace_blas_threads(env)
+    assert env == {"OPENBLAS_NUM_THREADS": "4"}
+    env = {}
+    pace_blas_threads(env)
+    assert env == {"OPENBLAS_NUM_THREADS": "1"}
