@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.codec.fast import Autocast, OnnxAnalysis, native_bf16, prepare_fast
+from core.codec.fast import Autocast, OnnxAnalysis, SubPixelUp, native_bf16, prepare_fast
 from core.codec.learned import LearnedCodec
 from core.codec.model import pad_to_multiple
 from core.machine import cpu_description, cpu_flags, cpu_model
@@ -74,7 +74,7 @@ def test_fast_path_keeps_float32_model_and_entropy():
     assert isinstance(fast.g_a, Autocast) and isinstance(fast.jscc.enc_a, Autocast)
     assert not isinstance(fast.entropy, Autocast)  # likelihoods and the rate map stay float32
     assert not isinstance(model.g_a, Autocast)  # the training / editing model is untouched
-    same, opts = prepare_fast(model, "cpu", bf16=False, onnx=False)
+    same, opts = prepare_fast(model, "cpu", bf16=False, onnx=False, subpixel=False)
     assert same is model and not opts.bf16
     assert isinstance(native_bf16(torch.device("cpu")), bool)
 
@@ -136,3 +136,32 @@ class TestOnnxRuntimeAnalysis:
         x = torch.ones(1, 3, 16, 16)
         assert torch.equal(g_a(x), x * 2) and g_a.failed and g_a.session is None
         assert "stays in PyTorch" in caplog.text
+
+
+class TestSubPixelUp:
+    """g_s's last up-convolution rewritten as convolution + pixel shuffle: the same function."""
+
+    @pytest.mark.parametrize("k, c_in, c_out, hw", [(5, 8, 3, (5, 7)), (3, 4, 2, (4, 4)), (7, 6, 5, (3, 9))])
+    def test_equals_the_transposed_convolution(self, k, c_in, c_out, hw):
+        torch.manual_seed(k)
+        up = torch.nn.ConvTranspose2d(c_in, c_out, k, stride=2, padding=k // 2, output_padding=1)
+        x = torch.randn(2, c_in, *hw)
+        with torch.no_grad():
+            want, got = up(x), SubPixelUp(up)(x)
+        assert got.shape == want.shape == (2, c_out, 2 * hw[0], 2 * hw[1])
+        assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
+
+    def test_refuses_an_up_convolution_it_cannot_rewrite(self):
+        with pytest.raises(ValueError, match="stride-2"):
+            SubPixelUp(torch.nn.ConvTranspose2d(4, 3, 4, stride=2, padding=1))
+
+    def test_shipped_synthesis_is_unchanged(self, image):
+        model = LearnedCodec(device="cpu").model
+        fast, opts = prepare_fast(model, "cpu", bf16=False, onnx=False, subpixel=True)
+        assert opts.subpixel_g_s and isinstance(fast.g_s.net[-1], SubPixelUp)
+        assert isinstance(model.g_s.net[-1], torch.nn.ConvTranspose2d)  # the training model is untouched
+        x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255)
+        with torch.no_grad():
+            y = model.g_a(pad_to_multiple(x))
+            want, got = model.g_s(y), fast.g_s(y)
+        assert (got - want).abs().max() < 1e-4
