@@ -59,6 +59,26 @@ def test_entropy_model_bits_stay_float32_under_bf16_autocast(tiny):
         assert torch.allclose(g, r, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("h, w", [(4, 6), (5, 7), (1, 1)])
+def test_branch_bits_are_the_full_grid_bits_at_their_positions_and_zero_elsewhere(tiny, h, w):
+    """anchor_bits / nonanchor_bits run g_ep on their own branch's positions only: the same
+    numbers as evaluating the entropy parameters on the whole grid."""
+    torch.manual_seed(4)
+    ent = tiny.entropy
+    y = 4 * torch.randn(2, tiny.cfg.latent_channels, h, w)
+    anchor = checkerboard_mask(h, w, True)[0, 0].bool()
+    with torch.no_grad():
+        hyper, _ = ent.hyper(y)
+        mu, sigma = ent._params(hyper, torch.zeros_like(y))
+        full_a = -torch.log2(gaussian_likelihood(y, mu, sigma)).sum(1)
+        mu, sigma = ent._params(hyper, ent.context(y * checkerboard_mask(h, w, True)))
+        full_na = -torch.log2(gaussian_likelihood(y, mu, sigma)).sum(1)
+        bits_a, bits_na = ent.anchor_bits(y, hyper), ent.nonanchor_bits(y, hyper, y)
+    assert torch.allclose(bits_a[:, anchor], full_a[:, anchor], rtol=1e-5, atol=1e-3)
+    assert torch.allclose(bits_na[:, ~anchor], full_na[:, ~anchor], rtol=1e-5, atol=1e-3)
+    assert not bits_a[:, ~anchor].any() and not bits_na[:, anchor].any()
+
+
 def test_factorized_density_is_a_distribution_over_integers():
     torch.manual_seed(1)
     dens = FactorizedDensity(3)
