@@ -96,7 +96,9 @@ two), and from step 60 592 (2026-11-30, twelfth session) under bf16 autocast wit
 tensors (`--amp bf16`, the default, now taken on a CPU with native bf16 as on CUDA; the entropy
 model stays float32): 0.34–0.39 s per step on two threads against 0.52 s in float32, the gradient
 of g_a/g_s within cosine 0.94–1.00 of float32's (docs/results/train_step_bf16.json); Adam fused
-from step 62 495.
+from step 62 495; the learning rate halved to 1.5e-5 from step 67 471 for the run's last 40 minutes
+(`LR=1.5e-5 CROP=256 BATCH=4 NICE=5 RATE_LR=0 tools/train_background.sh 60 2`), stopped with
+SIGTERM at step 73 739.
 """
 
 
@@ -134,8 +136,8 @@ def main() -> int:
 `ntscc_plus_small.safetensors` ({size_mb:.1f} MB, float16, config in the file's metadata) is the
 checkpoint at step {step} of the project's own training command, trained only on
 `../shared/data/train` (227 photos; never Kodak), random 128×128 crops, batch 8 (256×256, batch 4
-from step 36 000), Adam (3e-4, then 5e-5, then 1e-4 with the recalibrated recipe from step 24 400, 3e-5 from step 46 015),
-one CPU process on this 2-core machine.
+from step 36 000), Adam (3e-4, then 5e-5, then 1e-4 with the recalibrated recipe from step 24 400, 3e-5 from step 46 015,
+1.5e-5 from step 67 471), one CPU process on this 2-core machine (bf16 autocast from step 60 592).
 
 - steps: {len(ordered)} ({', '.join(f'{k}: {v}' for k, v in stages.items())})
 - time: {cpu_s / 3600:.2f} h wall-clock (sum of the step times) on one or two torch threads of
