@@ -27,7 +27,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+if __name__ == "__main__":  # `python -m gui.viewer`: a live process, set before numpy loads its BLAS
+    from core.machine import pace_blas_threads
+    pace_blas_threads()
+
+import numpy as np  # noqa: E402
 from PyQt5.QtCore import QObject, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QColor, QPalette
 from PyQt5.QtWidgets import QApplication, QGridLayout, QHBoxLayout, QLabel, QMainWindow, QSplitter, QWidget

@@ -215,8 +215,15 @@ def _flowgraph_parser() -> argparse.ArgumentParser:
 def test_live_subcommands_load_numpy_blas_with_one_thread(argv, expected):
     """OpenBLAS reads OPENBLAS_NUM_THREADS when numpy loads it: ntscc-xr must set it before the
     subcommand's module is imported (a spinning BLAS pool cost the live chain a quarter of its fps)."""
-    code = ("import os, sys\nfrom core.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-            "import numpy\nprint('BLAS', os.environ.get('OPENBLAS_NUM_THREADS'))")
+    code = ("import os, sys\n"
+            "seen = []\n"
+            "class Spy:  # records the variable at the moment numpy is first imported\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'numpy' and not seen:\n"
+            "            seen.append(os.environ.get('OPENBLAS_NUM_THREADS'))\n"
+            "sys.meta_path.insert(0, Spy())\n"
+            "from core.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "import numpy\nprint('BLAS', seen[0])")
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     r = subprocess.run([sys.executable, "-c", code, *argv], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=120)

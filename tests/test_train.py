@@ -186,9 +186,10 @@ def test_rate_response_tool_makes_the_knots_fall_with_lambda(tmp_path):
         assert v[:3] + v[4:] == pytest.approx(drifted[:3] + drifted[4:])
 
 
-def test_resume_keeps_this_runs_learning_rate_multiples():
+def test_resume_keeps_this_runs_learning_rate_multiples_and_fused_adam():
     """A checkpoint's Adam state comes back, but the learning-rate multiple of r_global is the
-    resumed run's (--rate-lr-mult 0 holds it), not the one the checkpoint was trained with."""
+    resumed run's (--rate-lr-mult 0 holds it), not the one the checkpoint was trained with, and so
+    is the Adam implementation (fused)."""
     import torch
 
     from core.codec.config import get_config
@@ -198,10 +199,12 @@ def test_resume_keeps_this_runs_learning_rate_multiples():
     before = torch.optim.Adam(param_groups(model, 1e-4, 30.0, rate_lr_mult=1.0), lr=1e-4)
     model.rate_response.log_r_global.grad = torch.ones_like(model.rate_response.log_r_global)
     before.step()
-    resumed = torch.optim.Adam(param_groups(model, 1e-4, 30.0, rate_lr_mult=0.0), lr=1e-4)
-    restore_optimizer(resumed, before.state_dict())
+    resumed = torch.optim.Adam(param_groups(model, 1e-4, 30.0, rate_lr_mult=0.0), lr=1e-4, fused=True)
+    restore_optimizer(resumed, before.state_dict())  # a checkpoint of an unfused Adam
     assert [g["lr_mult"] for g in resumed.param_groups] == [1.0, 30.0, 0.0]
+    assert all(g["fused"] for g in resumed.param_groups)  # this run's implementation stays
     assert len(resumed.state) == len(before.state)  # the moments came back
+    resumed.step()  # and the fused step runs on them
 
 
 def test_mixed_precision_is_bf16_only_where_the_device_computes_it_natively():

@@ -18,7 +18,6 @@ import zmq
 
 from core import logs
 from core.link.messages import Control, FlowgraphReply, FlowgraphRequest
-from core.machine import pace_blas_threads
 from core.paths import REPO_ROOT
 from core.session.options import SessionConfig, to_argv, validate
 
@@ -67,7 +66,6 @@ class Session:
         path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path,
                    **{logs.ENV: logs.level_name(self.cfg.log_level)})
-        pace_blas_threads(env)  # also when the session was started from Python (the viewer)
         proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
                                 env=env, start_new_session=True)
         self.procs[name] = proc

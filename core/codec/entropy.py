@@ -33,12 +33,16 @@ def float32_region(method):
     autocast (CPU with native bf16, CUDA) therefore keeps the entropy model in float32, as the
     inference fast path does (:mod:`core.codec.fast`).
     """
+    def widen(a):  # half types only: a float64 check (gradcheck, say) keeps its precision
+        return a.float() if torch.is_tensor(a) and a.dtype in (torch.bfloat16, torch.float16) else a
+
     @functools.wraps(method)
-    def wrapper(self, *args):
-        args = tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
-        device_type = next((a.device.type for a in args if torch.is_tensor(a)), "cpu")
+    def wrapper(self, *args, **kwargs):
+        args = tuple(widen(a) for a in args)
+        kwargs = {k: widen(v) for k, v in kwargs.items()}
+        device_type = next((a.device.type for a in (*args, *kwargs.values()) if torch.is_tensor(a)), "cpu")
         with torch.autocast(device_type, enabled=False):
-            return method(self, *args)
+            return method(self, *args, **kwargs)
     return wrapper
 
 

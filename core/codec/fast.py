@@ -28,7 +28,8 @@ slower. The float32 convolutions of g_a/g_s already run near this CPU's peak (~1
 one core). An exact rewrite gains nothing either: the JSCC's 1×1 convolutions on (B, C, N, 1) token grids
 take ``thnn_conv2d``, but that path is one GEMM already (a 128→256 1×1 conv on 256 tokens:
 330 µs as Conv2d, 325-358 µs as ``F.linear``/``addmm``), so the fast path does not rewrite them.
-On such a CPU the fast path is otherwise the float32 model itself.
+On such a CPU the fast path is otherwise a float32 copy of the model with only the sub-pixel
+rewrite below.
 
 The entropy model (likelihoods, bits) and the rate-map computation stay float32: the rate index
 moves only where g_a's own output moved (a position on a quantiser boundary), and the side
@@ -139,7 +140,10 @@ def rewrite_last_up_convolution(g_s: nn.Module) -> bool:
     net = getattr(g_s, "net", None)
     if net is None or not isinstance(net[-1], nn.ConvTranspose2d) or net[-1].out_channels > 4:
         return False
-    net[-1] = SubPixelUp(net[-1])
+    try:
+        net[-1] = SubPixelUp(net[-1])
+    except ValueError:  # another up-convolution geometry (a future config): leave it as it is
+        return False
     return True
 
 
@@ -231,12 +235,12 @@ def prepare_fast(model: NTSCCPlus, device: torch.device | str = "cpu",
     use_onnx = (not use_bf16 and device.type == "cpu" and onnxruntime_available()) if onnx is None else onnx
     use_subpixel = device.type == "cpu" if subpixel is None else subpixel
     if not (use_bf16 or use_onnx or use_subpixel):
-        return model, opts  # nothing pays off here: the float32 model itself
+        return model, opts  # every rewrite turned off: the float32 model itself
     fast = copy.deepcopy(model).to(device).eval()
-    for p in fast.parameters():
-        p.requires_grad_(False)
     if use_subpixel:
         opts.subpixel_g_s = rewrite_last_up_convolution(fast.g_s)
+    for p in fast.parameters():  # after the rewrites: their new layers are inference-only too
+        p.requires_grad_(False)
     if use_bf16:
         dt = device.type
         fast.g_a = Autocast(fast.g_a, dt)

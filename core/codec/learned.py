@@ -54,8 +54,9 @@ class LearnedCodec:
         ``auto`` (CUDA if present), ``cpu`` or ``cuda``.
     fast : bool
         Encode and decode with the inference fast path (:mod:`core.codec.fast`: bf16 autocast
-        where the device computes bf16 natively, else the float32 model itself), prepared from
-        the same weights at start-up.
+        where the device computes bf16 natively, g_a on ONNX Runtime where it does not, and on
+        any CPU g_s's last up-convolution as an exact sub-pixel convolution), prepared from the
+        same weights at start-up.
         ``self.model`` stays the float32 model (training, NTSCC++ editing, which always use it).
         ``bf16`` forces bf16 autocast on or off (default: on where native).
     """

@@ -296,15 +296,23 @@ def param_groups(model: torch.nn.Module, lr: float, response_lr_mult: float,
     return groups
 
 
+#: per-group settings that belong to this run, not to the checkpoint it resumes
+RUN_GROUP_SETTINGS = ("lr_mult", "fused", "foreach")
+
+
 def restore_optimizer(opt: torch.optim.Optimizer, state: dict) -> None:
-    """Load a checkpoint's optimiser state (Adam moments) but keep this run's learning-rate
-    multiples: ``load_state_dict`` also restores each group's hyper-parameters, so without this a
-    resumed run silently kept the multiples it was started with (``--rate-lr-mult 0`` on resume
-    did not hold r_global until this was fixed, at step 39 000)."""
-    mults = [g["lr_mult"] for g in opt.param_groups]
-    opt.load_state_dict(state)
-    for group, mult in zip(opt.param_groups, mults):
-        group["lr_mult"] = mult
+    """Load a checkpoint's optimiser state (Adam moments) but keep this run's per-group settings:
+    ``load_state_dict`` also restores each group's hyper-parameters, so without this a resumed run
+    silently kept the learning-rate multiples it was started with (``--rate-lr-mult 0`` on resume
+    did not hold r_global until this was fixed, at step 39 000) and the implementation it was
+    started with (a checkpoint of an unfused Adam turned fused Adam off again).
+
+    Raises ValueError when the checkpoint has another number of parameter groups."""
+    ours = [{k: g[k] for k in RUN_GROUP_SETTINGS if k in g} for g in opt.param_groups]
+    groups = [{**saved, **mine} for saved, mine in zip(state["param_groups"], ours)]
+    if len(state["param_groups"]) != len(ours):
+        groups = state["param_groups"]  # load_state_dict names the mismatch
+    opt.load_state_dict({**state, "param_groups": groups})
 
 
 class EMA:
@@ -404,6 +412,10 @@ def main(args: argparse.Namespace) -> int:
     def carried(state: dict) -> dict:  # weights of the trained rate-level table, adapted to this run's
         return adapt_rate_levels(state, trained, cfg) if widen else state
     model = NTSCCPlus(cfg).to(device)
+    amp, amp_dtype = mixed_precision(args.amp, device)
+    channels_last = device.type == "cuda" or amp  # oneDNN's bf16 convolutions want NHWC too
+    if channels_last:  # before DDP wraps it: its gradient buckets follow the parameters' strides
+        model.to(memory_format=torch.channels_last)
     net = model
     if world > 1:  # each rank draws its own crops; gradients are averaged by DDP
         net = torch.nn.parallel.DistributedDataParallel(
@@ -412,11 +424,7 @@ def main(args: argparse.Namespace) -> int:
     # fused: one pass over the 6 M parameters instead of several (CPU: 12 -> 3.7 ms per step)
     opt = torch.optim.Adam(param_groups(model, args.lr, args.response_lr_mult, args.rate_lr_mult), lr=args.lr,
                            fused=device.type in ("cpu", "cuda"))
-    amp, amp_dtype = mixed_precision(args.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp and amp_dtype == torch.float16)
-    channels_last = device.type == "cuda" or amp  # oneDNN's bf16 convolutions want NHWC too
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
     logger.info("precision: %s", f"{args.amp} autocast" if amp else "float32")
     step, warmup_from = 0, None
     if ckpt is not None:
