@@ -95,8 +95,9 @@ The same command went on from there (the eleventh session: one thread beside its
 two), and from step 60 592 (2026-11-30, twelfth session) under bf16 autocast with channels-last
 tensors (`--amp bf16`, the default, now taken on a CPU with native bf16 as on CUDA; the entropy
 model stays float32): 0.34–0.39 s per step on two threads against 0.52 s in float32, the gradient
-of g_a/g_s within cosine 0.94–1.00 of float32's (docs/results/train_step_bf16.json); Adam fused
-from step 62 495; the learning rate halved to 1.5e-5 from step 67 471 for the run's last 40 minutes
+of g_a/g_s within cosine 0.94–1.00 of float32's (docs/results/train_step_bf16.json); fused Adam was asked
+for from step 62 495, but each resume restored the checkpoint's unfused Adam (fixed at step 74 705),
+so this model was trained with the unfused one; the learning rate halved to 1.5e-5 from step 67 471 for the run's last 40 minutes
 (`LR=1.5e-5 CROP=256 BATCH=4 NICE=5 RATE_LR=0 tools/train_background.sh 60 2`), stopped with
 SIGTERM at step 73 739.
 """
