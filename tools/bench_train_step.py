@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.codec.checkpoint import load_model  # noqa: E402
 from core.codec.fast import native_bf16  # noqa: E402
-from core.experiments.train import DEFAULT_DATA, CropSampler, rd_loss, sample_conditions  # noqa: E402
+from core.experiments.train import DEFAULT_DATA, CropSampler, forward_loss, sample_conditions  # noqa: E402
 from core.machine import cpu_description  # noqa: E402
 from core.paths import REPO_ROOT  # noqa: E402
 
@@ -33,9 +33,7 @@ log = logging.getLogger("bench_train_step")
 def step(model, x, lam, eta, snr, bf16: bool, seed: int, dist_scale: float) -> tuple[float, torch.Tensor]:
     """One forward + backward; returns (loss, flattened gradient of g_a and g_s)."""
     torch.manual_seed(seed)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        out = model(x, lam, eta, snr, jscc=True, ntc_proxy=True)
-    loss, _, _ = rd_loss({k: v.float() for k, v in out.items()}, x, lam, eta, dist_scale, 1.0)
+    loss, *_ = forward_loss(model, x, lam, eta, snr, "compat", dist_scale, 1.0, amp=bf16)
     model.zero_grad(set_to_none=True)
     loss.backward()
     grad = torch.cat([p.grad.flatten() for n, p in model.named_parameters()

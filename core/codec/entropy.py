@@ -172,26 +172,26 @@ class CheckerboardEntropyModel(nn.Module):
         mu, log_sigma_like = self.g_ep(torch.cat([hyper_feat, ctx], 1)).chunk(2, 1)
         return mu, F.softplus(log_sigma_like)
 
-    def _branch_bits(self, y: torch.Tensor, hyper_feat: torch.Tensor, ctx: torch.Tensor,
+    def _branch_bits(self, y: torch.Tensor, hyper_feat: torch.Tensor, ctx: torch.Tensor | None,
                      parity: int) -> torch.Tensor:
         """-log2 p(y_i) summed over channels at one checkerboard branch's positions (0 = anchors),
-        (B, H, W), zero at the other branch's. g_ep is pointwise (1×1 convolutions), so it runs
-        on that branch's positions only: the same values at half the work (TX encode −2.2 ms of
-        50 at 512×256)."""
+        (B, H, W), zero at the other branch's; ``ctx`` None is the anchors' all-zero context.
+        g_ep is pointwise (1×1 convolutions), so it runs on that branch's positions only: the same
+        values at half the work (TX encode −2.2 ms of 50 at 512×256)."""
         h, w = y.shape[-2:]
         layout = checkerboard_layout(h, w, self.context.kernel_size[0], str(y.device))
-        tokens = [layout.to_tokens(t, parity) for t in (y, hyper_feat, ctx)]  # (B, C, N, 1)
-        if tokens[0].shape[2] == 0:  # a 1-position latent has no non-anchors
+        y_tok, feat_tok = layout.to_tokens(y, parity), layout.to_tokens(hyper_feat, parity)  # (B, C, N, 1)
+        if y_tok.shape[2] == 0:  # a 1-position latent has no non-anchors
             return y.new_zeros(y.shape[0], h, w)
-        mu, sigma = self._params(tokens[1], tokens[2])
-        bits = -torch.log2(gaussian_likelihood(tokens[0], mu, sigma)).sum(1, keepdim=True)
+        ctx_tok = y_tok.new_zeros(y_tok.shape) if ctx is None else layout.to_tokens(ctx, parity)
+        mu, sigma = self._params(feat_tok, ctx_tok)
+        bits = -torch.log2(gaussian_likelihood(y_tok, mu, sigma)).sum(1, keepdim=True)
         return layout.to_grid(bits, parity)[:, 0]
 
     @float32_region
     def anchor_bits(self, y: torch.Tensor, hyper_feat: torch.Tensor) -> torch.Tensor:
         """-log2 p(y_i) summed over channels, (B, H, W), at anchor positions (0 elsewhere)."""
-        ctx = hyper_feat.new_zeros(hyper_feat.shape[0], hyper_feat.shape[1] // 2, *hyper_feat.shape[2:])
-        return self._branch_bits(y, hyper_feat, ctx, 0)
+        return self._branch_bits(y, hyper_feat, None, 0)
 
     @float32_region
     def nonanchor_bits(self, y: torch.Tensor, hyper_feat: torch.Tensor,

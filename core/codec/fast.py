@@ -40,6 +40,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import io
+import itertools
 import logging
 import warnings
 from dataclasses import dataclass
@@ -113,18 +114,12 @@ class SubPixelUp(nn.Module):
         c_in, c_out = w.shape[:2]
         reach = (pad + 1) // 2  # the farthest input offset |d| any tap reaches
         side = 2 * reach + 1
+        # per output phase r: the kernel taps t that reach it and their input offsets d (separable)
+        taps = [[(t, (r + pad - t) // 2) for t in range(k) if (r + pad - t) % 2 == 0] for r in range(2)]
         phases = w.new_zeros(c_out, 2, 2, c_in, side, side)
-        for r in range(2):
-            for t in range(k):
-                if (r + pad - t) % 2:
-                    continue
-                d = (r + pad - t) // 2
-                for q in range(2):
-                    for u in range(k):
-                        if (q + pad - u) % 2:
-                            continue
-                        e = (q + pad - u) // 2
-                        phases[:, r, q, :, d + reach, e + reach] = w[:, :, t, u].t()
+        for r, q in itertools.product(range(2), range(2)):
+            for (t, d), (u, e) in itertools.product(taps[r], taps[q]):
+                phases[:, r, q, :, d + reach, e + reach] = w[:, :, t, u].t()
         self.conv = nn.Conv2d(c_in, 4 * c_out, side, padding=reach).to(w.device)
         self.conv.weight.data = phases.reshape(4 * c_out, c_in, side, side).contiguous()
         bias = up.bias.detach() if up.bias is not None else w.new_zeros(c_out)

@@ -308,10 +308,11 @@ def restore_optimizer(opt: torch.optim.Optimizer, state: dict) -> None:
     started with (a checkpoint of an unfused Adam turned fused Adam off again).
 
     Raises ValueError when the checkpoint has another number of parameter groups."""
-    ours = [{k: g[k] for k in RUN_GROUP_SETTINGS if k in g} for g in opt.param_groups]
-    groups = [{**saved, **mine} for saved, mine in zip(state["param_groups"], ours)]
-    if len(state["param_groups"]) != len(ours):
-        groups = state["param_groups"]  # load_state_dict names the mismatch
+    saved = state["param_groups"]
+    if len(saved) != len(opt.param_groups):
+        raise ValueError(f"the checkpoint has {len(saved)} parameter groups, this run {len(opt.param_groups)}")
+    groups = [{**old, **{k: g[k] for k in RUN_GROUP_SETTINGS if k in g}}
+              for old, g in zip(saved, opt.param_groups)]
     opt.load_state_dict({**state, "param_groups": groups})
 
 
@@ -478,11 +479,8 @@ def main(args: argparse.Namespace) -> int:
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         lam, eta, snr = (t.to(device) for t in sample_conditions(stage, cfg, args.batch, rng, args.lambda_draw))
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
-            out_d = net(x, lam, eta, snr, jscc=stage != "ntc",
-                        ntc_proxy=stage != "ntc" and args.ntc_weight > 0)
-        loss, mse255, rate = rd_loss({k: v.float() for k, v in out_d.items()}, x, lam, eta,
-                                     args.dist_scale, args.ntc_weight)
+        loss, mse255, rate, out_d = forward_loss(net, x, lam, eta, snr, stage, args.dist_scale,
+                                                 args.ntc_weight, amp, amp_dtype)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(opt)
@@ -518,6 +516,20 @@ def main(args: argparse.Namespace) -> int:
         import torch.distributed as dist
         dist.destroy_process_group()
     return 0
+
+
+def forward_loss(net: torch.nn.Module, x: torch.Tensor, lam: torch.Tensor, eta: torch.Tensor,
+                 snr: torch.Tensor, stage: str, dist_scale: float, ntc_weight: float,
+                 amp: bool = False, amp_dtype: torch.dtype = torch.bfloat16):
+    """One training stage's forward pass (under autocast when ``amp``) and its loss (eq. 7):
+    (loss, mse255, rate, outputs in float32). The training loop and tools/bench_train_step.py
+    both run it, so the benchmark times the step the trainer takes."""
+    jscc = stage != "ntc"
+    with torch.autocast(x.device.type, dtype=amp_dtype, enabled=amp):
+        out = net(x, lam, eta, snr, jscc=jscc, ntc_proxy=jscc and ntc_weight > 0)
+    out = {k: v.float() for k, v in out.items()}
+    loss, mse255, rate = rd_loss(out, x, lam, eta, dist_scale, ntc_weight)
+    return loss, mse255, rate, out
 
 
 def mixed_precision(amp: str, device: torch.device) -> tuple[bool, torch.dtype]:
