@@ -126,3 +126,17 @@ def test_pyav_decode_is_bit_exact_with_the_ffmpeg_command(name, img, odd_img):
         ph, pw = x.shape[0] + (-x.shape[0]) % codec.pad_to, x.shape[1] + (-x.shape[1]) % codec.pad_to
         by_command = codec.decode_with_command(data, ph, pw)[: x.shape[0], : x.shape[1]]
         assert np.array_equal(codec.decode(data, x.shape), by_command)
+
+
+@pytest.mark.parametrize("preset,thread_pool", [("ultrafast", False), ("ultrafast", True),
+                                                ("medium", True)])
+def test_pyav_hevc_encode_is_byte_exact_with_the_ffmpeg_command(preset, thread_pool, img, odd_img):
+    """The in-process x265 encode (PyAV, no process start per frame: the live classical chain's
+    encoder) must write the very bitstream of the ffmpeg command, colour signalling included."""
+    codec = C.get_codec("hevc", preset=preset, thread_pool=thread_pool)
+    if not C._pyav_can_encode(codec.pyav_encoder):
+        pytest.skip("PyAV here lacks libx265")
+    for x in (img, odd_img):
+        padded = C._pad(x, codec.pad_to)
+        for qp in (22, 37):
+            assert codec.encode(x, qp) == codec.encode_with_command(padded, qp)

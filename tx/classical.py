@@ -24,8 +24,10 @@ from core.classical.ldpc import preload
 from core.classical.mcs import LIVE_FRAME_ERROR_TARGET
 from core.classical.ratecontrol import LiveRateControl
 
-#: presets fast enough for live streaming (the offline tables use medium/slower)
-LIVE_CODEC_OPTIONS = {"vvc": {"preset": "faster"}, "hevc": {"preset": "ultrafast"}}
+#: presets fast enough for live streaming (the offline tables use medium/slower); x265 codes
+#: on the classical worker's own thread (no worker pool to wait for: ``HEVC.thread_pool``)
+LIVE_CODEC_OPTIONS = {"vvc": {"preset": "faster"},
+                      "hevc": {"preset": "ultrafast", "thread_pool": False}}
 
 
 def policy_text(bler_target: float, olla: bool) -> str:

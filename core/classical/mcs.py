@@ -256,6 +256,12 @@ def mcs_threshold_db(mcs: int, bler_target: float = 0.1, path=None) -> float:
     with errors, the last decade-per-dB slope of the waterfall is extrapolated (and the
     result is never below the first SNR where no error was seen in the measured blocks,
     if that bound is the tighter one)."""
+    # cached: the live TX and RX ask for every MCS of the table on every frame
+    return _threshold_db(int(mcs), float(bler_target), str(path or THRESHOLDS_PATH))
+
+
+@lru_cache(maxsize=1024)
+def _threshold_db(mcs: int, bler_target: float, path: str) -> float:
     snr, bler, blocks = _curve(mcs, path)
     t = float(bler_target)
     if t >= 1.0:

@@ -14,6 +14,7 @@ import torch
 
 from core.link import sidepart
 
+from . import ratemap
 from .checkpoint import load_model
 from .model import NTSCCPlus
 from .sideinfo import SideInfo, cbr
@@ -70,6 +71,7 @@ class LearnedCodec:
         if fast:
             from .fast import prepare_fast
             self.fast, self.fast_options = prepare_fast(self.model, self.device, bf16=bf16)
+        ratemap.warm_up()
 
     @property
     def inference_model(self) -> NTSCCPlus:
