@@ -30,9 +30,15 @@ LIVE_CODEC_OPTIONS = {"vvc": {"preset": "faster"},
                       "hevc": {"preset": "ultrafast", "thread_pool": False}}
 
 
-def policy_text(bler_target: float, olla: bool) -> str:
-    """How the live classical link adapts, as the viewer and the report state it."""
-    return (f"no HARQ, frame-error target {100 * bler_target:g} %"
+#: the live encoders as the viewer and the report name them
+LIVE_ENCODER_TEXT = {"vvc": "vvenc faster", "hevc": "x265 ultrafast, 1 thread"}
+
+
+def policy_text(bler_target: float, olla: bool, codec: str | None = None) -> str:
+    """How the live classical link codes and adapts, as the viewer and the report state it."""
+    encoder = (f"{LIVE_ENCODER_TEXT.get(codec, codec)}, QP from the live rate control; "
+               if codec else "")
+    return (f"{encoder}no HARQ, frame-error target {100 * bler_target:g} %"
             + (" (OLLA)" if olla else ""))
 
 
@@ -43,7 +49,7 @@ class ClassicalTransmitter:
         self.chain = make_scheme(f"{codec}+ldpc", cache=cache,
                                  codec_options=LIVE_CODEC_OPTIONS.get(codec),
                                  bler_target=bler_target)
-        self.policy = policy_text(bler_target, olla)
+        self.policy = policy_text(bler_target, olla, codec)
         self.rate_control = LiveRateControl(self.chain.codec)
         preload()  # at start-up, not on the first frame
 
