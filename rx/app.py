@@ -415,15 +415,14 @@ class Receiver:
         counter besides ``decoded`` changed or a second has passed since the last write --
         the write and rename cost ~2.5 ms on this machine's file system, on the path from one
         decode to the next."""
-        snapshot = json.dumps(vars(self.counters), indent=1)
-        if only_if_news:
-            news = {**vars(self.counters), "decoded": None} != self._counters_written
-            if not news and time.monotonic() - self._counters_written_at < 1.0:
-                return
+        state = {**vars(self.counters), "extra": dict(self.counters.extra)}
+        news = {**state, "decoded": None} != self._counters_written
+        if only_if_news and not news and time.monotonic() - self._counters_written_at < 1.0:
+            return
         tmp = self.out / "rx_counters.json.tmp"
-        tmp.write_text(snapshot)
+        tmp.write_text(json.dumps(state, indent=1))
         tmp.replace(self.out / "rx_counters.json")
-        self._counters_written = {**json.loads(snapshot), "decoded": None}
+        self._counters_written = {**state, "decoded": None}
         self._counters_written_at = time.monotonic()
 
     def close(self) -> None:
@@ -432,6 +431,7 @@ class Receiver:
         except queue.Full:
             pass
         self._reporter.join(timeout=10)
+        self.write_counters()  # also after Ctrl-C, which skips the end of run()
         self.csv_file.close()
         self._close_monitor()
         for s in (self.phy, self.side, self.feedback, self.metrics_pub):

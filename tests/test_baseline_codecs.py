@@ -128,15 +128,17 @@ def test_pyav_decode_is_bit_exact_with_the_ffmpeg_command(name, img, odd_img):
         assert np.array_equal(codec.decode(data, x.shape), by_command)
 
 
-@pytest.mark.parametrize("preset,thread_pool", [("ultrafast", False), ("ultrafast", True),
-                                                ("medium", True)])
-def test_pyav_hevc_encode_is_byte_exact_with_the_ffmpeg_command(preset, thread_pool, img, odd_img):
-    """The in-process x265 encode (PyAV, no process start per frame: the live classical chain's
-    encoder) must write the very bitstream of the ffmpeg command, colour signalling included."""
-    codec = C.get_codec("hevc", preset=preset, thread_pool=thread_pool)
-    if not C._pyav_can_encode(codec.pyav_encoder):
+def test_live_hevc_encodes_in_process_byte_exact_with_the_ffmpeg_command(img, odd_img, monkeypatch):
+    """The live x265 (one thread, no worker pool) encodes in process through PyAV -- no process
+    start per frame -- and must write the very bitstream of the ffmpeg command with the same
+    options, colour signalling included; the offline setting stays on the command."""
+    live = C.get_codec("hevc", preset="ultrafast", thread_pool=False)
+    if not C._pyav_can_encode(live.pyav_encoder):
         pytest.skip("PyAV here lacks libx265")
     for x in (img, odd_img):
-        padded = C._pad(x, codec.pad_to)
+        padded = C._pad(x, live.pad_to)
         for qp in (22, 37):
-            assert codec.encode(x, qp) == codec.encode_with_command(padded, qp)
+            assert live.encode(x, qp) == live.encode_with_command(padded, qp)
+    offline = C.get_codec("hevc", preset="ultrafast")
+    monkeypatch.setattr(C, "_encode_in_process", lambda *a: pytest.fail("offline encoded in process"))
+    assert offline.encode(img, 30) == offline.encode_with_command(C._pad(img, offline.pad_to), 30)

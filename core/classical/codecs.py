@@ -158,6 +158,7 @@ def _pyav_can_decode(fmt: str) -> bool:
 
 
 _GRAPHS = threading.local()   # per thread: a filter graph is not safe to share
+_GRAPHS_KEPT = 8              # per thread, the most recently used
 
 
 def _convert(frame, scale_args: str, pix_fmt: str):
@@ -182,6 +183,8 @@ def _convert(frame, scale_args: str, pix_fmt: str):
     graph.push(frame)
     out = graph.pull()
     graphs[key] = graph
+    while len(graphs) > _GRAPHS_KEPT:      # an offline sweep over many image sizes
+        graphs.pop(next(iter(graphs)))
     return out
 
 
@@ -191,8 +194,11 @@ def _pyav_can_encode(encoder: str) -> bool:
     try:
         import av
         import av.filter
+    except ImportError:
+        return False
+    try:
         av.codec.Codec(encoder, "w")
-    except (ImportError, ValueError, av.FFmpegError):
+    except (ValueError, av.FFmpegError):
         return False
     return {"buffer", "scale", "format", "buffersink"} <= set(av.filter.filters_available)
 
@@ -205,18 +211,17 @@ def _encode_in_process(name: str, encoder: str, pix_fmt: str, options: dict[str,
     is the command's, byte for byte (tested), without a process start per frame (x265
     ultrafast at 512x256: ~33 ms of CPU through the command, ~16 ms in process)."""
     import av
-    import av.filter
     h, w, _ = rgb.shape
-    frame = _convert(av.VideoFrame.from_ndarray(rgb, format="rgb24"),
-                     "out_range=tv:out_color_matrix=bt709", pix_fmt)
-    frame.pts = 0
-    ctx = av.CodecContext.create(encoder, "w")
-    ctx.width, ctx.height, ctx.pix_fmt = w, h, pix_fmt
-    ctx.time_base = fractions.Fraction(1, 25)
-    ctx.color_range, ctx.colorspace = frame.color_range, frame.colorspace
-    ctx.thread_count = threads
-    ctx.options = options
     try:
+        frame = _convert(av.VideoFrame.from_ndarray(rgb, format="rgb24"),
+                         "out_range=tv:out_color_matrix=bt709", pix_fmt)
+        frame.pts = 0
+        ctx = av.CodecContext.create(encoder, "w")
+        ctx.width, ctx.height, ctx.pix_fmt = w, h, pix_fmt
+        ctx.time_base = fractions.Fraction(1, 25)
+        ctx.color_range, ctx.colorspace = frame.color_range, frame.colorspace
+        ctx.thread_count = threads
+        ctx.options = options
         packets = [*ctx.encode(frame), *ctx.encode(None)]
     except av.FFmpegError as e:
         raise RuntimeError(f"{name} encode failed: {e}") from e
@@ -228,7 +233,6 @@ def _encode_in_process(name: str, encoder: str, pix_fmt: str, options: dict[str,
 def _decode_in_process(name: str, fmt: str, data: bytes, ph: int, pw: int) -> np.ndarray:
     """The first picture of raw stream ``data`` as (ph, pw, 3) uint8 RGB, decoded by PyAV."""
     import av
-    import av.filter
     try:
         with av.open(io.BytesIO(data), format=fmt) as container:
             stream = container.streams.video[0]
@@ -262,7 +266,8 @@ class FfmpegCodec(Codec):
         raise NotImplementedError
 
     def encoder_options(self, param) -> dict[str, str] | None:
-        """The encoder's options as PyAV takes them, or None where only the command runs it."""
+        """The encoder's options as PyAV takes them where it runs in process, else None (the
+        ffmpeg command runs it)."""
         return None
 
     def settings(self) -> dict:
@@ -275,7 +280,6 @@ class FfmpegCodec(Codec):
     def encode(self, rgb: np.ndarray, param) -> bytes:
         rgb = _check_rgb(rgb)
         x = _pad(rgb, self.pad_to)
-        h, w, _ = x.shape
         options = self.encoder_options(param)
         if options is not None and _pyav_can_encode(self.pyav_encoder):
             return _encode_in_process(self.name, self.pyav_encoder, self.pix_fmt, options,
@@ -361,7 +365,10 @@ class HEVC(FfmpegCodec):
         # only waits on it: ultrafast at 512x256, in process, median 44 ms wall for 17 ms of
         # CPU (beside a busy core), and with one pool thread every encode took 300 ms wall.
         # ``thread_pool=False`` (the live chain) codes on the calling thread: 14.6 ms wall,
-        # 14.5 ms CPU, and 0.2 % fewer bytes (no wavefront rows).
+        # 14.5 ms CPU, and 0.2 % fewer bytes (no wavefront rows). It also encodes in process
+        # (PyAV): no process start per frame. The offline tables stay on the ffmpeg command:
+        # PyAV's x265 (4.2 in the wheel here) is not the command's (4.3); their bytes agreed
+        # on every image tried, but the tables' cache must not hang on that.
         self.thread_pool = bool(thread_pool)
 
     def settings(self) -> dict:
@@ -373,16 +380,18 @@ class HEVC(FfmpegCodec):
         if param == LOSSLESS:      # RGB coded as GBR 4:4:4, x265 lossless: bit-exact
             return ["-c:v", "libx265", "-preset", self.preset,
                     "-x265-params", "lossless=1:info=0:log-level=error", "-pix_fmt", "gbrp"]
-        options = self.encoder_options(param)
+        options = self._x265_options(param)
         return ["-c:v", "libx265", *(a for k, v in options.items() for a in (f"-{k}", v)),
                 "-pix_fmt", self.pix_fmt]
 
-    def encoder_options(self, param) -> dict[str, str] | None:
-        if param == LOSSLESS:      # the command's RGB -> GBR path; rare, not worth a second one
-            return None
+    def _x265_options(self, param) -> dict[str, str]:
         pool = "" if self.thread_pool else ":pools=none:frame-threads=1"
         return {"preset": self.preset, "tune": "psnr",
                 "x265-params": f"qp={int(param)}:info=0:log-level=error{pool}"}
+
+    def encoder_options(self, param) -> dict[str, str] | None:
+        # lossless: the command's RGB -> GBR path; rare, not worth a second one
+        return None if self.thread_pool or param == LOSSLESS else self._x265_options(param)
 
     def decode(self, data: bytes, shape: Sequence[int]) -> np.ndarray:
         return super().decode(data, shape)

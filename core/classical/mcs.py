@@ -235,6 +235,12 @@ def _load(path: str) -> dict:
         return json.load(f)
 
 
+def _clear_threshold_caches() -> None:
+    """After the thresholds file was rewritten in this process."""
+    _load.cache_clear()
+    _threshold_db.cache_clear()
+
+
 def load_thresholds(path: str | Path | None = None) -> dict:
     """The measured BLER curves: ``{"curves": {mcs: {"snr_db": [...], "bler": [...]}}, ...}``."""
     return _load(str(path or THRESHOLDS_PATH))
@@ -396,13 +402,13 @@ def _measure(args) -> int:
         old["curves"].update(curves)
         data["curves"] = old["curves"]
     Path(args.out).write_text(json.dumps(data, indent=1))
-    _load.cache_clear()
+    _clear_threshold_caches()
     for tgt in (0.1, 0.01, 0.001):
         data[f"threshold_db_bler{tgt:g}"] = {
             k: round(mcs_threshold_db(int(k), tgt, args.out), 3)
             for k in sorted(data["curves"], key=int)}
     Path(args.out).write_text(json.dumps(data, indent=1))
-    _load.cache_clear()
+    _clear_threshold_caches()
     print(json.dumps(data["threshold_db_bler0.1"]))
     return 0
 

@@ -68,7 +68,9 @@ def _encode_map(idx, bits):
     h, w = idx.shape
     n_sym = 1 << bits
     probs = np.full((n_sym, n_sym), _PROB_ONE // 2, np.int64)
-    out = np.zeros(h * w * bits + 16, np.uint8)   # > 7 bits per decision never happens
+    # probabilities stay in [15, 2033] of 2048, so after a decision the range is >= 2^16.9 and
+    # one byte restores it: at most a byte per decision, ~6 more at the end
+    out = np.zeros(h * w * bits + 16, np.uint8)
     st = np.array([0, 0xFFFFFFFF, 0, 1, 0], np.int64)
     for y in range(h):
         for x in range(w):
@@ -132,11 +134,17 @@ def _decode_map(data, h, w, bits):
     return out
 
 
+def _check_bits(bits: int) -> None:
+    if not 1 <= int(bits) <= 8:   # decode returns uint8 indices
+        raise ValueError(f"rate indices of {bits} bits: 1 to 8 are supported")
+
+
 def encode(index: np.ndarray, bits: int = 4) -> bytes:
     """Code an (h, w) map of integers in [0, 2**bits) (the shape travels separately)."""
     idx = np.asarray(index)
     if idx.ndim != 2:
         raise ValueError("rate map must be 2-D")
+    _check_bits(bits)
     n_sym = 1 << bits
     if idx.size and (idx.min() < 0 or idx.max() >= n_sym):
         raise ValueError(f"rate index outside [0, {n_sym})")
@@ -148,6 +156,7 @@ def encode(index: np.ndarray, bits: int = 4) -> bytes:
 def decode(data: bytes, shape: tuple[int, int], bits: int = 4) -> np.ndarray:
     """Inverse of :func:`encode`; corrupt input gives some map of the right shape (the side
     part's CRC is what detects corruption)."""
+    _check_bits(bits)
     h, w = int(shape[0]), int(shape[1])
     buf = np.frombuffer(bytes(data), np.uint8)
     return _decode_map(buf, h, w, int(bits)).astype(np.uint8)
