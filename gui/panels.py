@@ -20,15 +20,34 @@ OUTLINE = QColor(0, 255, 120)
 BANNER_BG = QColor(200, 20, 20, 190)
 
 
+#: caption lines below the title at most (the classical panel's caption states its link policy)
+CAPTION_LINES = 2
+
+
 def caption_lines(fm, title: str, caption: str, width: int) -> list[str]:
     """The caption bar's lines: title and caption on one line when they fit in ``width``
-    pixels, else the title on its own line above the caption (each elided only if it alone
-    is wider than the panel), so that a long caption never cuts the title off."""
+    pixels, else the title on its own line above the caption, broken at its " · " separators
+    into up to :data:`CAPTION_LINES` lines (each elided only if it alone is wider than the
+    panel), so that a long caption never cuts the title off."""
     one = f"{title}   {caption}" if caption else title
     if fm.horizontalAdvance(one) <= width:
         return [one]
-    lines = [title] + ([caption] if caption else [])
+    lines = [title] + (_wrap_at(fm, caption, " · ", width) if caption else [])
     return [fm.elidedText(line, Qt.ElideRight, max(width, 10)) for line in lines]
+
+
+def _wrap_at(fm, text: str, sep: str, width: int) -> list[str]:
+    """``text`` broken at ``sep`` into lines that fit ``width``; the last of
+    :data:`CAPTION_LINES` lines takes the rest."""
+    lines: list[str] = []
+    for part in text.split(sep):
+        if lines and len(lines) <= CAPTION_LINES and fm.horizontalAdvance(lines[-1] + sep + part) <= width:
+            lines[-1] += sep + part
+        elif len(lines) < CAPTION_LINES:
+            lines.append(part)
+        else:
+            lines[-1] += sep + part
+    return lines
 
 
 class ImagePanel(QWidget):

@@ -188,8 +188,7 @@ def test_live_policy_aims_at_one_percent_frame_errors_without_harq():
     picks = [(strict.select_mcs(s, budget), loose.select_mcs(s, budget)) for s in (6, 8, 10, 12)]
     assert all(a <= b for a, b in picks) and any(a < b for a, b in picks)
     assert policy_text(0.01, True) == "no HARQ, frame-error target 1 % (OLLA)"
-    assert policy_text(0.01, False, "hevc") == ("x265 ultrafast, 1 thread, QP from the live rate "
-                                               "control; no HARQ, frame-error target 1 %")
+    assert policy_text(0.01, False, "hevc") == "x265 ultrafast · no HARQ, frame-error target 1 %"
 
 
 def test_live_receiver_llrs_use_the_per_subcarrier_snr_on_multipath(img, cache):

@@ -372,8 +372,14 @@ def test_long_caption_never_cuts_the_title_off(qapp):
     fm = QFontMetrics(panel.font())
     caption = "hevc · MCS 12 · QP 30 · PSNR 28.10 dB · CBR 0.040"
     assert caption_lines(fm, panel.title, caption, 4000) == [f"{panel.title}   {caption}"]
-    lines = caption_lines(fm, panel.title, caption, fm.horizontalAdvance(panel.title) + 20)
-    assert lines[0] == panel.title and len(lines) == 2  # the title whole, the caption below
+    lines = caption_lines(fm, panel.title, caption, fm.horizontalAdvance(caption) + 20)
+    assert lines == [panel.title, caption]  # the title whole, the caption below
+    policy = "x265 ultrafast · no HARQ, frame-error target 1 % (OLLA)"
+    width = max(fm.horizontalAdvance(caption), fm.horizontalAdvance(policy)) + 20
+    lines = caption_lines(fm, panel.title, f"{caption} · {policy}", width)
+    assert lines == [panel.title, caption, policy]  # broken at a separator, nothing cut
+    narrow = caption_lines(fm, panel.title, f"{caption} · {policy}", 60)
+    assert len(narrow) == 3 and narrow[0].startswith(panel.title[:2])  # at most two caption lines
     panel.resize(320, 200)
     panel.set_text(caption)
     panel.grab()  # paints without error

@@ -30,14 +30,14 @@ LIVE_CODEC_OPTIONS = {"vvc": {"preset": "faster"},
                       "hevc": {"preset": "ultrafast", "thread_pool": False}}
 
 
-#: the live encoders as the viewer and the report name them
-LIVE_ENCODER_TEXT = {"vvc": "vvenc faster", "hevc": "x265 ultrafast, 1 thread"}
+#: the live encoders as the viewer and the report name them (the QP beside them comes from
+#: the live rate control)
+LIVE_ENCODER_TEXT = {"vvc": "vvenc faster", "hevc": "x265 ultrafast"}
 
 
 def policy_text(bler_target: float, olla: bool, codec: str | None = None) -> str:
     """How the live classical link codes and adapts, as the viewer and the report state it."""
-    encoder = (f"{LIVE_ENCODER_TEXT.get(codec, codec)}, QP from the live rate control; "
-               if codec else "")
+    encoder = f"{LIVE_ENCODER_TEXT.get(codec, codec)} · " if codec else ""
     return (f"{encoder}no HARQ, frame-error target {100 * bler_target:g} %"
             + (" (OLLA)" if olla else ""))
 
