@@ -100,6 +100,9 @@ for from step 62 495, but each resume restored the checkpoint's unfused Adam (fi
 so this model was trained with the unfused one; the learning rate halved to 1.5e-5 from step 67 471 for the run's last 40 minutes
 (`LR=1.5e-5 CROP=256 BATCH=4 NICE=5 RATE_LR=0 tools/train_background.sh 60 2`), stopped with
 SIGTERM at step 73 739.
+The same command went on at 1.5e-5 (twelfth session to step 75 112, thirteenth session
+2026-11-30: `LR=1.5e-5 CROP=256 BATCH=4 NICE=5 RATE_LR=0 tools/train_background.sh 145 2`, fused
+Adam from step 74 705, 0.33–0.39 s per step on two threads), stopped with SIGTERM at step 91 457.
 """
 
 
