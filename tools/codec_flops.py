@@ -12,27 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from core.codec.learned import LearnedCodec
+from core.experiments.bench import median_ms
 from core.machine import cpu_description
 from core.media.source import parse_resolution
 
 log = logging.getLogger("codec_flops")
-
-
-def _median_ms(fn, n: int = 20) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1e3 * sorted(times)[n // 2]
 
 
 #: the counter names modules by class; what each top-level one is in this model
@@ -67,7 +56,7 @@ def time_fast_path(codec: LearnedCodec, x: torch.Tensor, tx, lam: float, eta: fl
         runs = {"encode_ms": lambda: m.transmit(x, lam, eta, snr),
                 "decode_ms": lambda: m.receive(tx.symbols, tx.rate_index, size, lam, snr),
                 "g_a_ms": lambda: m.g_a(x), "g_s_ms": lambda: m.g_s(y)}
-        return {k: round(_median_ms(fn), 2) for k, fn in runs.items()}
+        return {k: round(median_ms(fn), 2) for k, fn in runs.items()}
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ import copy
 import glob
 import json
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from torch.ao.quantization import get_default_qconfig_mapping
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
 from core.codec.checkpoint import load_model
+from core.experiments.bench import median_ms
 from core.machine import cpu_description
 
 log = logging.getLogger("int8_ga_probe")
@@ -38,17 +38,6 @@ def _centre_crop(path: str, size: int = 256) -> torch.Tensor:
     a = np.asarray(Image.open(path).convert("RGB"))
     top, left = (a.shape[0] - size) // 2, (a.shape[1] - size) // 2
     return _tensor(a[top:top + size, left:left + size])
-
-
-def _median_ms(fn, n: int = 15) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1e3 * sorted(times)[n // 2]
 
 
 def quantise(g_a: torch.nn.Module, calibration: list[torch.Tensor], float_layers: list[str]):
@@ -80,14 +69,14 @@ def main() -> None:
     out = {"cpu": cpu_description(), "resolution": "512x256", "threads": 1}
     with torch.no_grad():
         g_a_cl = copy.deepcopy(g_a).to(memory_format=torch.channels_last)
-        out["float32_ms"] = round(_median_ms(lambda: g_a_cl(x)), 2)
+        out["float32_ms"] = round(median_ms(lambda: g_a_cl(x), 15), 2)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            out["bf16_ms"] = round(_median_ms(lambda: g_a_cl(x)), 2)
+            out["bf16_ms"] = round(median_ms(lambda: g_a_cl(x), 15), 2)
         reference = [g_a(t) for t in tests]
         for float_layers in ([], ["0"], ["0", "2"]):
             q = quantise(g_a, calibration, float_layers)
             key = "int8" + "".join(f"_float{n}" for n in float_layers)
-            out[f"{key}_ms"] = round(_median_ms(lambda: q(x)), 2)
+            out[f"{key}_ms"] = round(median_ms(lambda: q(x), 15), 2)
             out[f"{key}_latent_rel_err"] = [round(float((q(t) - r).norm() / r.norm()), 4)
                                             for t, r in zip(tests, reference)]
             log.info("%s: %.1f ms, latent relative error %s", key, out[f"{key}_ms"],
