@@ -41,12 +41,11 @@ def _wrap_at(fm, text: str, sep: str, width: int) -> list[str]:
     :data:`CAPTION_LINES` lines takes the rest."""
     lines: list[str] = []
     for part in text.split(sep):
-        if lines and len(lines) <= CAPTION_LINES and fm.horizontalAdvance(lines[-1] + sep + part) <= width:
+        if lines and (len(lines) == CAPTION_LINES
+                      or fm.horizontalAdvance(lines[-1] + sep + part) <= width):
             lines[-1] += sep + part
-        elif len(lines) < CAPTION_LINES:
-            lines.append(part)
         else:
-            lines[-1] += sep + part
+            lines.append(part)
     return lines
 
 

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.ao.quantization import get_default_qconfig_mapping
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
 from core.codec.checkpoint import load_model
 from core.experiments.bench import median_ms
 from core.machine import cpu_description
+from core.media.imageio import read_rgb
 
 log = logging.getLogger("int8_ga_probe")
 
@@ -35,7 +35,7 @@ def _tensor(rgb: np.ndarray) -> torch.Tensor:
 
 
 def _centre_crop(path: str, size: int = 256) -> torch.Tensor:
-    a = np.asarray(Image.open(path).convert("RGB"))
+    a = read_rgb(path)
     top, left = (a.shape[0] - size) // 2, (a.shape[1] - size) // 2
     return _tensor(a[top:top + size, left:left + size])
 
@@ -63,7 +63,7 @@ def main() -> None:
     torch.backends.quantized.engine = "x86"
     g_a = load_model(None).eval().g_a.net
     calibration = [_centre_crop(f) for f in sorted(glob.glob(f"{args.train}/*.jpg"))[::12][:16]]
-    tests = [_tensor(np.asarray(Image.open(f).convert("RGB")))
+    tests = [_tensor(read_rgb(f))
              for f in sorted(glob.glob(f"{args.kodak}/*.png"))[:args.images]]
     x = torch.rand(1, 3, 256, 512).contiguous(memory_format=torch.channels_last)
     out = {"cpu": cpu_description(), "resolution": "512x256", "threads": 1}

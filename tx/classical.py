@@ -30,14 +30,20 @@ LIVE_CODEC_OPTIONS = {"vvc": {"preset": "faster"},
                       "hevc": {"preset": "ultrafast", "thread_pool": False}}
 
 
-#: the live encoders as the viewer and the report name them (the QP beside them comes from
-#: the live rate control)
-LIVE_ENCODER_TEXT = {"vvc": "vvenc faster", "hevc": "x265 ultrafast"}
+#: the library behind each live codec, as the viewer and the report name it with its preset
+ENCODER_LIBRARY = {"vvc": "vvenc", "hevc": "x265"}
+
+
+def live_encoder_text(codec: str) -> str:
+    """E.g. "x265 ultrafast": the live encoder and its preset (the QP comes from the live rate
+    control)."""
+    preset = (LIVE_CODEC_OPTIONS.get(codec) or {}).get("preset", "")
+    return f"{ENCODER_LIBRARY.get(codec, codec)} {preset}".strip()
 
 
 def policy_text(bler_target: float, olla: bool, codec: str | None = None) -> str:
     """How the live classical link codes and adapts, as the viewer and the report state it."""
-    encoder = f"{LIVE_ENCODER_TEXT.get(codec, codec)} · " if codec else ""
+    encoder = f"{live_encoder_text(codec)} · " if codec else ""
     return (f"{encoder}no HARQ, frame-error target {100 * bler_target:g} %"
             + (" (OLLA)" if olla else ""))
 
