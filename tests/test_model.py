@@ -336,3 +336,99 @@ class TestRateLevelWidening:
         cfg = get_config("tiny")
         with pytest.raises(ValueError, match="lower"):
             adapt_rate_levels(NTSCCPlus(cfg).state_dict(), cfg, replace(cfg, rate_levels=(1, 2, 4, 8)))
+
+
+class TestJSCCBypass:
+    """The JSCC branches' linear bypass: zero at first, so older checkpoints keep their function,
+    and reachable by the training loss, so it can grow."""
+
+    def test_a_checkpoint_without_bypass_loads_and_transmits_exactly_as_before(self):
+        from core.codec.checkpoint import load_state
+        torch.manual_seed(5)
+        trained = NTSCCPlus(get_config("tiny")).eval()
+        for p in trained.parameters():  # every layer non-zero: nothing hides a wrong mapping
+            p.data.add_(0.05 * torch.randn_like(p))
+        for name, p in trained.named_parameters():
+            if ".bypass." in name:
+                p.data.zero_()  # what a model trained before the bypass existed computes
+        old_state = {k: v for k, v in trained.state_dict().items() if ".bypass." not in k}
+        assert len(old_state) == len(trained.state_dict()) - 4  # one bypass per branch
+        loaded = NTSCCPlus(get_config("tiny")).eval()
+        for p in loaded.parameters():
+            p.data.fill_(1.0)  # a loader that skipped the bypass would leave these ones
+        load_state(loaded, old_state)
+        x = torch.rand(1, 3, 64, 64)
+        a, b = trained.transmit(x, 0.36, 0.3, 10.0), loaded.transmit(x, 0.36, 0.3, 10.0)
+        assert torch.equal(a.rate_index, b.rate_index) and torch.equal(a.symbols, b.symbols)
+
+    def test_the_zero_bypass_gets_gradient_from_the_training_loss(self, tiny):
+        tiny.train()
+        tiny.zero_grad()
+        out = tiny(torch.rand(2, 3, 64, 64), 0.72, 0.4, 10.0)
+        ((out["x_hat"] - 0.5) ** 2).mean().backward()
+        grads = {n: p.grad for n, p in tiny.named_parameters() if ".bypass." in n}
+        tiny.eval()
+        assert sorted(grads) == [f"jscc.{b}.bypass.weight" for b in ("dec_a", "dec_na", "enc_a", "enc_na")]
+        for name, g in grads.items():
+            assert g is not None and float(g.abs().sum()) > 0, name
+
+    def test_the_bypass_carries_the_latents_scale_that_the_blocks_normalise_away(self):
+        """With the bypass on, scaling a position's latent scales its (pre-normalisation)
+        codeword part linearly; the ViT path alone ends in a LayerNorm and cannot."""
+        torch.manual_seed(6)
+        cfg = get_config("tiny")
+        jscc = NTSCCPlus(cfg).jscc.eval()
+        branch, width = jscc.enc_a, 2 * cfg.max_symbols
+        x = torch.randn(1, cfg.latent_channels, 4, 1)
+        rates = torch.zeros(1, 4, 1, dtype=torch.long)
+        from core.codec.layers import checkerboard_layout
+        table = checkerboard_layout(2, 4, cfg.jscc_window, "cpu").neighbourhood(0, 0)
+        with torch.no_grad():
+            plain = branch(x, rates, table), branch(10 * x, rates, table)
+            branch.bypass.weight.copy_(torch.randn(width, cfg.latent_channels, 1, 1))
+            with_bypass = branch(x, rates, table), branch(10 * x, rates, table)
+        ratio = lambda pair: float(pair[1].norm() / pair[0].norm())  # noqa: E731
+        assert ratio(plain) < 2.0  # the LayerNorm'd path barely follows the input's scale
+        assert ratio(with_bypass) > 5.0
+
+
+class TestJSCCPrior:
+    """The ``jscc_prior`` experiment: the JSCC sees the hyperprior's (μ, σ), as if z were on the air."""
+
+    def test_weights_without_it_carry_over_and_compute_the_same_until_trained(self):
+        from dataclasses import replace
+
+        from core.codec.checkpoint import load_state
+        torch.manual_seed(7)
+        plain_cfg = get_config("tiny")
+        plain = NTSCCPlus(plain_cfg).eval()
+        for p in plain.parameters():
+            p.data.add_(0.05 * torch.randn_like(p))
+        prior_cfg = replace(plain_cfg, jscc_prior=True)
+        assert prior_cfg.extends(plain_cfg) and not plain_cfg.extends(prior_cfg)
+        assert not replace(prior_cfg, jscc_dim=32).extends(plain_cfg)  # another network: no
+        with_prior = NTSCCPlus(prior_cfg).eval()
+        load_state(with_prior, plain.state_dict())
+        x = torch.rand(1, 3, 64, 64)
+        torch.manual_seed(1)
+        a = plain(x, 0.36, 0.3, 10.0)["x_hat"]
+        torch.manual_seed(1)
+        b = with_prior(x, 0.36, 0.3, 10.0)["x_hat"]
+        assert torch.equal(a, b)
+        with_prior.jscc.dec_a.prior_out.weight.data.fill_(0.1)  # the prior now reaches the decoder's output
+        torch.manual_seed(1)
+        assert not torch.equal(a, with_prior(x, 0.36, 0.3, 10.0)["x_hat"])
+
+    def test_transmitting_without_z_on_the_air_says_so(self):
+        from dataclasses import replace
+        model = NTSCCPlus(replace(get_config("tiny"), jscc_prior=True)).eval()
+        with pytest.raises(NotImplementedError, match="hyperprior z"):
+            model.transmit(torch.rand(1, 3, 64, 64), 0.18, 0.2, 10.0)
+
+    def test_the_jscc_loss_does_not_train_the_entropy_model_through_the_prior(self):
+        """The bits decide the symbol counts: only the rate terms may move g_ep."""
+        from dataclasses import replace
+        model = NTSCCPlus(replace(get_config("tiny"), jscc_prior=True)).train()
+        out = model(torch.rand(1, 3, 64, 64), 0.36, 0.3, 10.0)
+        out["x_hat"].square().mean().backward()  # a distortion term only
+        assert all(p.grad is None or float(p.grad.abs().sum()) == 0 for p in model.entropy.g_ep.parameters())

@@ -216,3 +216,23 @@ def test_mixed_precision_is_bf16_only_where_the_device_computes_it_natively():
     assert mixed_precision("bf16", cpu) == (native_bf16(cpu), torch.bfloat16)
     assert mixed_precision("off", cpu)[0] is False
     assert mixed_precision("fp16", cpu)[0] is False  # fp16 needs CUDA's loss scaling
+
+
+def test_resuming_a_checkpoint_from_before_the_jscc_bypass_keeps_its_ema_and_learns_the_bypass_fast():
+    """The EMA of a checkpoint saved before the bypass existed resumes with the bypass at its
+    initial zero (not a KeyError at the first update), and the bypass learns with the response
+    scalars (it has to grow from zero beside trained weights)."""
+    import torch
+
+    from core.codec.config import get_config
+    from core.codec.model import NTSCCPlus
+    from core.experiments.train import EMA, param_groups
+    model = NTSCCPlus(get_config("tiny"))
+    saved = {k: v + 1.0 for k, v in model.state_dict().items() if ".bypass." not in k}
+    ema = EMA(model, 0.9)
+    ema.resume(saved)
+    ema.update(model)
+    assert torch.equal(ema.state["jscc.enc_a.bypass.weight"], torch.zeros_like(model.jscc.enc_a.bypass.weight))
+    assert torch.allclose(ema.state["jscc.enc_a.inp.weight"], model.jscc.enc_a.inp.weight + 0.9)
+    fast = param_groups(model, 1e-4, 30.0)[1]["params"]
+    assert any(p is model.jscc.dec_na.bypass.weight for p in fast)

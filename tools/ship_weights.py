@@ -103,6 +103,18 @@ SIGTERM at step 73 739.
 The same command went on at 1.5e-5 (twelfth session to step 75 112, thirteenth session
 2026-11-30: `LR=1.5e-5 CROP=256 BATCH=4 NICE=5 RATE_LR=0 tools/train_background.sh 145 2`, fused
 Adam from step 74 705, 0.33–0.39 s per step on two threads), stopped with SIGTERM at step 91 457.
+
+From step 92 301 on (2026-11-30, fourteenth session), each JSCC branch carries a **linear bypass**
+(issue 11): a bias-free 1×1 convolution from the branch's input to its output beside the ViT
+blocks, zero at first (so the trained function was kept), learning with the response scalars at
+30× the rate. The step-91 457 model's chain saturated at the high-rate end although the
+transforms did not: a linear mapping of the same latent with LMMSE decoding beat it by ~1.5 dB
+at CBR 0.08 (`tools/transform_ceiling.py`, docs/results/transform_ceiling_step91457.md), and the
+blocks end in a per-token LayerNorm, which drops each token's scale. The same command as above
+(two threads; the checkpoint's Adam moments did not fit the new parameters, so fresh moments with
+300 warm-up steps; from step 92 999 to 96 994 one thread beside a fork with the hyperprior's
+(μ, σ) fed to the JSCC, `CONFIG=small_prior`, which gained nothing more at equal CBR and was
+stopped: docs/results/jscc_prior_fork_step96767.md), stopped with SIGTERM at step FINAL_STEP.
 """
 
 

@@ -7,7 +7,8 @@
 #                                                        ETA: the trained η range, e.g. 0.05,0.8; unset:
 #                                                        the resumed checkpoint's; OUT: the run folder,
 #                                                        default runs/train_small; RATE_SLOPE: re-spread
-#                                                        the rate response on a fresh start, e.g. 0.5)
+#                                                        the rate response on a fresh start, e.g. 0.5;
+#                                                        CONFIG: the network, default small)
 #   OUT=runs/train_anneal LR=3e-5 tools/train_background.sh 75 2
 #                                                       (a fork: copy runs/train_small/last.pt into the
 #                                                        new folder first; it resumes from there and the
@@ -32,7 +33,7 @@ MINUTES=${1:-150}; THREADS=${2:-1}
 PY=${PYTHON:-.venv/bin/python}
 OUT=${OUT:-runs/train_small}
 mkdir -p "$OUT"
-nohup nice -n "${NICE:-10}" "$PY" -m core.cli train --config small --out "$OUT" \
+nohup nice -n "${NICE:-10}" "$PY" -m core.cli train --config "${CONFIG:-small}" --out "$OUT" \
   --init-from weights/ntscc_plus_small.safetensors --stage-steps 2500,1500,1000000 \
   --batch "${BATCH:-8}" --crop "${CROP:-128}" --threads "$THREADS" --lr "${LR:-1e-4}" --dist-scale 0.04 \
   ${RATE_SLOPE:+--rate-slope "$RATE_SLOPE"} --rate-lr-mult "${RATE_LR:-0}" --flat-fraction "${FLAT:-0.05}" \

@@ -7,6 +7,13 @@ For each SQI λ of the model's grid Λ, on Kodak crops:
 * ``NTC``              -- transform coding alone, g_s(round(y)), and its entropy in bits/pixel;
 * ``JSCC @ η``         -- the whole chain over AWGN at ``--snr`` (true SNR, no side part): PSNR @ CBR.
 
+* ``linear @ CBR``     -- the same latent sent by a *linear* analog mapping instead of the JSCC
+  (``--linear-cbrs``): the CBR budget's real channel uses go to the elements of y − μ with the
+  largest σ of the hyperprior (both as the receiver knows them from z), powers by reverse
+  water-filling, LMMSE estimates at the receiver, μ where nothing was sent; then g_s. A fixed
+  reference that needs no training: where it beats the JSCC, the JSCC, not the channel, is what
+  loses.
+
 If ``g_s(g_a(x))`` is close to the JSCC curve's top, the transforms cap the high-rate end
 (issue 11: "check first whether the transforms or the JSCC limit it"). Run:
 
@@ -71,6 +78,42 @@ def ceiling_rows(model, x: torch.Tensor, etas: list[float], snr_db: float) -> li
     return rows
 
 
+def water_filling_gains(sigma: torch.Tensor, power: float, noise_var: float) -> torch.Tensor:
+    """Linear gains g_i for elements of standard deviation σ_i that minimise Σ E[(e_i − ê_i)²]
+    under LMMSE decoding, total power Σ g_i² σ_i² = ``power``: g_i² σ_i² = (c·σ_i − N0)⁺ (the
+    Lagrange condition of Σ σ_i² N0 / (p_i + N0)), with c found by bisection."""
+    lo, hi = 1e-9, 1e9
+    for _ in range(100):
+        c = (lo * hi) ** 0.5
+        lo, hi = (c, hi) if float((sigma * c - noise_var).clamp_min(0).sum()) <= power else (lo, c)
+    return (sigma * lo - noise_var).clamp_min(0).sqrt() / sigma.clamp_min(1e-12)
+
+
+@torch.no_grad()
+def linear_analog_psnr(model, x: torch.Tensor, lam: float, cbr: float, snr_db: float) -> float:
+    """PSNR of g_s(ŷ) when y goes over AWGN by the linear mapping described in the module doc.
+
+    Each complex channel use carries two real ones at unit average power, so a real use has
+    power ½ and noise N0 = ½·10^(−SNR/10). Side information (z) is not counted, as for the JSCC
+    columns."""
+    torch.manual_seed(0)
+    lam_t = torch.full((x.shape[0],), lam)
+    y, anchor = model.analysis(x, lam_t)
+    feat, _ = model.entropy.hyper(y)
+    mu, sigma = model.entropy._params(feat, torch.zeros_like(y))  # the anchors' prior, everywhere
+    n_real = int(2 * cbr * 3 * x.shape[-1] * x.shape[-2])
+    noise_var = 0.5 * 10 ** (-snr_db / 10)
+    y_hat = mu.clone()
+    for i in range(x.shape[0]):
+        e, s = (y[i] - mu[i]).flatten(), sigma[i].flatten()
+        sent = torch.argsort(s, descending=True)[:n_real]
+        g = water_filling_gains(s[sent], 0.5 * len(sent), noise_var)
+        received = g * e[sent] + noise_var ** 0.5 * torch.randn(len(sent))
+        flat = y_hat[i].view(-1)
+        flat[sent] += g * s[sent] ** 2 / (g ** 2 * s[sent] ** 2 + noise_var) * received
+    return _psnr(model.synthesis(y_hat, lam_t, anchor), x)
+
+
 def markdown(rows: list[dict], etas: list[float], header: str) -> str:
     lines = [header, "", "| λ | g_s(g_a(x)) dB | NTC dB | NTC bpp | "
              + " | ".join(f"JSCC η={e:g}: dB @ CBR (top level)" for e in etas) + " |",
@@ -79,6 +122,15 @@ def markdown(rows: list[dict], etas: list[float], header: str) -> str:
         lines.append(f"| {r['lam']:g} | {r['autoencoder_psnr']:.2f} | {r['ntc_psnr']:.2f} | {r['ntc_bpp']:.3f} | "
                      + " | ".join(f"{p:.2f} @ {c:.3f} ({t:.0%})" for p, c, t in (r["jscc"][e] for e in etas)) + " |")
     return "\n".join(lines) + "\n\nTop level: the share of latent positions given the rate quantiser's most symbols.\n"
+
+
+def linear_markdown(linear: dict[float, dict[float, float]]) -> str:
+    """The linear-analog reference: PSNR per λ (rows) and CBR budget (columns)."""
+    cbrs = sorted(next(iter(linear.values())))
+    lines = ["Linear analog mapping of the same latent (LMMSE, hyperprior σ, water-filling), dB:", "",
+             "| λ | " + " | ".join(f"CBR {c:g}" for c in cbrs) + " |", "|---|" + "---|" * len(cbrs)]
+    lines += [f"| {lam:g} | " + " | ".join(f"{row[c]:.2f}" for c in cbrs) + " |" for lam, row in linear.items()]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
@@ -91,6 +143,8 @@ def main() -> int:
     p.add_argument("--etas", default="0.1,0.2,0.4")
     p.add_argument("--snr", type=float, default=10.0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--linear-cbrs", default="0.02,0.04,0.08,0.12",
+                   help="CBR budgets of the linear analog reference ('' skips it)")
     p.add_argument("--markdown", default=None, help="also write the table here")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
@@ -102,6 +156,10 @@ def main() -> int:
     text = markdown(rows, etas, f"Transforms vs chain, `{Path(args.weights).name}`: {len(x)} images of "
                                 f"`{Path(args.dataset).name}`, {args.crop}² centre crops, AWGN {args.snr:g} dB "
                                 "(true SNR, JSCC symbols only).")
+    if args.linear_cbrs:
+        cbrs = [float(c) for c in args.linear_cbrs.split(",")]
+        text += "\n" + linear_markdown({lam: {c: linear_analog_psnr(model, x, lam, c, args.snr) for c in cbrs}
+                                        for lam in model.cfg.lambdas})
     print(text)
     if args.markdown:
         Path(args.markdown).write_text(f"{text}\n{markdown_line(weights_identity(args.weights))}\n")

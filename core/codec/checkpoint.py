@@ -56,13 +56,21 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
 #: Parameters added after a checkpoint format was shipped, with an initialisation that keeps an
 #: older checkpoint's behaviour unchanged: such a checkpoint loads with them at their init.
 OPTIONAL_KEYS = ("jscc.snr_enc.nu_embed_a", "jscc.snr_enc.nu_embed_na",
-                 "jscc.snr_dec.nu_embed_a", "jscc.snr_dec.nu_embed_na")
+                 "jscc.snr_dec.nu_embed_a", "jscc.snr_dec.nu_embed_na",
+                 *(f"jscc.{branch}.{part}" for branch in ("enc_a", "enc_na", "dec_a", "dec_na")
+                   for part in ("bypass.weight", "prior_in.weight", "prior_in.bias", "prior_out.weight")))
 
 
 def load_state(model: NTSCCPlus, state: dict[str, torch.Tensor]) -> None:
-    """Load ``state`` into ``model``; only the :data:`OPTIONAL_KEYS` may be missing."""
+    """Load ``state`` into ``model``; only the :data:`OPTIONAL_KEYS` may be missing, and those
+    are set to zero (their initial value: a checkpoint from before they existed keeps its function
+    whatever ``model`` held)."""
     result = model.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if k not in OPTIONAL_KEYS]
     if missing or result.unexpected_keys:
         raise RuntimeError(f"checkpoint does not match the model: missing {missing}, "
                            f"unexpected {result.unexpected_keys}")
+    own = model.state_dict()
+    with torch.no_grad():
+        for key in result.missing_keys:
+            own[key].zero_()

@@ -43,6 +43,13 @@ class ModelConfig:
     lambda0: float = 0.18  # the default SQI used before compatible fine-tuning
     snr0_db: float = 10.0  # the default CQI used before compatible fine-tuning
     eta0: float = 0.2
+    #: The JSCC branches also see the hyperprior's prior (μ, log σ) of every latent element, which
+    #: a receiver can rebuild only from z sent on the air (NTSCC's side information; the NTSCC+
+    #: paper leaves z out, Sec. II), in their blocks and linearly at their outputs (so the
+    #: encoders can send the innovation y − μ and the decoders add μ back). Why: a linear
+    #: mapping of y − μ by σ beat the JSCC by ~1.5 dB at CBR 0.08
+    #: (docs/results/transform_ceiling_step91457.md). Off in shipped configs.
+    jscc_prior: bool = False
 
     @property
     def latent_channels(self) -> int:
@@ -54,6 +61,12 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def extends(self, other: "ModelConfig") -> bool:
+        """True when this network is ``other``'s with only zero-initialised parts added (the
+        JSCC prior), so ``other``'s weights carry over and compute the same at first."""
+        return (self.jscc_prior and not other.jscc_prior
+                and self.same_architecture(other, ignore=("name", "jscc_prior", "rate_levels")))
 
     def same_architecture(self, other: "ModelConfig", ignore: tuple[str, ...] = ()) -> bool:
         """True when both describe the same network (everything but the trained η range and
@@ -87,6 +100,10 @@ CONFIGS: dict[str, ModelConfig] = {
     "small": ModelConfig(name="small", stage_channels=(64, 80, 96, 128),
                          stage_blocks=(0, 1, 1, 1), block="res", hyper_channels=96,
                          jscc_dim=128, jscc_blocks=2, jscc_heads=4),
+    # The small network with the JSCC prior (z on the air): an experiment, not shipped.
+    "small_prior": ModelConfig(name="small_prior", stage_channels=(64, 80, 96, 128),
+                               stage_blocks=(0, 1, 1, 1), block="res", hyper_channels=96,
+                               jscc_dim=128, jscc_blocks=2, jscc_heads=4, jscc_prior=True),
     # Unit tests only: random weights, runs in milliseconds.
     "tiny": ModelConfig(name="tiny", stage_channels=(8, 8, 12, 16), stage_blocks=(0, 0, 0, 1),
                         block="restb", window=3, hyper_channels=8, jscc_dim=16, jscc_blocks=1,

@@ -168,6 +168,14 @@ class CheckerboardEntropyModel(nn.Module):
         feat = self.h_s(z)[..., :y.shape[-2], :y.shape[-1]]
         return feat, bits_z
 
+    @float32_region
+    def hyper_prior(self, hyper_feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ, σ), each (B, M, H, W), of every latent element from the hyperprior alone (the
+        anchors' parameters, zero context): what a receiver that has z can rebuild."""
+        b, _, h, w = hyper_feat.shape
+        ctx = hyper_feat.new_zeros(b, self.context.out_channels, h, w)
+        return self._params(hyper_feat, ctx)
+
     def _params(self, hyper_feat: torch.Tensor, ctx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, log_sigma_like = self.g_ep(torch.cat([hyper_feat, ctx], 1)).chunk(2, 1)
         return mu, F.softplus(log_sigma_like)

@@ -28,9 +28,10 @@ logger = logging.getLogger(__name__)
 
 #: state-dict suffixes whose dimension 0 (rows) is the codeword width 2·K
 _WIDTH_ROWS = ("out.1.weight", "out.1.bias", "fcn_a.2.weight", "fcn_a.2.bias",
-               "fcn_na.2.weight", "fcn_na.2.bias")
-#: suffixes whose dimension 1 (columns) is the codeword width
-_WIDTH_COLUMNS = ("inp.weight", "fcn_a.0.weight", "fcn_na.0.weight")
+               "fcn_na.2.weight", "fcn_na.2.bias", "bypass.weight")
+#: suffixes whose dimension 1 (columns) is the codeword width (the encoders' bypass has the width
+#: as rows, the decoders' as columns: the shape tells them apart where latent width ≠ codeword width)
+_WIDTH_COLUMNS = ("inp.weight", "fcn_a.0.weight", "fcn_na.0.weight", "bypass.weight")
 
 
 def symbol_sources(old_max: int, new_max: int) -> torch.Tensor:

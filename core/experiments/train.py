@@ -22,9 +22,10 @@ differentiable, so without this term nothing rewards entropy (symbols) and the r
 alone drives the symbol count down (the shipped model's crop CBR fell 0.10 -> 0.015 over
 20 000 steps while its PSNR stayed flat).
 
-The rate- and SNR-response scalars (log r_global,λ, log r_a/na, log c_global,ν, ν embeddings) learn at
-``--response-lr-mult`` times the learning rate: Adam moves a parameter by about lr per step, so
-at lr 1e-4 a log-scale factor would need 10 000 steps to move by e (x2.7).
+The rate- and SNR-response scalars (log r_global,λ, log r_a/na, log c_global,ν, ν embeddings) and
+the JSCC branches' linear bypasses (which start at zero) learn at ``--response-lr-mult`` times the
+learning rate: Adam moves a parameter by about lr per step, so at lr 1e-4 a log-scale factor would
+need 10 000 steps to move by e (x2.7).
 
 Training state (model, EMA of the weights, optimiser, step) is checkpointed to ``--out`` every
 ``--ckpt-every`` steps; rerunning the same command resumes. The exported float16 weights are
@@ -209,7 +210,7 @@ def training_config(args: argparse.Namespace, ckpt: dict | None) -> tuple[ModelC
         source, origin = (ModelConfig.from_dict(meta), args.init_from) if meta else (cfg, None)
     else:
         source, origin = cfg, None
-    if origin and not source.same_architecture(cfg, ignore=("rate_levels",)):
+    if origin and not (source.same_architecture(cfg, ignore=("rate_levels",)) or cfg.extends(source)):
         raise SystemExit(f"{origin} has config {source.name!r}, another network than --config {cfg.name!r}; "
                          f"use a new --out or the matching --config")
     eta_range = source.eta_range
@@ -272,6 +273,9 @@ def lr_at(step: int, total: int, lr: float, lr_final: float, warmup_from: int | 
 #: The response networks' scalars and ν embeddings: few parameters that must move far (a log
 #: scale by ~1, an embedding from zero), so they learn at ``--response-lr-mult`` times the rate.
 RESPONSE_SCALARS = ("log_r_global", "log_r_a", "log_r_na", "log_c_global", "nu_embed_a", "nu_embed_na")
+#: The JSCC branches' linear bypasses start at zero beside trained weights and must grow to the
+#: scale of the latent: they learn with the response scalars.
+FAST_MODULES = (".bypass.", ".prior_in.", ".prior_out.")
 
 
 def param_groups(model: torch.nn.Module, lr: float, response_lr_mult: float,
@@ -288,7 +292,8 @@ def param_groups(model: torch.nn.Module, lr: float, response_lr_mult: float,
         if leaf == "log_r_global" and rate_lr_mult is not None:
             rate.append(p)
         else:
-            (fast if leaf in RESPONSE_SCALARS else rest).append(p)
+            is_fast = leaf in RESPONSE_SCALARS or any(part in name for part in FAST_MODULES)
+            (fast if is_fast else rest).append(p)
     groups = [{"params": rest, "lr": lr, "lr_mult": 1.0},
               {"params": fast, "lr": lr * response_lr_mult, "lr_mult": response_lr_mult}]
     if rate:
@@ -330,6 +335,11 @@ class EMA:
                 self.state[k].mul_(self.decay).add_(v.detach(), alpha=1 - self.decay)
             else:
                 self.state[k].copy_(v)
+
+    def resume(self, saved: dict[str, torch.Tensor]) -> None:
+        """Continue from a checkpoint's average; entries it lacks (parameters added to the model
+        since, which start at their initial values) keep the model's current value."""
+        self.state = {k: saved[k].to(v.device) if k in saved else v for k, v in self.state.items()}
 
     def copy_to(self, model: torch.nn.Module) -> None:
         model.load_state_dict(self.state)
@@ -452,7 +462,7 @@ def main(args: argparse.Namespace) -> int:
         warmup_from = 0
     ema = EMA(model, args.ema) if args.ema else None
     if ema and ckpt is not None and "ema" in ckpt:
-        ema.state = {k: v.to(device) for k, v in carried(ckpt["ema"]).items()}
+        ema.resume(carried(ckpt["ema"]))
     seed = args.seed + step + 1000 * rank
     sampler = CropSampler(args.data, args.crop, seed, args.flat_fraction)
     rng = random.Random(seed)
