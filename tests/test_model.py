@@ -432,3 +432,12 @@ class TestJSCCPrior:
         out = model(torch.rand(1, 3, 64, 64), 0.36, 0.3, 10.0)
         out["x_hat"].square().mean().backward()  # a distortion term only
         assert all(p.grad is None or float(p.grad.abs().sum()) == 0 for p in model.entropy.g_ep.parameters())
+
+    def test_a_prior_model_widens_to_more_symbols(self):
+        """Its encoders' prior_out maps into the codeword, so it widens with it (rows)."""
+        from dataclasses import replace
+
+        from core.codec.widen import adapt_rate_levels
+        old_cfg = replace(get_config("tiny"), jscc_prior=True)
+        new_cfg = replace(old_cfg, rate_levels=WIDEN_NEW)
+        NTSCCPlus(new_cfg).load_state_dict(adapt_rate_levels(NTSCCPlus(old_cfg).state_dict(), old_cfg, new_cfg))

@@ -236,3 +236,38 @@ def test_resuming_a_checkpoint_from_before_the_jscc_bypass_keeps_its_ema_and_lea
     assert torch.allclose(ema.state["jscc.enc_a.inp.weight"], model.jscc.enc_a.inp.weight + 0.9)
     fast = param_groups(model, 1e-4, 30.0)[1]["params"]
     assert any(p is model.jscc.dec_na.bypass.weight for p in fast)
+
+
+def test_a_run_may_extend_the_checkpoints_network_with_zero_initialised_parts_only():
+    """`--config small_prior` resumes a `small` checkpoint (the prior's layers start at zero);
+    the reverse, or another network, stops before any work."""
+    import argparse
+
+    from core.codec.config import get_config
+    from core.experiments.train import training_config
+
+    def run(config: str, trained: str):
+        args = argparse.Namespace(config=config, out="runs/x", init_from=None, eta_range=None)
+        return training_config(args, {"config": get_config(trained).to_dict()})
+
+    cfg, source = run("small_prior", "small")
+    assert cfg.jscc_prior and not source.jscc_prior
+    for config, trained in (("small", "small_prior"), ("paper", "small")):
+        with pytest.raises(SystemExit, match="another network"):
+            run(config, trained)
+
+
+def test_a_checkpoint_whose_groups_no_longer_fit_is_refused_so_the_run_starts_fresh_moments():
+    """Parameters added since the checkpoint change a group's size: restore_optimizer raises
+    ValueError, which the training loop turns into fresh Adam moments with a warm-up."""
+    import torch
+
+    from core.codec.config import get_config
+    from core.codec.model import NTSCCPlus
+    from core.experiments.train import param_groups, restore_optimizer
+    model = NTSCCPlus(get_config("tiny"))
+    fewer = [{**g, "params": [p for p in g["params"] if p is not model.jscc.enc_a.bypass.weight]}
+             for g in param_groups(model, 1e-4, 30.0)]
+    before = torch.optim.Adam(fewer, lr=1e-4)  # a checkpoint of the model before the bypass
+    with pytest.raises(ValueError):
+        restore_optimizer(torch.optim.Adam(param_groups(model, 1e-4, 30.0), lr=1e-4), before.state_dict())

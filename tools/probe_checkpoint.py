@@ -23,8 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.codec.checkpoint import load_model, load_state  # noqa: E402
-from core.codec.config import ModelConfig  # noqa: E402
+from core.codec.checkpoint import load_model, read_metadata  # noqa: E402
 from core.codec.model import NTSCCPlus  # noqa: E402
 from core.experiments.evaluate import DEFAULT_KODAK  # noqa: E402
 from core.media.imageio import read_rgb  # noqa: E402
@@ -36,19 +35,11 @@ log = logging.getLogger("probe_checkpoint")
 POINTS = ((0.18, 0.1), (0.36, 0.2), (0.72, 0.2), (0.72, 0.4), (0.72, 0.8))
 
 
-def load_checkpoint(path: str, weights: str) -> tuple[NTSCCPlus, int | None]:
-    """(model in eval mode, training step) from a ``last.pt`` (``weights``: ema or model) or a
-    ``.safetensors`` export."""
+def training_step(path: str) -> int | None:
+    """The training step a checkpoint or export records."""
     if path.endswith(".safetensors"):
-        model = load_model(path)
-        from core.codec.checkpoint import read_metadata
-        return model, read_metadata(path)["info"].get("step")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    model = NTSCCPlus(ModelConfig.from_dict(ckpt["config"]))
-    if weights not in ckpt:
-        raise SystemExit(f"{path} has no {weights!r} weights; it holds {sorted(ckpt)}")
-    load_state(model, ckpt[weights])
-    return model.eval(), ckpt.get("step")
+        return read_metadata(path)["info"].get("step")
+    return torch.load(path, map_location="cpu", weights_only=True).get("step")
 
 
 @torch.no_grad()
@@ -80,7 +71,10 @@ def main() -> int:
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
     torch.set_num_threads(args.threads)
-    model, step = load_checkpoint(args.checkpoint, args.weights)
+    try:
+        model, step = load_model(args.checkpoint, weights=args.weights), training_step(args.checkpoint)
+    except (FileNotFoundError, KeyError) as exc:
+        raise SystemExit(str(exc)) from None
     names = [f"kodim{int(i):02d}" for i in args.images.split(",")]
     images = [read_rgb(Path(args.dataset) / f"{n}.png") for n in names]
     rows = probe(model, images, args.snr)

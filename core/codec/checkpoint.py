@@ -32,8 +32,9 @@ def export_weights(model: NTSCCPlus, path: str | Path, info: dict | None = None)
 
 
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu",
-               config: str | None = None) -> NTSCCPlus:
-    """Load a shipped model. Raises FileNotFoundError with a hint when the file is missing."""
+               config: str | None = None, weights: str = "model") -> NTSCCPlus:
+    """Load a shipped model (or a training checkpoint ``last.pt``, whose ``weights`` are "model"
+    or "ema"). Raises FileNotFoundError with a hint when the file is missing."""
     path = Path(path or DEFAULT_WEIGHTS)
     if not path.exists():
         raise FileNotFoundError(
@@ -46,8 +47,10 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
         state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
     else:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        if weights not in ckpt:
+            raise KeyError(f"{path} has no {weights!r} weights; it holds {sorted(ckpt)}")
         cfg = ModelConfig.from_dict(ckpt["config"])
-        state = ckpt["model"]
+        state = ckpt[weights]
     model = NTSCCPlus(cfg)
     load_state(model, state)
     return model.to(device).eval()

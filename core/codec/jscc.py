@@ -201,14 +201,15 @@ class JSCCBranch(nn.Module):
     Output (B, out_dim, N, 1).
 
     A linear bypass (a bias-free 1×1 convolution from input to output, starting at zero) runs
-    beside the ViT blocks. Why: the blocks end in a per-token LayerNorm, so the learned path
-    loses each token's scale; the encoder cannot give a position's symbols power in proportion
+    beside the ViT blocks. Why: the learned path's output head is a per-token LayerNorm and a 1×1
+    convolution, so it loses each token's scale; the encoder cannot give a position's symbols power in proportion
     to its latent's magnitude, nor the decoder rebuild a latent's magnitude from the symbols'.
     Measured on the step-91 457 model, which had no bypass (4 Kodak 256² crops, AWGN 10 dB,
     ``tools/transform_ceiling.py``, docs/results/transform_ceiling_step91457.md): the chain gave
     29.4 dB at CBR 0.062 and 29.7 dB at 0.102 (27.0 dB at most on 4 whole images, even at 40 dB
     SNR), where a linear mapping of the same latent with LMMSE decoding gave 29.6 dB at CBR 0.04
-    and 31.1 dB at 0.08. Starting at zero, the bypass leaves a trained model's function unchanged
+    and 31.1 dB at 0.08 — given the hyperprior z for free, which the chain does without. Starting
+    at zero, the bypass leaves a trained model's function unchanged
     until training moves it.
     """
 

@@ -58,7 +58,7 @@ class Transmission:
     bits_per_position: torch.Tensor | None = None  # transmitter-side entropy, for analysis
 
 
-_NO_Z_ON_AIR = ("a jscc_prior model needs the hyperprior z at the receiver, which the side information "
+NO_Z_ON_AIR = ("a jscc_prior model needs the hyperprior z at the receiver, which the side information "
                 "does not carry yet: it trains and evaluates through forward() only")
 
 
@@ -198,7 +198,7 @@ class NTSCCPlus(nn.Module):
         eta_t = torch.as_tensor(eta, dtype=torch.float32, device=y.device)
         eta_t = eta_t.view(1) if eta_t.dim() == 0 else eta_t.view(1, *eta_t.shape[-2:])
         if self.cfg.jscc_prior:
-            raise NotImplementedError(_NO_Z_ON_AIR)
+            raise NotImplementedError(NO_Z_ON_AIR)
         hyper, _ = self.entropy.hyper(y)
         bits_a = self.entropy.anchor_bits(y, hyper)
         k_a, idx_a = self._rates(bits_a, eta_t)
@@ -222,7 +222,7 @@ class NTSCCPlus(nn.Module):
                 lam: float, snr_db: float) -> torch.Tensor:
         """Decode received symbols (same layout as :attr:`Transmission.symbols`) -> (1, 3, H, W)."""
         if self.cfg.jscc_prior:
-            raise NotImplementedError(_NO_Z_ON_AIR)
+            raise NotImplementedError(NO_Z_ON_AIR)
         device = rate_index.device
         lam_t, snr = _batch(lam, 1, device), _batch(snr_db, 1, device)
         anchor = checkerboard_mask(*rate_index.shape[-2:], anchors=True, device=device)

@@ -15,7 +15,7 @@ import torch
 
 from core.media.metrics import MSSSIM_MIN_SIDE  # below it MS-SSIM's 5 scales do not fit
 
-from .model import NTSCCPlus, Transmission, _batch, pad_to_multiple
+from .model import NO_Z_ON_AIR, NTSCCPlus, Transmission, _batch, pad_to_multiple
 
 LR_LATENT = 5e-3
 LR_ENCODER = 1e-4
@@ -55,6 +55,8 @@ def edit_and_transmit(model: NTSCCPlus, x: torch.Tensor, lam: float, eta, snr_db
 
     Returns the transmission and the loss trace (index 0 = the unedited model).
     """
+    if model.cfg.jscc_prior:  # before the T editing steps, not after them
+        raise NotImplementedError(NO_Z_ON_AIR)
     if steps <= 0:
         return model.transmit(x, lam, eta, snr_db), []
     h0, w0 = x.shape[-2:]

@@ -28,10 +28,20 @@ logger = logging.getLogger(__name__)
 
 #: state-dict suffixes whose dimension 0 (rows) is the codeword width 2·K
 _WIDTH_ROWS = ("out.1.weight", "out.1.bias", "fcn_a.2.weight", "fcn_a.2.bias",
-               "fcn_na.2.weight", "fcn_na.2.bias", "bypass.weight")
-#: suffixes whose dimension 1 (columns) is the codeword width (the encoders' bypass has the width
-#: as rows, the decoders' as columns: the shape tells them apart where latent width ≠ codeword width)
-_WIDTH_COLUMNS = ("inp.weight", "fcn_a.0.weight", "fcn_na.0.weight", "bypass.weight")
+               "fcn_na.2.weight", "fcn_na.2.bias", "prior_out.weight")
+#: suffixes whose dimension 1 (columns) is the codeword width
+_WIDTH_COLUMNS = ("inp.weight", "fcn_a.0.weight", "fcn_na.0.weight")
+#: the linear bypass maps the codeword width out of an encoder (rows) and into a decoder (columns):
+#: told apart by the branch's name, since the shapes agree where latent width = codeword width
+
+
+def _width_axis(key: str) -> int | None:
+    """0 if ``key``'s rows are the codeword width, 1 if its columns are, None if neither."""
+    if key.endswith("bypass.weight"):
+        return 0 if ".enc_" in key else 1
+    if key.endswith(_WIDTH_ROWS):
+        return 0
+    return 1 if key.endswith(_WIDTH_COLUMNS) else None
 
 
 def symbol_sources(old_max: int, new_max: int) -> torch.Tensor:
@@ -72,11 +82,12 @@ def adapt_rate_levels(state: dict[str, torch.Tensor], old: ModelConfig,
     for key, value in state.items():
         if not key.startswith("jscc."):
             continue
+        axis = _width_axis(key)
         if key.endswith("rate_token.weight"):
             out[key] = value[tokens].clone()
-        elif key.endswith(_WIDTH_ROWS) and value.shape[0] == 2 * k_old:
+        elif axis == 0 and value.shape[0] == 2 * k_old:
             out[key] = value[rows].clone()
-        elif key.endswith(_WIDTH_COLUMNS) and value.shape[1] == 2 * k_old:
+        elif axis == 1 and value.shape[1] == 2 * k_old:
             cols = value.new_zeros(value.shape[0], 2 * k_new, *value.shape[2:])
             cols[:, :k_old] = value[:, :k_old]  # real parts
             cols[:, k_new:k_new + k_old] = value[:, k_old:]  # imaginary parts

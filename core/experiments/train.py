@@ -23,7 +23,8 @@ alone drives the symbol count down (the shipped model's crop CBR fell 0.10 -> 0.
 20 000 steps while its PSNR stayed flat).
 
 The rate- and SNR-response scalars (log r_global,λ, log r_a/na, log c_global,ν, ν embeddings) and
-the JSCC branches' linear bypasses (which start at zero) learn at ``--response-lr-mult`` times the
+the JSCC branches' zero-initialised linear layers (bypass; ``prior_in``/``prior_out`` of the
+``jscc_prior`` experiment) learn at ``--response-lr-mult`` times the
 learning rate: Adam moves a parameter by about lr per step, so at lr 1e-4 a log-scale factor would
 need 10 000 steps to move by e (x2.7).
 
@@ -197,8 +198,9 @@ def training_config(args: argparse.Namespace, ckpt: dict | None) -> tuple[ModelC
 
     The run's is ``--config``'s network with the η range of ``--eta-range``, or else the one the
     resumed checkpoint / ``--init-from`` model was trained on. Weights trained with another rate-
-    level table are carried over (:func:`core.codec.widen.adapt_rate_levels`); any other
-    difference of network stops the run before any work."""
+    level table are carried over (:func:`core.codec.widen.adapt_rate_levels`), as are weights
+    of a network the run's only extends with zero-initialised parts (:meth:`ModelConfig.extends`);
+    any other difference of network stops the run before any work."""
     cfg = get_config(args.config)
     if ckpt is not None:
         source, origin = ModelConfig.from_dict(ckpt["config"]), f"{args.out}/last.pt"
@@ -273,14 +275,16 @@ def lr_at(step: int, total: int, lr: float, lr_final: float, warmup_from: int | 
 #: The response networks' scalars and ν embeddings: few parameters that must move far (a log
 #: scale by ~1, an embedding from zero), so they learn at ``--response-lr-mult`` times the rate.
 RESPONSE_SCALARS = ("log_r_global", "log_r_a", "log_r_na", "log_c_global", "nu_embed_a", "nu_embed_na")
-#: The JSCC branches' linear bypasses start at zero beside trained weights and must grow to the
-#: scale of the latent: they learn with the response scalars.
+#: The JSCC branches' linear bypasses (and the ``jscc_prior`` experiment's prior layers) start at
+#: zero beside trained weights and must grow to the scale of the latent: they learn with the
+#: response scalars.
 FAST_MODULES = (".bypass.", ".prior_in.", ".prior_out.")
 
 
 def param_groups(model: torch.nn.Module, lr: float, response_lr_mult: float,
                  rate_lr_mult: float | None = None) -> list[dict]:
-    """Adam groups: the response scalars at ``response_lr_mult``·lr, everything else at lr; with
+    """Adam groups: the response scalars and :data:`FAST_MODULES` at ``response_lr_mult``·lr,
+    everything else at lr; with
     ``rate_lr_mult``, the rate response's r_global,λ gets a group of its own at that multiple.
 
     Why r_global apart: right after :meth:`RateResponse.spread` the transforms cannot yet use
@@ -312,7 +316,8 @@ def restore_optimizer(opt: torch.optim.Optimizer, state: dict) -> None:
     did not hold r_global until this was fixed, at step 39 000) and the implementation it was
     started with (a checkpoint of an unfused Adam turned fused Adam off again).
 
-    Raises ValueError when the checkpoint has another number of parameter groups."""
+    Raises ValueError when the checkpoint has another number of parameter groups or another
+    number of parameters in a group (torch's check)."""
     saved = state["param_groups"]
     if len(saved) != len(opt.param_groups):
         raise ValueError(f"the checkpoint has {len(saved)} parameter groups, this run {len(opt.param_groups)}")
@@ -445,7 +450,8 @@ def main(args: argparse.Namespace) -> int:
         else:
             try:
                 restore_optimizer(opt, ckpt["opt"])
-            except ValueError:  # an older checkpoint with one parameter group: fresh Adam moments
+            except ValueError:  # other groups (an older checkpoint with one group, or parameters
+                # added to the model since, e.g. the JSCC bypass): fresh Adam moments, warmed up
                 warmup_from = step
         logger.info(f"resuming {ckpt_path} at step {step}")
     elif args.init_from:
