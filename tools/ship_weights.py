@@ -114,7 +114,7 @@ blocks end in a per-token LayerNorm, which drops each token's scale. The same co
 (two threads; the checkpoint's Adam moments did not fit the new parameters, so fresh moments with
 300 warm-up steps; from step 92 999 to 96 994 one thread beside a fork with the hyperprior's
 (μ, σ) fed to the JSCC, `CONFIG=small_prior`, which gained nothing more at equal CBR and was
-stopped: docs/results/jscc_prior_fork_step96767.md), stopped with SIGTERM at step FINAL_STEP.
+stopped: docs/results/jscc_prior_fork_step96767.md), stopped with SIGTERM at step 106 506.
 """
 
 
