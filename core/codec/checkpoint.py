@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .config import ModelConfig, get_config
+from .jscc import is_added_layer
 from .model import NTSCCPlus
 from .provenance import DEFAULT_WEIGHTS, read_metadata  # noqa: F401 (re-exported)
 
@@ -56,20 +57,23 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     return model.to(device).eval()
 
 
-#: Parameters added after a checkpoint format was shipped, with an initialisation that keeps an
-#: older checkpoint's behaviour unchanged: such a checkpoint loads with them at their init.
+#: Parameters added after a checkpoint format was shipped, with an initialisation (zero) that
+#: keeps an older checkpoint's behaviour unchanged: such a checkpoint loads with them at zero.
+#: Besides these, the JSCC branches' :data:`~core.codec.jscc.ADDED_LAYERS`.
 OPTIONAL_KEYS = ("jscc.snr_enc.nu_embed_a", "jscc.snr_enc.nu_embed_na",
-                 "jscc.snr_dec.nu_embed_a", "jscc.snr_dec.nu_embed_na",
-                 *(f"jscc.{branch}.{part}" for branch in ("enc_a", "enc_na", "dec_a", "dec_na")
-                   for part in ("bypass.weight", "prior_in.weight", "prior_in.bias", "prior_out.weight")))
+                 "jscc.snr_dec.nu_embed_a", "jscc.snr_dec.nu_embed_na")
+
+
+def is_optional_key(key: str) -> bool:
+    return key in OPTIONAL_KEYS or is_added_layer(key)
 
 
 def load_state(model: NTSCCPlus, state: dict[str, torch.Tensor]) -> None:
-    """Load ``state`` into ``model``; only the :data:`OPTIONAL_KEYS` may be missing, and those
+    """Load ``state`` into ``model``; only optional keys (:func:`is_optional_key`) may be missing, and those
     are set to zero (their initial value: a checkpoint from before they existed keeps its function
     whatever ``model`` held)."""
     result = model.load_state_dict(state, strict=False)
-    missing = [k for k in result.missing_keys if k not in OPTIONAL_KEYS]
+    missing = [k for k in result.missing_keys if not is_optional_key(k)]
     if missing or result.unexpected_keys:
         raise RuntimeError(f"checkpoint does not match the model: missing {missing}, "
                            f"unexpected {result.unexpected_keys}")

@@ -193,6 +193,17 @@ class ContextualViTBlock(nn.Module):
         return x + self.mlp(self.norm_mlp(x))
 
 
+#: Layers added to the JSCC branches after models were trained without them, all zero at first (a
+#: trained model's function is kept): a checkpoint may lack them, and training moves them fast.
+ADDED_LAYERS = ("bypass", "prior_in", "prior_out")
+
+
+def is_added_layer(key: str) -> bool:
+    """True for a state-dict / parameter name of one of the :data:`ADDED_LAYERS`."""
+    parts = key.split(".")
+    return len(parts) >= 2 and parts[-2] in ADDED_LAYERS
+
+
 class JSCCBranch(nn.Module):
     """One sub-encoder (f_e,a / f_e,na) or sub-decoder (f_d,a / f_d,na).
 
@@ -202,15 +213,15 @@ class JSCCBranch(nn.Module):
 
     A linear bypass (a bias-free 1×1 convolution from input to output, starting at zero) runs
     beside the ViT blocks. Why: the learned path's output head is a per-token LayerNorm and a 1×1
-    convolution, so it loses each token's scale; the encoder cannot give a position's symbols power in proportion
-    to its latent's magnitude, nor the decoder rebuild a latent's magnitude from the symbols'.
+    convolution, so it loses each token's scale; the encoder cannot give a position's symbols
+    power in proportion to its latent's magnitude, nor the decoder rebuild a latent's magnitude
+    from the symbols'.
     Measured on the step-91 457 model, which had no bypass (4 Kodak 256² crops, AWGN 10 dB,
     ``tools/transform_ceiling.py``, docs/results/transform_ceiling_step91457.md): the chain gave
     29.4 dB at CBR 0.062 and 29.7 dB at 0.102 (27.0 dB at most on 4 whole images, even at 40 dB
     SNR), where a linear mapping of the same latent with LMMSE decoding gave 29.6 dB at CBR 0.04
     and 31.1 dB at 0.08 — given the hyperprior z for free, which the chain does without. Starting
-    at zero, the bypass leaves a trained model's function unchanged
-    until training moves it.
+    at zero, the bypass leaves a trained model's function unchanged until training moves it.
     """
 
     def __init__(self, in_dim: int, out_dim: int, cfg: ModelConfig, contextual: bool):
@@ -281,7 +292,7 @@ class ContextualJSCC(nn.Module):
         rates = rate_index.flatten(1)[:, layout.positions[p]].unsqueeze(-1)
         ctx = None if context is None else layout.to_tokens(context, 0)
         prior_tok = None
-        if prior is not None and self.cfg.jscc_prior:
+        if prior is not None:  # only a jscc_prior model is given one (NTSCCPlus._jscc_prior)
             prior_tok = torch.cat([layout.to_tokens(prior[0], p),
                                    layout.to_tokens(prior[1], p).clamp_min(1e-6).log()], 1)
         tokens = tokens if pre is None else pre(tokens)

@@ -194,11 +194,11 @@ class NTSCCPlus(nn.Module):
                         lam: float, eta, snr_db: float, context_draws: int = 1) -> Transmission:
         """:meth:`transmit` from the latent y onwards (the NTSCC++ edited latent, say)."""
         h0, w0 = image_size
+        if self.cfg.jscc_prior:
+            raise NotImplementedError(NO_Z_ON_AIR)
         snr = _batch(snr_db, 1, y.device)
         eta_t = torch.as_tensor(eta, dtype=torch.float32, device=y.device)
         eta_t = eta_t.view(1) if eta_t.dim() == 0 else eta_t.view(1, *eta_t.shape[-2:])
-        if self.cfg.jscc_prior:
-            raise NotImplementedError(NO_Z_ON_AIR)
         hyper, _ = self.entropy.hyper(y)
         bits_a = self.entropy.anchor_bits(y, hyper)
         k_a, idx_a = self._rates(bits_a, eta_t)

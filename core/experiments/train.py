@@ -53,6 +53,7 @@ import torch
 from core.codec.checkpoint import export_weights, load_model, load_state, read_metadata
 from core.codec.config import ModelConfig, get_config
 from core.codec.fast import native_bf16
+from core.codec.jscc import is_added_layer
 from core.codec.model import NTSCCPlus
 from core.codec.widen import adapt_rate_levels
 from core.paths import REPO_ROOT
@@ -275,16 +276,13 @@ def lr_at(step: int, total: int, lr: float, lr_final: float, warmup_from: int | 
 #: The response networks' scalars and ν embeddings: few parameters that must move far (a log
 #: scale by ~1, an embedding from zero), so they learn at ``--response-lr-mult`` times the rate.
 RESPONSE_SCALARS = ("log_r_global", "log_r_a", "log_r_na", "log_c_global", "nu_embed_a", "nu_embed_na")
-#: The JSCC branches' linear bypasses (and the ``jscc_prior`` experiment's prior layers) start at
-#: zero beside trained weights and must grow to the scale of the latent: they learn with the
-#: response scalars.
-FAST_MODULES = (".bypass.", ".prior_in.", ".prior_out.")
 
 
 def param_groups(model: torch.nn.Module, lr: float, response_lr_mult: float,
                  rate_lr_mult: float | None = None) -> list[dict]:
-    """Adam groups: the response scalars and :data:`FAST_MODULES` at ``response_lr_mult``·lr,
-    everything else at lr; with
+    """Adam groups: the response scalars and the JSCC's added layers (zero at first beside trained
+    weights, they must grow to the latent's scale; :data:`core.codec.jscc.ADDED_LAYERS`) at
+    ``response_lr_mult``·lr, everything else at lr; with
     ``rate_lr_mult``, the rate response's r_global,λ gets a group of its own at that multiple.
 
     Why r_global apart: right after :meth:`RateResponse.spread` the transforms cannot yet use
@@ -296,7 +294,7 @@ def param_groups(model: torch.nn.Module, lr: float, response_lr_mult: float,
         if leaf == "log_r_global" and rate_lr_mult is not None:
             rate.append(p)
         else:
-            is_fast = leaf in RESPONSE_SCALARS or any(part in name for part in FAST_MODULES)
+            is_fast = leaf in RESPONSE_SCALARS or is_added_layer(name)
             (fast if is_fast else rest).append(p)
     groups = [{"params": rest, "lr": lr, "lr_mult": 1.0},
               {"params": fast, "lr": lr * response_lr_mult, "lr_mult": response_lr_mult}]
