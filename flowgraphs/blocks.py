@@ -361,12 +361,16 @@ class OfdmFrameSink(gr.sync_block):
                             subcarrier_snr_db=res.subcarrier_snr_db, snr_true_db=snr_true,
                             stream=h.stream, flags=FLAG_HEADER_OK,
                             t_tx_ns=int(info.get("t_tx_ns", 0)))
+            # Counted before the send: a client that has the frame and then asks for the
+            # stats must already see it counted (the send wakes it before this thread resumes).
+            self.stats["frames_out"] += 1
             try:
                 self.sock.send(frame.to_bytes(), zmq.NOBLOCK, copy=False)
-                self.stats["frames_out"] += 1
             except zmq.Again:
+                self.stats["frames_out"] -= 1
                 self.stats["frames_dropped"] += 1
             except zmq.ZMQError:
+                self.stats["frames_out"] -= 1
                 return len(x)
             self.recent.append({"frame_id": h.frame_id, "stream": h.stream, "cqi_db": res.cqi_db,
                                 "snr_true_db": snr_true, "cfo": res.cfo,
