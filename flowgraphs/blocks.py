@@ -207,15 +207,18 @@ class OfdmFrameSource(gr.sync_block):
     def _start(self, frame: TxFrame) -> None:
         t_in = time.time_ns()
         amp, snr_db = self.frame_gain(frame.stream, frame.frame_id)
-        samples = self.mod.modulate(frame.symbols, frame.frame_id, frame.stream, pad=self.tail_pad)
+        pad = self.tail_pad
+        samples = self.mod.modulate(frame.symbols, frame.frame_id, frame.stream, pad=pad)
         if amp != 1.0:
             samples *= np.float32(amp)
-        p_tx = float(np.vdot(samples, samples).real) / max(samples.size, 1)
+        body = samples[:samples.size - pad]
+        p_tx = float(np.vdot(body, body).real) / max(body.size, 1)
         t_tx = meta_time_ns(frame.meta) or t_in
         self.registry.put(frame.stream, frame.frame_id, t_tx_ns=t_tx, snr_db=snr_db,
                           t_in_ns=t_in, n_samples=int(samples.size))
         value = pmt.to_pmt({"id": int(frame.frame_id), "stream": int(frame.stream & 0xF),
-                            "n": int(samples.size), "p_tx": p_tx, "snr_db": float(snr_db)})
+                            "n": int(samples.size), "pad": int(pad), "p_tx": p_tx,
+                            "snr_db": float(snr_db)})
         self.add_item_tag(0, self.nitems_written(0), FRAME_TAG, value)
         self._pending, self._pos = samples, 0
         self.stats["frames_in"] += 1
@@ -251,7 +254,13 @@ class OfdmFrameSource(gr.sync_block):
 
 class FramePowerProbe(gr.sync_block):
     """Pass-through; averages |x|^2 over each tagged frame and stores the instantaneous SNR
-    (nominal SNR + received/transmitted power in dB) in the registry."""
+    (nominal SNR + received/transmitted power in dB) in the registry.
+
+    It measures the frame's body only, not its zero tail padding, and stores the SNR in the
+    same call that passes the body's last sample on: the receiver can decode a frame as soon
+    as its body is through, and must then find the SNR already there (with the padding
+    counted, it could pop the registry entry first and report the nominal SNR).
+    """
 
     def __init__(self, registry: FrameRegistry):
         gr.sync_block.__init__(self, name="ntscc_frame_power_probe", in_sig=[np.complex64],
@@ -279,12 +288,12 @@ class FramePowerProbe(gr.sync_block):
             off = int(max(0, min(n, off)))
             c = self._cur
             if c is not None and off > pos:
-                take = min(off - pos, c["n"] - c["seen"])
+                take = min(off - pos, c["n"] - c.get("pad", 0) - c["seen"])
                 if take > 0:
                     seg = x[pos:pos + take]
                     c["acc"] += float(np.vdot(seg, seg).real)
                     c["seen"] += take
-                if c["seen"] >= c["n"]:
+                if c["seen"] >= c["n"] - c.get("pad", 0):
                     self._finish()
             if info is not None:
                 self._finish()

@@ -3,6 +3,8 @@ root on sys.path, see ``pythonpath`` in pyproject.toml): the repo root, free loo
 subprocess helpers. Fixtures live in conftest.py."""
 from __future__ import annotations
 
+import os
+import random
 import socket
 import subprocess
 import sys
@@ -11,25 +13,41 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
+#: Ports the tests hand out lie below Linux's default ephemeral range (32768-60999), so an
+#: outgoing connection (the other xdist worker's, say) can never take one between the check
+#: here and the process that binds it seconds later; each xdist worker draws from its own block.
+_PORT_FLOOR, _PORT_CEIL = 20000, 32000
+
+
+def _port_block() -> tuple[int, int]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    size = (_PORT_CEIL - _PORT_FLOOR) // max(count, 1)
+    lo = _PORT_FLOOR + (index % max(count, 1)) * size
+    return lo, lo + size
+
+
+def _range_free(base: int, span: int) -> bool:
+    for port in range(base, base + span):
+        with socket.socket() as t:
+            try:
+                t.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
 def free_base_port(span: int = 14) -> int:
-    """A base port whose base..base+span range is free on 127.0.0.1."""
+    """A base port whose base..base+span range is free on 127.0.0.1 (below the ephemeral
+    range, in this xdist worker's own block)."""
+    lo, hi = _port_block()
+    rng = random.Random()
     for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + span > 65000:
-            continue
-        ok = True
-        for off in range(span):
-            with socket.socket() as t:
-                try:
-                    t.bind(("127.0.0.1", base + off))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
+        base = rng.randrange(lo, hi - span)
+        if _range_free(base, span):
             return base
-    raise RuntimeError("no free port range")
+    raise RuntimeError(f"no free range of {span} ports in {lo}-{hi}")
 
 
 def cli(*args: str) -> list[str]:

@@ -7,13 +7,11 @@ import zmq.auth
 
 from core.link.endpoints import Endpoints, RemoteBindRefused, check_bind, is_loopback
 from core.link.security import CurveKeys, bind, connect, make_keys, stop_authenticators
+from tests.helpers import free_base_port
 
 
 def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_base_port(span=1)
 
 
 @pytest.mark.parametrize("addr,ok", [("tcp://127.0.0.1:5000", True), ("tcp://localhost:1", True),

@@ -336,19 +336,21 @@ class ThreeHosts:
             gr = children(pid) if pid else []
             target = gr[0] if gr else pid
         t = time.time()
-        sent_before = len(tx_frames(self.out)) if role == "tx" else 0
+        old_sessions = {f["session"] for f in tx_frames(self.out)} if role == "tx" else set()
         os.kill(target, signal.SIGKILL)
         ready = self.wait_ready(role, old_pid=pid)
         if role == "tx":  # listening is not recovered: the TX still loads its model, then sends
-            ready = self.wait_first_frame(sent_before)
+            ready = self.wait_first_frame(old_sessions)
         return self.event("kill", target=role, detail=detail, pid=target, start=t, end=ready,
                           restart_s=ready - t)
 
-    def wait_first_frame(self, sent_before: int) -> float:
-        """Wait until the restarted TX has sent a frame (a new line in its log); returns the time."""
+    def wait_first_frame(self, old_sessions: set) -> float:
+        """Wait until the restarted TX has sent a frame (a log line of a TX session not in
+        ``old_sessions``: the killed TX may still log a line between the count and the kill);
+        returns the time."""
         t_end = time.time() + self.cfg.ready_timeout_s
         while time.time() < t_end:
-            if len(tx_frames(self.out)) > sent_before:
+            if any(f["session"] not in old_sessions for f in tx_frames(self.out)):
                 return time.time()
             self.sample_rss()
             time.sleep(0.05)

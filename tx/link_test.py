@@ -222,6 +222,7 @@ def run_link_test(args: argparse.Namespace, fg: FlowgraphProcess, progress=None)
         "frames_sent": N,
         "frames_received": n_rx,
         "frames_lost": N - n_rx,
+        "warmup_frames": wid,  # sent before the measurement (more than one if the first was slow)
         "channel": args.channel,
         "snr_set_db": args.snr,
         "snr_measured_db": _mean([r["snr_measured_db"] for r in recs]),
