@@ -115,6 +115,10 @@ blocks end in a per-token LayerNorm, which drops each token's scale. The same co
 300 warm-up steps; from step 92 999 to 96 994 one thread beside a fork with the hyperprior's
 (μ, σ) fed to the JSCC, `CONFIG=small_prior`, which gained nothing more at equal CBR and was
 stopped: docs/results/jscc_prior_fork_step96767.md), stopped with SIGTERM at step 106 506.
+The same command went on (fourteenth session to step ~108 347, where the run died with its
+machine after checkpointing at 108 200; fifteenth session 2026-11-30 from there:
+`LR=1.5e-5 CROP=256 BATCH=4 NICE=5 RATE_LR=0 tools/train_background.sh 120 2`, 0.35–0.37 s per
+step on two threads), ending at its time limit at step 127 734.
 """
 
 
