@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 POSE_SEND_MS = 50     # pose updates to the TX at most every 50 ms (coalesced)
 HEALTH_MS = 500
+MISSED_PINGS_DOWN = 2  # consecutive unanswered pings before the status says "not answering"
 PLOT_MS = 50          # one plot group redrawn per tick, round robin (images: every frame)
 PLOT_SCHEDULE = ("quality", "link", "snr", "cbr", "link", "mcs")  # each ≈3 Hz, link ≈7 Hz
 KEY_STEP_DEG = 5.0
@@ -111,6 +112,7 @@ class ViewerWindow(QMainWindow):
         self._pose_dirty = False
         self._t_open = time.monotonic()
         self.fg_answering: bool | None = None
+        self._ping_misses = 0  # consecutive unanswered pings of the flowgraph's control socket
         self.proc_state: dict[str, int | None] = {}
         self.start_error: str | None = None
         self.restarts = 0
@@ -318,7 +320,11 @@ class ViewerWindow(QMainWindow):
             self.show_event_message(f"channel set: {text}", 3000)
 
     def _on_fg_alive(self, alive: bool) -> None:
-        self.fg_answering = alive
+        # Two missed pings in a row, not one: on a loaded machine a single 500 ms ping can time
+        # out while the flowgraph is fine, and the status bar would flicker "not answering".
+        self._ping_misses = 0 if alive else self._ping_misses + 1
+        if alive or self._ping_misses >= MISSED_PINGS_DOWN:
+            self.fg_answering = alive
 
     def _on_processes(self, state: dict) -> None:
         self.proc_state = state

@@ -326,6 +326,25 @@ def test_status_bar_reports_dead_peers(qapp):
         win.close()
 
 
+def test_status_bar_needs_two_missed_pings_to_call_the_flowgraph_down(qapp):
+    """One ping lost on a loaded machine must not flip the status to 'not answering'. The
+    handler is called directly, without the event loop, so the worker's own pings cannot
+    interleave."""
+    session = RecordingSession()
+    win = make_window(session, f"tcp://127.0.0.1:{free_base_port() + 12}")
+    try:
+        win._on_fg_alive(True)
+        win._on_fg_alive(False)
+        assert win.fg_answering is True
+        win._on_fg_alive(False)
+        assert win.fg_answering is False
+        assert "flowgraph not answering" in " ".join(win.health())
+        win._on_fg_alive(True)
+        assert win.fg_answering is True
+    finally:
+        win.close()
+
+
 def test_window_stays_responsive_under_a_flood(qapp):
     """40 msgs/s of 512x256 frames: newest-wins, nothing queues, the event loop keeps up."""
     base = free_base_port()
