@@ -217,8 +217,7 @@ class OfdmFrameSource(gr.sync_block):
         self.registry.put(frame.stream, frame.frame_id, t_tx_ns=t_tx, snr_db=snr_db,
                           t_in_ns=t_in, n_samples=int(samples.size))
         value = pmt.to_pmt({"id": int(frame.frame_id), "stream": int(frame.stream & 0xF),
-                            "n": int(samples.size), "pad": int(pad), "p_tx": p_tx,
-                            "snr_db": float(snr_db)})
+                            "n_body": int(body.size), "p_tx": p_tx, "snr_db": float(snr_db)})
         self.add_item_tag(0, self.nitems_written(0), FRAME_TAG, value)
         self._pending, self._pos = samples, 0
         self.stats["frames_in"] += 1
@@ -288,12 +287,12 @@ class FramePowerProbe(gr.sync_block):
             off = int(max(0, min(n, off)))
             c = self._cur
             if c is not None and off > pos:
-                take = min(off - pos, c["n"] - c.get("pad", 0) - c["seen"])
+                take = min(off - pos, c["n_body"] - c["seen"])
                 if take > 0:
                     seg = x[pos:pos + take]
                     c["acc"] += float(np.vdot(seg, seg).real)
                     c["seen"] += take
-                if c["seen"] >= c["n"] - c.get("pad", 0):
+                if c["seen"] >= c["n_body"]:
                     self._finish()
             if info is not None:
                 self._finish()

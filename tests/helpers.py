@@ -21,10 +21,10 @@ _PORT_FLOOR, _PORT_CEIL = 20000, 32000
 
 def _port_block() -> tuple[int, int]:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    count = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1))
     index = int(worker[2:]) if worker[2:].isdigit() else 0
-    size = (_PORT_CEIL - _PORT_FLOOR) // max(count, 1)
-    lo = _PORT_FLOOR + (index % max(count, 1)) * size
+    size = (_PORT_CEIL - _PORT_FLOOR) // count
+    lo = _PORT_FLOOR + (index % count) * size
     return lo, lo + size
 
 
@@ -42,9 +42,8 @@ def free_base_port(span: int = 14) -> int:
     """A base port whose base..base+span range is free on 127.0.0.1 (below the ephemeral
     range, in this xdist worker's own block)."""
     lo, hi = _port_block()
-    rng = random.Random()
     for _ in range(200):
-        base = rng.randrange(lo, hi - span)
+        base = random.randrange(lo, hi - span)
         if _range_free(base, span):
             return base
     raise RuntimeError(f"no free range of {span} ports in {lo}-{hi}")

@@ -10,10 +10,6 @@ from core.link.security import CurveKeys, bind, connect, make_keys, stop_authent
 from tests.helpers import free_base_port
 
 
-def free_port() -> int:
-    return free_base_port(span=1)
-
-
 @pytest.mark.parametrize("addr,ok", [("tcp://127.0.0.1:5000", True), ("tcp://localhost:1", True),
                                      ("tcp://[::1]:5000", True), ("ipc:///tmp/x", True),
                                      ("tcp://0.0.0.0:5000", False), ("tcp://*:5000", False),
@@ -32,7 +28,7 @@ def test_non_loopback_bind_refused_without_option():
     sock = ctx.socket(zmq.PULL)
     try:
         with pytest.raises(RemoteBindRefused, match="--allow-remote"):
-            bind(sock, f"tcp://*:{free_port()}")
+            bind(sock, f"tcp://*:{free_base_port(span=1)}")
         check_bind("tcp://*:1", allow_remote=True)  # the explicit option lifts the refusal
     finally:
         sock.close(0)
@@ -41,7 +37,7 @@ def test_non_loopback_bind_refused_without_option():
 def test_curve_socket_rejects_client_without_key(tmp_path):
     keys = CurveKeys(make_keys(tmp_path / "keys"))
     ctx = zmq.Context()
-    port = free_port()
+    port = free_base_port(span=1)
     addr = f"tcp://127.0.0.1:{port}"
     server = bind(ctx.socket(zmq.PULL), addr, keys=keys)
     try:
