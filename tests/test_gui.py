@@ -120,18 +120,25 @@ def test_streamed_frames_fill_panels_and_plots_move(qapp, codec_outputs, tmp_pat
     win = make_window(session, ep.metrics, reference=ReferenceFrames(str(ERP_FOLDER), RES).get)
     try:
         h = win.history
+
+        def plotted_x(key: str) -> np.ndarray:
+            x = win.plots.curves[key].getData()[0]
+            return np.asarray([] if x is None else x)
         assert wait_until(lambda: len(h.cols["learned"]["frame_id"]) >= 3
                           and len(h.cols["classical"]["frame_id"]) >= 3, timeout=60)
-        QTest.qWait(400)  # let every plot group redraw once
-        x0 = win.plots.curves["learned.viewport_psnr"].getData()[0].copy()
+        # the plot groups redraw round robin on a timer: wait for the drawn data, not a fixed
+        # time (a loaded machine can take longer than one round)
+        assert wait_until(lambda: plotted_x("learned.viewport_psnr").size >= 3, timeout=10)
+        x0 = plotted_x("learned.viewport_psnr").copy()
         n0 = h.total
         assert wait_until(lambda: h.total >= n0 + 4, timeout=30)
-        QTest.qWait(400)
-        x1, y1 = win.plots.curves["learned.viewport_psnr"].getData()
-        assert x1.size > x0.size and x1.max() > x0.max(), "the rolling plot did not move"
+        assert wait_until(lambda: plotted_x("learned.viewport_psnr").size > x0.size
+                          and plotted_x("learned.viewport_psnr").max() > x0.max(),
+                          timeout=10), "the rolling plot did not move"
+        y1 = win.plots.curves["learned.viewport_psnr"].getData()[1]
         assert np.isfinite(y1).any() and 5 < np.nanmax(y1) < 80
         for key in ("classical.psnr", "snr_true", "learned.cbr", "mcs"):
-            assert win.plots.curves[key].getData()[0].size > 0, key
+            assert wait_until(lambda: plotted_x(key).size > 0, timeout=10), key
         const = win.plots.curves["learned.const"].getData()
         assert len(const[0]) > 100  # received symbols of the last frame
 
@@ -250,9 +257,12 @@ def test_snr_control_reaches_flowgraph_and_measured_snr_follows(qapp, tmp_path):
             v = win.history.array("learned", "cqi_db")[-3:]
             return v.size == 3 and abs(np.mean(v) - 3.0) < 1.5
         assert wait_until(cqi_tail, timeout=15)
-        QTest.qWait(400)
-        x, y = win.plots.curves["snr_true"].getData()
-        assert y[-1] == 3.0 and 12.0 in set(y.tolist())  # the plot shows the step
+        def snr_plot():
+            y = win.plots.curves["snr_true"].getData()[1]
+            return np.asarray([] if y is None else y)
+        # the plot shows the step once its group has redrawn
+        assert wait_until(lambda: snr_plot().size > 0 and snr_plot()[-1] == 3.0, timeout=10)
+        assert 12.0 in set(snr_plot().tolist())
     finally:
         win.close()
         session.stop()
