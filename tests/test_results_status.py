@@ -82,3 +82,17 @@ def test_promotion_score_reports_the_interpolated_front_beside_the_budget_rule()
     assert result["psnr_interpolated"]["0.02"] == 26.594  # 25 + 1.6 · 0.01 / 0.01004
     assert result["psnr_interpolated"]["0.1"] is None  # beyond the front: no claim
     assert result["psnr_interpolated"]["0.04"] == 27.4
+
+
+def test_model_history_lists_every_promotion_record_and_marks_the_shipped_model_shipped():
+    spec = importlib.util.spec_from_file_location("model_history", REPO / "tools" / "model_history.py")
+    history = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(history)
+    text = history.markdown()
+    records = sorted((REPO / "docs" / "results").glob("promote_step*.json"))
+    assert records and all(f"]({p.name})" in text for p in records)
+    shipped_step = f"{weights_identity()['step']:,}".replace(",", " ")
+    row = next(line for line in text.splitlines() if line.startswith(f"| {shipped_step} |"))
+    assert "| shipped |" in row
+    # the committed table is the tool's output for the committed records
+    assert (REPO / "docs" / "results" / "model_history.md").read_text() == text

@@ -12,6 +12,8 @@ candidate wins when its score is higher by at least ``--margin`` dB. With ``--pr
 winner is copied over ``weights/ntscc_plus_small.safetensors`` and kept there only if
 ``tests/test_shipped_model.py`` passes on it (otherwise the shipped weights are restored). The shipped model's score is
 computed afresh unless ``--shipped-json`` gives an earlier result of the same command.
+``--record`` keeps the decision and the candidate's sweep under ``docs/results/`` and refreshes
+``docs/results/model_history.md``.
 """
 from __future__ import annotations
 
@@ -96,6 +98,11 @@ def main() -> int:
     p.add_argument("--margin", type=float, default=0.05)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--promote", action="store_true", help="copy a winning candidate over the shipped weights")
+    p.add_argument("--record", action="store_true",
+                   help="also write the decision (docs/results/promote_stepN.json, with --note in its "
+                        "`decision`) and the candidate's sweep (rd_learned_stepN_kodak_awgn10.json) and "
+                        "refresh docs/results/model_history.md; for a full-set evaluation")
+    p.add_argument("--note", default="", help="with --record: why, in words (the run, its command)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not args.candidate.exists():
@@ -118,9 +125,34 @@ def main() -> int:
     result["better"] = gain >= args.margin
     (args.out / "decision.json").write_text(json.dumps(result, indent=1))
     print(json.dumps({k: result[k] for k in ("candidate_score", "shipped_score", "gain_db", "better")}, indent=1))
-    if result["better"] and args.promote:
-        promote(args.candidate, args.out)
+    shipped_now = bool(result["better"] and args.promote and promote(args.candidate, args.out))
+    if args.record:
+        sweep = args.candidate_json or args.out / "candidate_rd.json"
+        record(result, sweep, shipped_now, args.margin, args.note)
     return 0
+
+
+def record(result: dict, sweep: Path, shipped: bool, margin: float, note: str) -> None:
+    """Keep the decision and the candidate's Kodak sweep under docs/results (named after the
+    candidate's training step) and refresh the history table built from those records."""
+    from datetime import date
+    if result["limit"]:
+        raise SystemExit("--record keeps full-set decisions only: drop --limit")
+    step = result["candidate_model"]["step"]
+    verdict = "shipped" if shipped else "not shipped"
+    reason = (f"{result['gain_db']:+.3f} dB front score against step {result['shipped_model']['step']}, "
+              f"margin {margin}")
+    if result["better"] and not shipped:
+        reason += "; above the margin but not promoted (no --promote, or the property tests failed)"
+    decision = f"{verdict} ({date.today().isoformat()}): {reason}" + (f". {note}" if note else "")
+    results = REPO / "docs" / "results"
+    out = dict(result, candidate=str(result["candidate"]), decision=decision)
+    (results / f"promote_step{step}.json").write_text(json.dumps(out, indent=1))
+    shutil.copyfile(sweep, results / f"rd_learned_step{step}_kodak_awgn10.json")
+    subprocess.run([sys.executable, str(REPO / "tools" / "model_history.py"), "--out",
+                    str(results / "model_history.md")], cwd=REPO, check=True)
+    log.info("recorded: docs/results/promote_step%d.json, rd_learned_step%d_kodak_awgn10.json, "
+             "model_history.md", step, step)
 
 
 def promote(candidate: Path, out: Path) -> bool:
