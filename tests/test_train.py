@@ -271,3 +271,13 @@ def test_a_checkpoint_whose_groups_no_longer_fit_is_refused_so_the_run_starts_fr
     before = torch.optim.Adam(fewer, lr=1e-4)  # a checkpoint of the model before the bypass
     with pytest.raises(ValueError):
         restore_optimizer(torch.optim.Adam(param_groups(model, 1e-4, 30.0), lr=1e-4), before.state_dict())
+
+
+def test_a_fresh_run_is_reproducible_from_its_seed(tmp_path):
+    """The network's initial weights come from --seed too: two fresh runs log the same losses."""
+    logs = []
+    for name in ("a", "b"):
+        r = _train(tmp_path / name, "1,1,1")
+        assert r.returncode == 0, r.stderr[-2000:]
+        logs.append([row[:8] for row in csv.reader(open(tmp_path / name / "log.csv"))])
+    assert logs[0] == logs[1] and len(logs[0]) == 4

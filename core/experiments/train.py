@@ -44,7 +44,7 @@ import random
 import signal
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -400,26 +400,41 @@ def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
     return dist.get_rank(), world, device
 
 
-def main(args: argparse.Namespace) -> int:
-    try:
-        from tqdm import tqdm
-    except ImportError:  # a bare GPU machine: no progress bar, the log CSV still says everything
-        tqdm = _NoBar
-    if args.threads:
-        torch.set_num_threads(args.threads)
+@dataclass
+class TrainingRun:
+    """What one training run holds between steps: the model (and its DDP wrapper), optimiser,
+    loss scaler, EMA, the step reached and where the learning-rate warm-up (re)starts."""
+    cfg: ModelConfig
+    model: torch.nn.Module
+    net: torch.nn.Module
+    opt: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    ema: EMA | None
+    step: int
+    warmup_from: int | None
+    amp: bool
+    amp_dtype: torch.dtype
+    channels_last: bool
+
+
+def select_device(args: argparse.Namespace) -> tuple[int, int, torch.device]:
+    """(rank, world size, device): CUDA when ``--device auto`` finds one, else the CPU."""
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
-    rank, world, device = init_distributed(device)
-    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-    args.export = args.export or str(out / "candidate.safetensors")
-    if rank == 0:
-        (out / "train.pid").write_text(str(os.getpid()))
-    bounds = [int(s) for s in args.stage_steps.split(",")]
+    return init_distributed(device)
+
+
+def parse_stage_steps(text: str) -> list[int]:
+    bounds = [int(s) for s in text.split(",")]
     if len(bounds) != 3:
         raise SystemExit("--stage-steps needs three comma-separated numbers: ntc,jscc,compat")
-    total = sum(bounds)
-    ckpt_path = out / "last.pt"
-    ckpt = torch.load(ckpt_path, map_location=device, weights_only=True) if ckpt_path.exists() else None
+    return bounds
+
+
+def build_run(args: argparse.Namespace, device: torch.device, world: int, ckpt: dict | None,
+              ckpt_path: Path) -> TrainingRun:
+    """The model, optimiser and EMA, resumed from ``ckpt``, else initialised from
+    ``--init-from``, else fresh."""
     cfg, trained = training_config(args, ckpt)
     widen = trained.rate_levels != cfg.rate_levels
 
@@ -467,62 +482,105 @@ def main(args: argparse.Namespace) -> int:
     ema = EMA(model, args.ema) if args.ema else None
     if ema and ckpt is not None and "ema" in ckpt:
         ema.resume(carried(ckpt["ema"]))
-    seed = args.seed + step + 1000 * rank
-    sampler = CropSampler(args.data, args.crop, seed, args.flat_fraction)
-    rng = random.Random(seed)
-    torch.manual_seed(seed)
-    log_path = out / ("log.csv" if rank == 0 else f"log.rank{rank}.csv")
-    if rank == 0:
-        (out / "command.txt").write_text("ntscc-xr train " + " ".join(sys.argv[2:]) + "\n")
+    return TrainingRun(cfg, model, net, opt, scaler, ema, step, warmup_from, amp, amp_dtype, channels_last)
+
+
+LOG_COLUMNS = ["step", "stage", "loss", "psnr", "cbr", "lam", "eta", "snr", "sec_per_step", "time"]
+
+
+def open_step_log(log_path: Path, step: int):
+    """The per-step CSV, appended to (cut back to the checkpoint's step when resuming)."""
     new_log = not log_path.exists()
     if not new_log:
         trim_log(log_path, step)
     log = open(log_path, "a", newline="")
     writer = csv.writer(log)
     if new_log:
-        writer.writerow(["step", "stage", "loss", "psnr", "cbr", "lam", "eta", "snr", "sec_per_step", "time"])
+        writer.writerow(LOG_COLUMNS)
+    return log, writer
+
+
+def train_step(run: TrainingRun, args: argparse.Namespace, stage: str, total: int, device: torch.device,
+               sampler: CropSampler, rng: random.Random) -> tuple[torch.Tensor, float, float, tuple]:
+    """One optimiser step: (loss, batch PSNR, batch CBR, the drawn (λ, η, SNR))."""
+    for g in run.opt.param_groups:
+        g["lr"] = g["lr_mult"] * lr_at(run.step, total, args.lr, args.lr_final, run.warmup_from, args.warmup)
+    x = sampler.batch(args.batch).to(device)
+    if run.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    lam, eta, snr = (t.to(device) for t in sample_conditions(stage, run.cfg, args.batch, rng, args.lambda_draw))
+    loss, mse255, _rate, out_d = forward_loss(run.net, x, lam, eta, snr, stage, args.dist_scale,
+                                              args.ntc_weight, run.amp, run.amp_dtype)
+    run.opt.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    run.scaler.unscale_(run.opt)
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), 5.0)
+    run.scaler.step(run.opt); run.scaler.update()
+    if run.ema:
+        run.ema.update(run.model)
+    run.step += 1
+    psnr = float((10 * torch.log10(255.0 ** 2 / mse255.detach().clamp_min(1e-6))).mean())
+    cbr = float((out_d["k_bar"].float().sum(dim=(1, 2)) / (3 * x.shape[-1] * x.shape[-2])).mean())
+    return loss, psnr, cbr, (lam, eta, snr)
+
+
+def all_ranks_stop(stop: bool, world: int, device: torch.device) -> bool:
+    """Every rank stops at the same step, or DDP would hang."""
+    if world <= 1:
+        return stop
+    import torch.distributed as dist
+    flag = torch.tensor([float(stop)], device=device)
+    dist.all_reduce(flag)
+    return bool(flag.item() > 0)
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        from tqdm import tqdm
+    except ImportError:  # a bare GPU machine: no progress bar, the log CSV still says everything
+        tqdm = _NoBar
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rank, world, device = select_device(args)
+    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    args.export = args.export or str(out / "candidate.safetensors")
+    if rank == 0:
+        (out / "train.pid").write_text(str(os.getpid()))
+    bounds = parse_stage_steps(args.stage_steps)
+    total = sum(bounds)
+    ckpt_path = out / "last.pt"
+    ckpt = torch.load(ckpt_path, map_location=device, weights_only=True) if ckpt_path.exists() else None
+    torch.manual_seed(args.seed)  # a fresh network's initial weights, reproducible
+    run = build_run(args, device, world, ckpt, ckpt_path)
+    seed = args.seed + run.step + 1000 * rank
+    sampler = CropSampler(args.data, args.crop, seed, args.flat_fraction)
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    log_path = out / ("log.csv" if rank == 0 else f"log.rank{rank}.csv")
+    if rank == 0:
+        (out / "command.txt").write_text("ntscc-xr train " + " ".join(sys.argv[2:]) + "\n")
+    log, writer = open_step_log(log_path, run.step)
     stop_signal = StopSignal()
     t_start, t_last = time.time(), time.time()
-    bar = tqdm(total=total, initial=step, desc="train", file=sys.stderr, mininterval=5,
+    bar = tqdm(total=total, initial=run.step, desc="train", file=sys.stderr, mininterval=5,
                disable=rank != 0)
-    while step < total:
-        stage = stage_of(step, bounds)
-        for g in opt.param_groups:
-            g["lr"] = g["lr_mult"] * lr_at(step, total, args.lr, args.lr_final, warmup_from, args.warmup)
-        x = sampler.batch(args.batch).to(device)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        lam, eta, snr = (t.to(device) for t in sample_conditions(stage, cfg, args.batch, rng, args.lambda_draw))
-        loss, mse255, rate, out_d = forward_loss(net, x, lam, eta, snr, stage, args.dist_scale,
-                                                 args.ntc_weight, amp, amp_dtype)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        scaler.step(opt); scaler.update()
-        if ema:
-            ema.update(model)
-        step += 1
+    while run.step < total:
+        stage = stage_of(run.step, bounds)
+        loss, psnr, cbr, (lam, eta, snr) = train_step(run, args, stage, total, device, sampler, rng)
         now = time.time()
-        psnr = float((10 * torch.log10(255.0 ** 2 / mse255.detach().clamp_min(1e-6))).mean())
-        cbr = float((out_d["k_bar"].float().sum(dim=(1, 2)) / (3 * x.shape[-1] * x.shape[-2])).mean())
-        writer.writerow([step, stage, f"{loss.detach().item():.5f}", f"{psnr:.3f}", f"{cbr:.5f}",
+        writer.writerow([run.step, stage, f"{loss.detach().item():.5f}", f"{psnr:.3f}", f"{cbr:.5f}",
                          f"{lam.float().mean():.4f}", f"{eta.float().mean():.4f}",
                          f"{snr.float().mean():.2f}", f"{now - t_last:.3f}", int(now)])
         t_last = now
         bar.update(1); bar.set_postfix(stage=stage, psnr=f"{psnr:.2f}", cbr=f"{cbr:.4f}")
         stop = bool(args.max_minutes and (now - t_start) > 60 * args.max_minutes) or stop_signal.requested
-        if world > 1:  # every rank stops at the same step, or DDP would hang
-            import torch.distributed as dist
-            flag = torch.tensor([float(stop)], device=device)
-            dist.all_reduce(flag)
-            stop = bool(flag.item() > 0)
-        if rank == 0 and (step % args.ckpt_every == 0 or step == total or stop):
+        stop = all_ranks_stop(stop, world, device)
+        if rank == 0 and (run.step % args.ckpt_every == 0 or run.step == total or stop):
             log.flush()
-            save_checkpoint(model, opt, step, cfg, out, args, stage, ema)
+            save_checkpoint(run.model, run.opt, run.step, run.cfg, out, args, stage, run.ema)
             plot_curves(log_path, out / "curves.png")
         if stop:
-            logger.info(f"stopping at step {step} ({stop_signal.reason or f'{args.max_minutes} min'})")
+            logger.info(f"stopping at step {run.step} ({stop_signal.reason or f'{args.max_minutes} min'})")
             break
     bar.close(); log.close()
     stop_signal.restore()
