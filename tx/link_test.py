@@ -104,105 +104,121 @@ def _mean(values) -> float | None:
     return float(np.mean(v)) if v else None
 
 
-def run_link_test(args: argparse.Namespace, fg: FlowgraphProcess, progress=None) -> dict:
+def _open_sockets(args: argparse.Namespace, fg: FlowgraphProcess):
+    """(context, PUSH into the flowgraph, PULL out of it), CURVE-authenticated if asked."""
     import zmq
-    cfg = OfdmConfig()
+
+    from core.link.security import CurveKeys, connect
     ctx = zmq.Context()
-    tx = ctx.socket(zmq.PUSH)
-    rx = ctx.socket(zmq.PULL)
-    for s in (tx, rx):
-        s.setsockopt(zmq.LINGER, 0)
+    tx, rx = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
+    for sock in (tx, rx):
+        sock.setsockopt(zmq.LINGER, 0)
     keys = None
     if getattr(args, "curve_keys", None):
         from pathlib import Path
-
-        from core.link.security import CurveKeys
         keys = CurveKeys(Path(args.curve_keys))
-    from core.link.security import connect
     connect(tx, fg.endpoints["in"], keys)
     connect(rx, fg.endpoints["out"], keys)
-    K, N = args.symbols_per_frame, args.frames
+    return ctx, tx, rx
+
+
+def _warm_up(tx, rx, rng: np.random.Generator, timeout_s: float = 30.0) -> int:
+    """Send short frames until one comes back (all sockets connected, the flowgraph scheduling),
+    then drain the late ones; returns how many warm-up frames were sent."""
+    t0 = time.monotonic()
+    sent = 0
+    while time.monotonic() - t0 < timeout_s:
+        x = (rng.standard_normal(2000) + 1j * rng.standard_normal(2000)) / np.sqrt(2)
+        tx.send(TxFrame(WARMUP_ID_BASE + sent, x, STREAM_TEST, meta=time_meta()).to_bytes())
+        sent += 1
+        t1 = time.monotonic()
+        while time.monotonic() - t1 < 1.5:
+            if rx.poll(100) and RxFrame.from_bytes(rx.recv()).frame_id >= WARMUP_ID_BASE:
+                while rx.poll(300):  # drain late warm-up frames
+                    rx.recv()
+                return sent
+    raise FlowgraphError(f"the flowgraph returned no frame within {timeout_s:.0f} s of warm-up")
+
+
+class _Measurement:
+    """The frames in flight and what came back of them (one record per received test frame)."""
+
+    def __init__(self, rx, cfg: OfdmConfig, n_payload: int, progress=None):
+        self.rx, self.cfg, self.progress = rx, cfg, progress
+        self.carriers = carrier_of_payload(cfg, n_payload)
+        self.sent: dict[int, np.ndarray] = {}
+        self.records: dict[int, dict] = {}
+        self.in_flight: set[int] = set()
+        self.t_first = self.t_last_rx = time.monotonic()
+        self.bad = 0
+
+    def sending(self, frame_id: int, x: np.ndarray) -> None:
+        self.sent[frame_id] = x
+        self.in_flight.add(frame_id)
+
+    def receive(self, timeout_ms: int) -> bool:
+        """Take one frame off the socket (False: none within the timeout)."""
+        if not self.rx.poll(timeout_ms):
+            return False
+        raw = self.rx.recv()
+        t_rx = time.time_ns()
+        try:
+            f = RxFrame.from_bytes(raw)
+        except FrameError:
+            self.bad += 1
+            return True
+        if f.stream != STREAM_TEST or f.frame_id not in self.sent or f.frame_id in self.records:
+            return True
+        self.t_last_rx = time.monotonic()
+        x = self.sent.pop(f.frame_id)
+        self.in_flight.discard(f.frame_id)
+        # the PHY delivers in order: anything sent before this frame and still missing is lost
+        self.in_flight.difference_update([i for i in self.in_flight if i < f.frame_id])
+        self.records[f.frame_id] = self._record(f, x, t_rx)
+        if self.progress is not None and "length_mismatch" not in self.records[f.frame_id]:
+            self.progress.update(1)
+        return True
+
+    def _record(self, f: RxFrame, x: np.ndarray, t_rx: int) -> dict:
+        if f.symbols.size != x.size:
+            return {"frame_id": f.frame_id, "length_mismatch": True}
+        snr_pc, snr_mse, se, ee = frame_snr(x, f.symbols, self.carriers, self.cfg.n_occupied)
+        return {
+            "frame_id": f.frame_id, "snr_measured_db": snr_pc, "snr_mse_db": snr_mse,
+            "signal": se, "error": ee, "cqi_db": float(f.cqi_db),
+            "snr_true_db": float(f.snr_true_db),
+            "latency_ms": (t_rx - f.t_tx_ns) / 1e6 if f.t_tx_ns else None,
+            "subcarrier_snr_min_db": float(np.min(f.subcarrier_snr_db)) if f.subcarrier_snr_db.size else None,
+        }
+
+
+def _stream(tx, m: _Measurement, rng: np.random.Generator, args: argparse.Namespace) -> None:
+    """Send the test frames with at most ``args.window`` in flight; collect what returns."""
+    K, timeout_ms = args.symbols_per_frame, int(args.frame_timeout * 1000)
+    for i in range(args.frames):
+        # unit-power complex Gaussian, generated in float32 (half the cost of complex128)
+        x = rng.standard_normal(2 * K, dtype=np.float32).view(np.complex64)
+        x *= np.float32(np.sqrt(0.5))
+        m.sending(i, x)
+        tx.send(TxFrame(i, x, STREAM_TEST, meta=time_meta()).to_bytes())
+        while len(m.in_flight) >= args.window:
+            if not m.receive(timeout_ms):
+                m.in_flight.clear()  # nothing came back: count those as lost, go on
+                break
+        while m.receive(0):
+            pass
+    while m.in_flight and m.receive(timeout_ms):
+        pass
+
+
+def run_link_test(args: argparse.Namespace, fg: FlowgraphProcess, progress=None) -> dict:
+    cfg = OfdmConfig()
+    ctx, tx, rx = _open_sockets(args, fg)
     rng = np.random.default_rng(args.data_seed)
     try:
-        # warm-up: one short frame must come back before the measurement starts (all sockets
-        # connected, flowgraph scheduling)
-        t0 = time.monotonic()
-        warm_ok = False
-        wid = 0
-        while time.monotonic() - t0 < 30 and not warm_ok:
-            x = (rng.standard_normal(2000) + 1j * rng.standard_normal(2000)) / np.sqrt(2)
-            tx.send(TxFrame(WARMUP_ID_BASE + wid, x, STREAM_TEST, meta=time_meta()).to_bytes())
-            wid += 1
-            t1 = time.monotonic()
-            while time.monotonic() - t1 < 1.5:
-                if rx.poll(100):
-                    f = RxFrame.from_bytes(rx.recv())
-                    if f.frame_id >= WARMUP_ID_BASE:
-                        warm_ok = True
-                        break
-        if not warm_ok:
-            raise FlowgraphError("the flowgraph returned no frame within 30 s of warm-up")
-        while rx.poll(300):  # drain late warm-up frames
-            rx.recv()
-
-        carriers = carrier_of_payload(cfg, K)
-        sent: dict[int, np.ndarray] = {}
-        records: dict[int, dict] = {}
-        in_flight: set[int] = set()
-        t_first = time.monotonic()
-        t_last_rx = t_first
-        bad = 0
-
-        def receive(timeout_ms: int) -> bool:
-            nonlocal t_last_rx, bad
-            if not rx.poll(timeout_ms):
-                return False
-            raw = rx.recv()
-            t_rx = time.time_ns()
-            try:
-                f = RxFrame.from_bytes(raw)
-            except FrameError:
-                bad += 1
-                return True
-            if f.stream != STREAM_TEST or f.frame_id not in sent or f.frame_id in records:
-                return True
-            t_last_rx = time.monotonic()
-            x = sent.pop(f.frame_id)
-            in_flight.discard(f.frame_id)
-            # the PHY delivers in order: anything sent before this frame and still missing is lost
-            for old in [i for i in in_flight if i < f.frame_id]:
-                in_flight.discard(old)
-            if f.symbols.size != x.size:
-                records[f.frame_id] = {"frame_id": f.frame_id, "length_mismatch": True}
-                return True
-            snr_pc, snr_mse, se, ee = frame_snr(x, f.symbols, carriers, cfg.n_occupied)
-            records[f.frame_id] = {
-                "frame_id": f.frame_id, "snr_measured_db": snr_pc, "snr_mse_db": snr_mse,
-                "signal": se, "error": ee, "cqi_db": float(f.cqi_db),
-                "snr_true_db": float(f.snr_true_db),
-                "latency_ms": (t_rx - f.t_tx_ns) / 1e6 if f.t_tx_ns else None,
-                "subcarrier_snr_min_db": float(np.min(f.subcarrier_snr_db)) if f.subcarrier_snr_db.size else None,
-            }
-            if progress is not None:
-                progress.update(1)
-            return True
-
-        for i in range(N):
-            # unit-power complex Gaussian, generated in float32 (half the cost of complex128)
-            x = rng.standard_normal(2 * K, dtype=np.float32).view(np.complex64)
-            x *= np.float32(np.sqrt(0.5))
-            sent[i] = x
-            in_flight.add(i)
-            tx.send(TxFrame(i, x, STREAM_TEST, meta=time_meta()).to_bytes())
-            while len(in_flight) >= args.window:
-                if not receive(int(args.frame_timeout * 1000)):
-                    in_flight.clear()  # nothing came back: count those as lost, go on
-                    break
-            while receive(0):
-                pass
-        while in_flight and receive(int(args.frame_timeout * 1000)):
-            pass
-        elapsed = max(t_last_rx - t_first, 1e-9)
+        warmup_frames = _warm_up(tx, rx, rng)
+        m = _Measurement(rx, cfg, args.symbols_per_frame, progress)
+        _stream(tx, m, rng, args)
         try:
             fg_stats = fg.control({"cmd": "get"})
         except Exception as exc:  # noqa: BLE001 - the report still stands without it
@@ -211,9 +227,15 @@ def run_link_test(args: argparse.Namespace, fg: FlowgraphProcess, progress=None)
         tx.close(0)
         rx.close(0)
         ctx.term()
+    return _report(args, cfg, m, warmup_frames, fg_stats)
 
-    recs = [records[k] for k in sorted(records) if not records[k].get("length_mismatch")]
+
+def _report(args: argparse.Namespace, cfg: OfdmConfig, m: _Measurement, warmup_frames: int,
+            fg_stats: dict) -> dict:
+    K, N = args.symbols_per_frame, args.frames
+    recs = [m.records[k] for k in sorted(m.records) if not m.records[k].get("length_mismatch")]
     n_rx = len(recs)
+    elapsed = max(m.t_last_rx - m.t_first, 1e-9)
     lat = [r["latency_ms"] for r in recs if r["latency_ms"] is not None]
     sig = sum(r["signal"] for r in recs)
     err = sum(r["error"] for r in recs)
@@ -222,7 +244,7 @@ def run_link_test(args: argparse.Namespace, fg: FlowgraphProcess, progress=None)
         "frames_sent": N,
         "frames_received": n_rx,
         "frames_lost": N - n_rx,
-        "warmup_frames": wid,  # sent before the measurement (more than one if the first was slow)
+        "warmup_frames": warmup_frames,  # sent before the measurement (more than one if the first was slow)
         "channel": args.channel,
         "snr_set_db": args.snr,
         "snr_measured_db": _mean([r["snr_measured_db"] for r in recs]),
@@ -243,8 +265,8 @@ def run_link_test(args: argparse.Namespace, fg: FlowgraphProcess, progress=None)
         "phy_overhead": 1.0 - K / spf,
         "window": args.window,
         "elapsed_s": elapsed,
-        "length_mismatches": sum(1 for r in records.values() if r.get("length_mismatch")),
-        "bad_messages": bad,
+        "length_mismatches": sum(1 for r in m.records.values() if r.get("length_mismatch")),
+        "bad_messages": m.bad,
         "flowgraph": {k: fg_stats.get(k) for k in ("tx", "rx", "state") if k in fg_stats},
     }
     if not args.no_per_frame:
