@@ -199,3 +199,28 @@ def test_sweep_runs_g_a_once_per_image_with_the_same_results():
         for name, rgb in images:
             rec, enc = codec.transmit_awgn(rgb, lam, eta, 10.0, rng)
             assert res[name] == [enc.cbr, psnr(rgb, rec)]
+
+
+def test_eval_fading_runs_both_chains_over_a_trace_and_states_the_vvc_preset(tmp_path):
+    """``eval fading`` end to end on the shipped model and the real VVC + LDPC chain: a frame
+    encoded for a 12 dB CQI that meets a 3 dB channel breaks the classical chain (the cliff), and
+    the result states the vvenc preset it ran."""
+    folder = tmp_path / "erp"
+    folder.mkdir()
+    src = Path(__file__).parent / "fixtures" / "baseline_erp_petra_128x64.png"
+    (folder / src.name).write_bytes(src.read_bytes())
+    trace = tmp_path / "trace.csv"
+    trace.write_text("snr_db\n12\n12\n3\n")
+    out = tmp_path / "fading.json"
+    rc = cli_main(["eval", "fading", "--dataset", str(folder), "--resolution", "128x64",
+                   "--trace", str(trace), "--frames", "3", "--cbr", "0.1", "--json", str(out),
+                   "--device", "cpu"])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    rows = res["per_frame"]
+    assert [r["snr_db"] for r in rows] == [12.0, 12.0, 3.0] and [r["cqi_db"] for r in rows] == [12.0, 12.0, 12.0]
+    assert res["vvc_preset"] == "faster" and res["rx_snr"] == "estimated"
+    assert rows[2]["classical_ok"] is False        # MCS chosen for 12 dB, 9 dB short: the cliff
+    assert res["classical_failures"] == sum(not r["classical_ok"] for r in rows)
+    assert all(r["learned_psnr"] > 15 for r in rows[:2])
+    assert res["model"] == weights_identity()
