@@ -119,6 +119,10 @@ The same command went on (fourteenth session to step ~108 347, where the run die
 machine after checkpointing at 108 200; fifteenth session 2026-11-30 from there:
 `LR=1.5e-5 CROP=256 BATCH=4 NICE=5 RATE_LR=0 tools/train_background.sh 120 2`, 0.35–0.37 s per
 step on two threads), ending at its time limit at step 127 734.
+The same command went on (fifteenth session to step ~128 110, where the run died with its machine
+after checkpointing at 128 000; sixteenth session 2026-11-30 from there:
+`LR=1.5e-5 CROP=256 BATCH=4 NICE=5 RATE_LR=0 tools/train_background.sh 125 2`, 2.0–2.8 steps/s on
+two threads beside the session's work), stopped with SIGTERM at step 142 809.
 """
 
 
