@@ -55,6 +55,12 @@ def wait_until(cond, timeout: float = 20.0, step_ms: int = 30) -> bool:
     return bool(cond())
 
 
+def plotted(win, key: str, axis: int) -> np.ndarray:
+    """The x (0) or y (1) data a plot curve currently draws (empty before its first redraw)."""
+    data = win.plots.curves[key].getData()[axis]
+    return np.asarray([] if data is None else data)
+
+
 def to_array(img: QImage) -> np.ndarray:
     img = img.convertToFormat(QImage.Format_RGB888)
     w, h, bpl = img.width(), img.height(), img.bytesPerLine()
@@ -122,8 +128,7 @@ def test_streamed_frames_fill_panels_and_plots_move(qapp, codec_outputs, tmp_pat
         h = win.history
 
         def plotted_x(key: str) -> np.ndarray:
-            x = win.plots.curves[key].getData()[0]
-            return np.asarray([] if x is None else x)
+            return plotted(win, key, 0)
         assert wait_until(lambda: len(h.cols["learned"]["frame_id"]) >= 3
                           and len(h.cols["classical"]["frame_id"]) >= 3, timeout=60)
         # the plot groups redraw round robin on a timer: wait for the drawn data, not a fixed
@@ -257,9 +262,8 @@ def test_snr_control_reaches_flowgraph_and_measured_snr_follows(qapp, tmp_path):
             v = win.history.array("learned", "cqi_db")[-3:]
             return v.size == 3 and abs(np.mean(v) - 3.0) < 1.5
         assert wait_until(cqi_tail, timeout=15)
-        def snr_plot():
-            y = win.plots.curves["snr_true"].getData()[1]
-            return np.asarray([] if y is None else y)
+        def snr_plot() -> np.ndarray:
+            return plotted(win, "snr_true", 1)
         # the plot shows the step once its group has redrawn
         assert wait_until(lambda: snr_plot().size > 0 and snr_plot()[-1] == 3.0, timeout=10)
         assert 12.0 in set(snr_plot().tolist())

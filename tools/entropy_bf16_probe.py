@@ -17,8 +17,6 @@ import argparse
 import copy
 import json
 import logging
-import statistics
-import time
 from pathlib import Path
 
 import torch
@@ -26,6 +24,7 @@ import torch
 from core.codec.fast import Autocast
 from core.codec.learned import LearnedCodec
 from core.codec.provenance import weights_identity
+from core.experiments.bench import median_ms
 from core.machine import cpu_description
 from core.media.imageio import read_rgb
 
@@ -49,15 +48,6 @@ def psnr_over_awgn(model: torch.nn.Module, tx, x: torch.Tensor, snr_db: float, s
     noise = torch.complex(torch.randn(tx.symbols.shape, generator=gen), torch.randn(tx.symbols.shape, generator=gen))
     x_hat = model.receive(tx.symbols + sigma * noise, tx.rate_index, tuple(x.shape[-2:]), tx.lam, snr_db)
     return float(10 * torch.log10(1 / torch.mean((x_hat - x) ** 2)))
-
-
-def median_ms(fn, runs: int = 15) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(1e3 * (time.perf_counter() - t0))
-    return round(statistics.median(times), 2)
 
 
 def main() -> None:
@@ -91,8 +81,8 @@ def main() -> None:
         x = torch.rand(1, 3, 256, 512)
         rounds = []
         for _ in range(args.rounds):
-            rounds.append({"encode_ms_f32_entropy": median_ms(lambda: f32.transmit(x, 0.18, eta, snr)),
-                           "encode_ms_bf16_entropy": median_ms(lambda: bf16.transmit(x, 0.18, eta, snr))})
+            rounds.append({"encode_ms_f32_entropy": round(median_ms(lambda: f32.transmit(x, 0.18, eta, snr), 15), 2),
+                           "encode_ms_bf16_entropy": round(median_ms(lambda: bf16.transmit(x, 0.18, eta, snr), 15), 2)})
             log.info("encode 512x256: %s", rounds[-1])
     out = {"cpu": cpu_description(), "model": weights_identity(), "eta": eta, "snr_db": snr,
            "images": images, "timing_512x256_one_thread": rounds}

@@ -146,7 +146,7 @@ def record(result: dict, sweep: Path, shipped: bool, margin: float, note: str) -
         reason += "; above the margin but not promoted (no --promote, or the property tests failed)"
     decision = f"{verdict} ({date.today().isoformat()}): {reason}" + (f". {note}" if note else "")
     results = REPO / "docs" / "results"
-    out = dict(result, candidate=str(result["candidate"]), decision=decision)
+    out = dict(result, decision=decision)
     (results / f"promote_step{step}.json").write_text(json.dumps(out, indent=1))
     shutil.copyfile(sweep, results / f"rd_learned_step{step}_kodak_awgn10.json")
     subprocess.run([sys.executable, str(REPO / "tools" / "model_history.py"), "--out",

@@ -242,13 +242,14 @@ def average_point(res: dict[str, list[float]]) -> list[float]:
     return [float(arr[:, 0].mean()), float(arr[:, 1].mean())]
 
 
-def make_classical(scheme: str, vvc_preset: str | None = None):
+def make_classical(scheme: str, vvc_preset: str | None = None, **options):
     """A classical scheme for offline evaluation. VVC uses vvenc's ``vvc_preset``
-    (default :data:`CLASSICAL_VVC_PRESET`; the preset is stated in every result)."""
+    (default :data:`CLASSICAL_VVC_PRESET`; the preset is stated in every result); ``options``
+    go to the chain (e.g. ``bler_target``)."""
     from core.classical.chain import make_scheme
     codec = scheme.split("+")[0]
     opts = {"vvc": {"preset": vvc_preset or CLASSICAL_VVC_PRESET}}.get(codec)
-    return make_scheme(scheme, codec_options=opts)
+    return make_scheme(scheme, codec_options=opts, **options)
 
 
 #: vvenc preset of the sweeps (SNR, fading) and the live-speed benchmarks: ``faster`` keeps them
@@ -762,7 +763,6 @@ def run_fading(args) -> dict:
     """
     import itertools
 
-    from core.classical.chain import make_scheme
     from core.classical.mcs import OuterLoopLinkAdaptation
     from core.codec.learned import LearnedCodec
     from core.media.source import FrameSource, parse_resolution
@@ -772,9 +772,7 @@ def run_fading(args) -> dict:
     src = args.dataset if args.dataset != str(DEFAULT_KODAK) else args.video
     frames = list(itertools.islice(FrameSource(src, (w, h)).frames(), min(args.frames, 300)))
     codec = LearnedCodec(device=args.device, weights=args.weights)
-    chain = make_scheme(args.classical,
-                        codec_options={"preset": args.vvc_preset} if args.classical.startswith("vvc") else None,
-                        bler_target=args.bler_target)
+    chain = make_classical(args.classical, args.vvc_preset, bler_target=args.bler_target)
     from core.link import sidepart
     olla = OuterLoopLinkAdaptation(args.bler_target) if args.olla else None
 
