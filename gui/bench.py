@@ -63,7 +63,7 @@ def _spin(app, seconds: float, every=None, period_ms: int = 100) -> None:
         timer.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gui.bench", description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=10.0, help="length of one measurement phase")
     p.add_argument("--rounds", type=int, default=2,
@@ -85,9 +85,119 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="write the statistics here")
     p.add_argument("--figure", default=None, help="write the latency figure (PNG) here")
     p.add_argument("--screenshot", default=None, help="save a screenshot of the running window here")
-    args = p.parse_args(argv)
+    return p
 
-    from PyQt5.QtCore import QTimer
+
+class ReceiveMode:
+    """Moves the viewer's receive+render work between its worker thread ("threaded", as the
+    viewer runs) and the GUI thread ("inline": a QTimer polling the same socket, for comparison)."""
+
+    def __init__(self, worker) -> None:
+        self.worker = worker
+        self.sock = self.timer = None
+
+    def set(self, mode: str) -> None:
+        from PyQt5.QtCore import QTimer
+        if mode == "inline" and self.sock is None:
+            self.worker.stop()                      # the receive/render thread ends ...
+            self.sock = self.worker.open_socket()
+            self.timer = QTimer()                   # ... and the same work runs on the GUI thread
+            self.timer.timeout.connect(lambda: self.worker.pump(self.sock, 0))
+            self.timer.start(20)
+        elif mode == "threaded" and self.sock is not None:
+            self.timer.stop()
+            self.sock.close(0)
+            self.sock = self.timer = None
+            self.worker._stop.clear()
+            self.worker.start()
+
+
+def _process_cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _latency_stats(samples) -> dict:
+    s = np.asarray(samples, float)
+    if not s.size:
+        return {"n": 0}
+    return {"n": int(s.size), "p50_ms": round(float(np.percentile(s, 50)), 2),
+            "p95_ms": round(float(np.percentile(s, 95)), 2),
+            "p99_ms": round(float(np.percentile(s, 99)), 2), "max_ms": round(float(s.max()), 2)}
+
+
+def _wait_first_frame(app, worker, timeout_s: float) -> float | None:
+    """Seconds until the first message arrived (None: none within ``timeout_s``). The stand-in
+    (or live session) may take a while to start on a loaded machine: the phases are measured
+    once the stream flows, not on a clock started before it."""
+    t_wait = time.monotonic()
+    while worker.counters.received == 0 and time.monotonic() - t_wait < timeout_s:
+        _spin(app, 0.2)
+    return round(time.monotonic() - t_wait, 2) if worker.counters.received else None
+
+
+def _measure_phases(app, win, args, modes: list[str], samples: dict, loads: dict) -> dict:
+    """Alternate the receive modes for ``args.rounds`` rounds of ``args.seconds`` each, adding
+    each phase's timer lateness to ``samples`` and load to ``loads``; returns per mode the
+    seconds measured, messages received and the viewer's CPU seconds."""
+    worker, mode_switch = win.worker, ReceiveMode(win.worker)
+    stream = {m: {"seconds": 0.0, "received": 0, "cpu_s": 0.0} for m in modes}
+    look = {"k": 0}
+
+    def look_around():
+        look["k"] += 1
+        win.set_pose(60 * math.sin(look["k"] / 15), 15 * math.sin(look["k"] / 7))
+    every = None if args.no_look else look_around
+    for _ in range(args.rounds):
+        for mode in modes:
+            mode_switch.set(mode)
+            _spin(app, 1.0, every)  # settle
+            c0 = worker.counters.received
+            win.probe.reset()
+            t0, cpu0 = time.monotonic(), _process_cpu_s()
+            _spin(app, args.seconds, every)
+            stream[mode]["cpu_s"] += _process_cpu_s() - cpu0
+            stream[mode]["seconds"] += time.monotonic() - t0
+            stream[mode]["received"] += worker.counters.received - c0
+            samples.setdefault(mode, []).extend(win.probe.samples)
+            loads.setdefault(mode, []).append(os.getloadavg()[0])
+    mode_switch.set("threaded")
+    return stream
+
+
+def _result(args, argv, app, samples: dict, loads: dict, stream: dict, received: int,
+            first_frame_s: float | None, shot) -> dict:
+    per_s = lambda v, key: v[key] / max(v["seconds"], 1e-9)  # noqa: E731
+    return {
+        "interval_ms": 10,
+        "latency": {k: _latency_stats(v) for k, v in samples.items()},
+        "loadavg_1m": {k: [round(x, 2) for x in v] for k, v in loads.items()},
+        "stream": {"source": "live session" if args.live else "gui.replay stand-in (own process)",
+                   "fps_per_chain": args.fps, "resolution": args.resolution,
+                   "messages_per_s": {m: round(per_s(v, "received"), 2) for m, v in stream.items()},
+                   "messages_total": received, "first_frame_wait_s": first_frame_s,
+                   "look_around_every_ms": None if args.no_look else 100},
+        "viewer_cpu_percent": {m: round(100 * per_s(v, "cpu_s"), 1) for m, v in stream.items()},
+        "phases": {"idle_s": args.idle_seconds, "seconds_per_phase": args.seconds, "rounds": args.rounds},
+        "window": args.size, "platform": app.platformName(),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "screenshot": shot,
+        "command": "python -m gui.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+
+
+def _start_stand_in(args, base: int) -> subprocess.Popen | None:
+    """The stand-in link process (``gui.replay``), or None when measuring a live session."""
+    if args.live:
+        return None
+    cmd = [sys.executable, "-m", "gui.replay", "--base-port", str(base), "--fps", str(args.fps),
+           "--resolution", args.resolution] + (["--source", args.source] if args.source else [])
+    return subprocess.Popen(cmd, cwd=REPO)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+
     from PyQt5.QtWidgets import QApplication
 
     from tx.session import Session, SessionConfig
@@ -104,101 +214,23 @@ def main(argv: list[str] | None = None) -> int:
     win.resize(w, h)
     win.show()
     _spin(app, 1.0)
-    loads = {}
 
     win.probe.reset()
     _spin(app, args.idle_seconds)
-    samples = {"idle": list(win.probe.samples)}
-    loads["idle"] = [os.getloadavg()[0]]
-
-    link = None
-    if not args.live:
-        cmd = [sys.executable, "-m", "gui.replay", "--base-port", str(base), "--fps", str(args.fps),
-               "--resolution", args.resolution] + (["--source", args.source] if args.source else [])
-        link = subprocess.Popen(cmd, cwd=REPO)
-    look = {"k": 0}
-
-    def look_around():
-        look["k"] += 1
-        win.set_pose(60 * math.sin(look["k"] / 15), 15 * math.sin(look["k"] / 7))
-
-    worker = win.worker
-    inline = {"sock": None, "timer": None}
-
-    def set_mode(mode: str) -> None:
-        if mode == "inline" and inline["sock"] is None:
-            worker.stop()                      # the receive/render thread ends ...
-            inline["sock"] = worker.open_socket()
-            t = QTimer()                       # ... and the same work runs on the GUI thread
-            t.timeout.connect(lambda: worker.pump(inline["sock"], 0))
-            t.start(20)
-            inline["timer"] = t
-        elif mode == "threaded" and inline["sock"] is not None:
-            inline["timer"].stop()
-            inline["sock"].close(0)
-            inline["sock"] = inline["timer"] = None
-            worker._stop.clear()
-            worker.start()
-
+    samples, loads = {"idle": list(win.probe.samples)}, {"idle": [os.getloadavg()[0]]}
     modes = ["threaded"] if args.no_inline else ["threaded", "inline"]
-    stream = {m: {"seconds": 0.0, "received": 0, "cpu_s": 0.0} for m in modes}
-
-    def cpu() -> float:
-        t = os.times()
-        return t.user + t.system
+    link = _start_stand_in(args, base)
     try:
         _spin(app, args.warmup)
-        # the stand-in (or live session) may take a while to start on a loaded machine: the
-        # phases are measured once the stream flows, not on a clock started before it
-        t_wait = time.monotonic()
-        while worker.counters.received == 0 and time.monotonic() - t_wait < args.first_frame_timeout:
-            _spin(app, 0.2)
-        first_frame_s = round(time.monotonic() - t_wait, 2) if worker.counters.received else None
-        for _ in range(args.rounds):
-            for mode in modes:
-                set_mode(mode)
-                _spin(app, 1.0, None if args.no_look else look_around)  # settle
-                c0 = worker.counters.received
-                win.probe.reset()
-                t0, cpu0 = time.monotonic(), cpu()
-                _spin(app, args.seconds, None if args.no_look else look_around)
-                stream[mode]["cpu_s"] += cpu() - cpu0
-                stream[mode]["seconds"] += time.monotonic() - t0
-                stream[mode]["received"] += worker.counters.received - c0
-                samples.setdefault(mode, []).extend(win.probe.samples)
-                loads.setdefault(mode, []).append(os.getloadavg()[0])
-        set_mode("threaded")
+        first_frame_s = _wait_first_frame(app, win.worker, args.first_frame_timeout)
+        stream = _measure_phases(app, win, args, modes, samples, loads)
         shot = save_screenshot(app, win, args.screenshot) if args.screenshot else None
     finally:
         if link is not None:
             link.terminate()
             link.wait(10)
-
-    def stats(s):
-        s = np.asarray(s, float)
-        return {"n": int(s.size), "p50_ms": round(float(np.percentile(s, 50)), 2),
-                "p95_ms": round(float(np.percentile(s, 95)), 2),
-                "p99_ms": round(float(np.percentile(s, 99)), 2),
-                "max_ms": round(float(s.max()), 2)} if s.size else {"n": 0}
-
-    result = {
-        "interval_ms": 10,
-        "latency": {k: stats(v) for k, v in samples.items()},
-        "loadavg_1m": {k: [round(x, 2) for x in v] for k, v in loads.items()},
-        "stream": {"source": "live session" if args.live else "gui.replay stand-in (own process)",
-                   "fps_per_chain": args.fps, "resolution": args.resolution,
-                   "messages_per_s": {m: round(v["received"] / max(v["seconds"], 1e-9), 2)
-                                      for m, v in stream.items()},
-                   "messages_total": worker.counters.received, "first_frame_wait_s": first_frame_s,
-                   "look_around_every_ms": None if args.no_look else 100},
-        "viewer_cpu_percent": {m: round(100 * v["cpu_s"] / max(v["seconds"], 1e-9), 1)
-                               for m, v in stream.items()},
-        "phases": {"idle_s": args.idle_seconds, "seconds_per_phase": args.seconds, "rounds": args.rounds},
-        "window": args.size, "platform": app.platformName(),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "screenshot": shot,
-        "command": "python -m gui.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-    }
+    result = _result(args, argv, app, samples, loads, stream, win.worker.counters.received,
+                     first_frame_s, shot)
     win.close()
     print(json.dumps(result, indent=1))
     if args.json:

@@ -750,6 +750,91 @@ def read_trace(path: str) -> np.ndarray:
     return arr
 
 
+class _FadingReceivers:
+    """What both receivers of ``eval fading`` share: the noise and SNR-estimate generator (one
+    stream, drawn in the order the frames go on the air) and the picture each chain shows when
+    a frame cannot be decoded (its previous one; mid-grey first)."""
+
+    def __init__(self, args, hw: tuple[int, int]) -> None:
+        self.estimated = args.rx_snr == "estimated"
+        self.rng = np.random.default_rng(args.seed)
+        grey = np.full((*hw, 3), 128, np.uint8)
+        self.shown = {"learned": grey, "classical": grey}
+
+    def on_air(self, symbols: np.ndarray, snr_db: float) -> tuple[np.ndarray, float]:
+        """(received symbols after AWGN at ``snr_db``, the SNR the receiver estimates from them)."""
+        from core.link import sidepart
+        from core.phy.ofdm import emulate_snr_estimate
+        y = sidepart.awgn(symbols, snr_db, self.rng)
+        return y, emulate_snr_estimate(snr_db, y.size, self.rng) if self.estimated else snr_db
+
+
+def _fading_learned_frame(codec, rgb: np.ndarray, snr: float, cqi: float, args,
+                          rx: _FadingReceivers) -> dict:
+    """One frame of the learned chain: encoded for the delayed CQI with η steered to the budget
+    (one correction, as the live TX's controller does), side part + JSCC symbols on the air, the
+    receiver decoding with its own SNR estimate (LDPC LLRs and the JSCC decoder's ν)."""
+    nu = float(np.clip(cqi, 0, 14))
+    enc = codec.encode(rgb, args.lam, 0.2, nu)
+    eta = codec.model.cfg.clip_eta(0.2 * args.cbr / enc.cbr)  # inside the trained η range
+    enc = codec.encode(rgb, args.lam, eta, nu)
+    y, snr_rx = rx.on_air(codec.frame_symbols(enc, nu), snr)
+    rec, side_ok = codec.receive_frame(y, 10 ** (-snr_rx / 10), float(np.clip(snr_rx, 0, 14)),
+                                       rx.shown["learned"])
+    enc.side_ok = side_ok
+    _count_side(enc)
+    rx.shown["learned"] = rec
+    return {"rx_snr_db_learned": round(snr_rx, 3), "learned_psnr": round(psnr(rgb, rec), 3),
+            "learned_cbr": round(enc.cbr, 5), "learned_side_ok": side_ok}
+
+
+def _fading_classical_frame(chain, rgb: np.ndarray, snr: float, cqi: float, args, olla,
+                            rx: _FadingReceivers) -> dict:
+    """One frame of the classical chain: MCS from the delayed CQI (less the OLLA back-off),
+    the grant's channel uses taken off the budget, grant + transport block on the air; a failed
+    grant or transport block shows the previous picture (the cliff)."""
+    from core.link import sidepart
+    h, w = rgb.shape[:2]
+    grant_uses = sidepart.channel_uses(sidepart.grant_size(chain.codec.name), cqi)
+    margin = olla.margin_db if olla else 0.0
+    tx = chain.symbols_for(rgb, max(0.0, args.cbr - grant_uses / (3 * h * w)),
+                           cqi_db=olla.effective_cqi(cqi) if olla else cqi)
+    blob = sidepart.pack_grant(tx.meta)
+    y, snr_rx = rx.on_air(np.concatenate([sidepart.encode(blob, cqi), tx.symbols]), snr)
+    got = sidepart.decode(y, 10 ** (-snr_rx / 10))
+    GRANT_STATS["frames"] += 1
+    if got.data == blob:
+        res = chain.receive(y[got.n_symbols:], 10 ** (-snr_rx / 10), sidepart.unpack_grant(got.data),
+                            original=rgb, snr_db=snr)
+        rec, ok = res.recon, bool(res.success)
+    else:
+        GRANT_STATS["grant_failed"] += 1
+        rec, ok = rx.shown["classical"], False
+    rx.shown["classical"] = rec
+    if olla:
+        olla.observe(ok)
+    return {"rx_snr_db_classical": round(snr_rx, 3), "classical_psnr": round(psnr(rgb, rec), 3),
+            "classical_cbr": round((tx.symbols.size + grant_uses) / (3 * h * w), 5),
+            "classical_ok": ok, "mcs": tx.meta["mcs"], "qp": tx.meta["param"],
+            "olla_margin_db": round(margin, 2)}
+
+
+def _fading_summary(rows: list[dict], args) -> dict:
+    lp = np.array([r["learned_psnr"] for r in rows])
+    cp = np.array([r["classical_psnr"] for r in rows])
+    return {"trace": Path(args.trace).name, "cbr": args.cbr, "frames": args.frames,
+            "classical": args.classical,
+            "vvc_preset": args.vvc_preset if args.classical.startswith("vvc") else None,
+            "feedback_delay": args.feedback_delay, "olla": args.olla,
+            "bler_target": args.bler_target, "rx_snr": args.rx_snr,
+            "learned_mean_psnr": round(float(lp.mean()), 3), "classical_mean_psnr": round(float(cp.mean()), 3),
+            "learned_min_psnr": round(float(lp.min()), 3), "classical_min_psnr": round(float(cp.min()), 3),
+            "classical_failures": int(sum(not r["classical_ok"] for r in rows)),
+            "learned_frames_below_mean_minus_5db": int((lp < lp.mean() - 5).sum()),
+            "learned_side_failed": int(sum(not r["learned_side_ok"] for r in rows)),
+            **side_report(), "per_frame": rows}
+
+
 def run_fading(args) -> dict:
     """Per-frame PSNR of the compatible model and a classical chain over an SNR trace.
 
@@ -766,85 +851,28 @@ def run_fading(args) -> dict:
     from core.classical.mcs import OuterLoopLinkAdaptation
     from core.codec.learned import LearnedCodec
     from core.media.source import FrameSource, parse_resolution
-    from core.phy.ofdm import emulate_snr_estimate
     trace = read_trace(args.trace)
     w, h = parse_resolution(args.resolution)
     src = args.dataset if args.dataset != str(DEFAULT_KODAK) else args.video
     frames = list(itertools.islice(FrameSource(src, (w, h)).frames(), min(args.frames, 300)))
     codec = LearnedCodec(device=args.device, weights=args.weights)
     chain = make_classical(args.classical, args.vvc_preset, bler_target=args.bler_target)
-    from core.link import sidepart
     olla = OuterLoopLinkAdaptation(args.bler_target) if args.olla else None
-
-    def rx_snr_db(snr: float, n: int) -> float:
-        return emulate_snr_estimate(snr, n, rng) if args.rx_snr == "estimated" else snr
-    rng = np.random.default_rng(args.seed)
+    rx = _FadingReceivers(args, (h, w))
     rows = []
-    grant_bytes = sidepart.grant_size(chain.codec.name)
-    grey = np.full((h, w, 3), 128, np.uint8)
-    shown = {"learned": grey, "classical": grey}  # the stated fallback: the previous frame
     for t in range(args.frames):
         rgb = frames[t % len(frames)]
         snr = float(trace[t % len(trace)])
         cqi = float(trace[max(0, t - args.feedback_delay) % len(trace)])
-        enc = codec.encode(rgb, args.lam, 0.2, float(np.clip(cqi, 0, 14)))
-        # η steered to the budget with one correction (as the live TX's controller does)
-        eta = codec.model.cfg.clip_eta(0.2 * args.cbr / enc.cbr)  # inside the trained η range
-        enc = codec.encode(rgb, args.lam, eta, float(np.clip(cqi, 0, 14)))
-        # the whole frame on the air: side part (MCS from the delayed CQI) + JSCC symbols;
-        # the receivers use their own SNR estimate (LLRs and the JSCC decoder's ν)
-        nu = float(np.clip(cqi, 0, 14))
-        y_l = sidepart.awgn(codec.frame_symbols(enc, nu), snr, rng)
-        snr_l = rx_snr_db(snr, y_l.size)
-        rec, side_ok = codec.receive_frame(y_l, 10 ** (-snr_l / 10), float(np.clip(snr_l, 0, 14)),
-                                           shown["learned"])
-        enc.side_ok = side_ok
-        _count_side(enc)
-        shown["learned"] = rec
-        margin = olla.margin_db if olla else 0.0
-        grant_uses = sidepart.channel_uses(grant_bytes, cqi)
-        tx = chain.symbols_for(rgb, max(0.0, args.cbr - grant_uses / (3 * h * w)),
-                               cqi_db=olla.effective_cqi(cqi) if olla else cqi)
-        blob = sidepart.pack_grant(tx.meta)
-        y = sidepart.awgn(np.concatenate([sidepart.encode(blob, cqi), tx.symbols]), snr, rng)
-        snr_c = rx_snr_db(snr, y.size)
-        got = sidepart.decode(y, 10 ** (-snr_c / 10))
-        GRANT_STATS["frames"] += 1
-        if got.data == blob:
-            res = chain.receive(y[got.n_symbols:], 10 ** (-snr_c / 10), sidepart.unpack_grant(got.data),
-                                original=rgb, snr_db=snr)
-            c_rec, c_ok = res.recon, bool(res.success)
-        else:
-            GRANT_STATS["grant_failed"] += 1
-            c_rec, c_ok = shown["classical"], False
-        shown["classical"] = c_rec
-        if olla:
-            olla.observe(c_ok)
-        rows.append({"frame": t, "snr_db": round(snr, 2), "cqi_db": round(cqi, 2),
-                     "rx_snr_db_learned": round(snr_l, 3), "rx_snr_db_classical": round(snr_c, 3),
-                     "learned_psnr": round(psnr(rgb, rec), 3), "learned_cbr": round(enc.cbr, 5),
-                     "learned_side_ok": side_ok,
-                     "classical_psnr": round(psnr(rgb, c_rec), 3),
-                     "classical_cbr": round((tx.symbols.size + grant_uses) / (3 * h * w), 5),
-                     "classical_ok": c_ok, "mcs": tx.meta["mcs"], "qp": tx.meta["param"],
-                     "olla_margin_db": round(margin, 2)})
+        row = {"frame": t, "snr_db": round(snr, 2), "cqi_db": round(cqi, 2)}
+        row.update(_fading_learned_frame(codec, rgb, snr, cqi, args, rx))
+        row.update(_fading_classical_frame(chain, rgb, snr, cqi, args, olla, rx))
+        rows.append(row)
         if t % 10 == 0:
             log.info(f"fading frame {t}: {rows[-1]}")
-    lp = np.array([r["learned_psnr"] for r in rows]); cp = np.array([r["classical_psnr"] for r in rows])
-    result = {"trace": Path(args.trace).name, "cbr": args.cbr, "frames": args.frames,
-              "classical": args.classical,
-              "vvc_preset": args.vvc_preset if args.classical.startswith("vvc") else None,
-              "feedback_delay": args.feedback_delay, "olla": args.olla,
-              "bler_target": args.bler_target, "rx_snr": args.rx_snr,
-              "learned_mean_psnr": round(float(lp.mean()), 3), "classical_mean_psnr": round(float(cp.mean()), 3),
-              "learned_min_psnr": round(float(lp.min()), 3), "classical_min_psnr": round(float(cp.min()), 3),
-              "classical_failures": int(sum(not r["classical_ok"] for r in rows)),
-              "learned_frames_below_mean_minus_5db": int((lp < lp.mean() - 5).sum()),
-              "learned_side_failed": int(sum(not r["learned_side_ok"] for r in rows)),
-              **side_report(), "per_frame": rows}
     if args.plot:
         plot_fading(rows, args, args.plot)
-    return result
+    return _fading_summary(rows, args)
 
 
 def plot_fading(rows: list[dict], args, path: str) -> None:
