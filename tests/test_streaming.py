@@ -37,6 +37,11 @@ def test_headless_stream_feedback_drives_tx(tmp_path, base_port):
     assert mcs[-1] > mcs[0]
     assert all(r["olla_margin_db"] != "" for r in classical)  # OLLA on by default
     assert summary["streams"]["learned"]["frames"] == 7
+    # both chains report their per-frame budget; the TX's capture/read/prep/send are the learned frame's
+    learned_budget, classical_budget = (summary["streams"][s]["budget_ms"] for s in ("learned", "classical"))
+    assert learned_budget["encode"] > 0 and learned_budget["tx_prep"] is not None
+    assert classical_budget["encode"] > 0 and classical_budget["decode"] > 0
+    assert classical_budget["tx_prep"] is None
     assert summary["model"]["weights"] == "weights/ntscc_plus_small.safetensors"  # the TX/RX model, recorded
     assert json.loads((tmp_path / "summary.json").read_text())["flowgraph_restarts"] == 0
     assert (tmp_path / "plots.png").exists()
