@@ -8,10 +8,12 @@
 Runs the demo command after ``--`` and reads ``/proc/<pid>/stat`` of the command and every
 process below it (TX, RX, the GNU Radio flowgraph, the supervisors) once a second. The shares
 are taken over the middle third of the run, where every process is streaming (start-up, model
-loading and the final report fall outside it). With the run's summary.json (the demo's
-``--out``), the CPU per frame of each process is its share divided by the stream's end-to-end
-frame rate. The frame rate a two-core machine can reach is bounded by both: the busiest process
-(one thread of codec work cannot use two cores) and the sum of all of them.
+loading and the final report fall outside it); a process that started or ended inside that
+window is left out with a warning. With the run's metrics.csv (the demo's ``--out``), the frame
+rate is counted over the same window, and each process's CPU per frame is its share divided by
+it (with both chains: the slower chain's rate, so the CPU of one learned plus one classical
+frame). The frame rate a two-core machine can reach is bounded by both: the busiest process (one
+thread of codec work cannot use two cores) and the sum of all of them.
 
 Linux only (``/proc``). Run it on an otherwise idle machine: other jobs take cores from the
 processes measured and their shares drop with it.
@@ -19,6 +21,7 @@ processes measured and their shares drop with it.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import os
@@ -66,23 +69,36 @@ def sample_tree(root: int) -> dict[int, float]:
     return {pid: stats[pid][1] for pid in tree if pid in stats}
 
 
-def cpu_shares(samples: list[tuple[float, dict[int, float]]]) -> tuple[float, dict[int, float]]:
-    """(seconds measured, cores each process used) over the middle third of ``samples``."""
+def cpu_shares(samples: list[tuple[float, dict[int, float]]]) -> tuple[float, dict[int, float], set[int]]:
+    """(seconds measured, cores each process used, processes left out because they started or
+    ended inside the window) over the middle third of ``samples``."""
     if len(samples) < 6:
-        raise SystemExit("live_cpu_split: the run lasted under 6 s; ask for more frames")
+        raise SystemExit("live_cpu_split: fewer than 6 samples of the run; ask for more frames")
     (t0, a), (t1, b) = samples[len(samples) // 3], samples[2 * len(samples) // 3]
-    return t1 - t0, {pid: (b[pid] - a[pid]) / (t1 - t0) for pid in b if pid in a}
+    return t1 - t0, {pid: (b[pid] - a[pid]) / (t1 - t0) for pid in b if pid in a}, set(a) ^ set(b)
 
 
-def _summary_fps(command: list[str]) -> dict[str, float]:
-    """Each stream's end-to-end fps from the demo's summary.json (its ``--out``), if there is one."""
-    if "--out" not in command:
+def _out_folder(command: list[str]) -> Path | None:
+    """The demo's ``--out`` folder (``--out PATH`` or ``--out=PATH``), if the command names one."""
+    for i, word in enumerate(command):
+        if word == "--out" and i + 1 < len(command):
+            return Path(command[i + 1])
+        if word.startswith("--out="):
+            return Path(word.split("=", 1)[1])
+    return None
+
+
+def window_fps(command: list[str], wall_window: tuple[float, float]) -> dict[str, float]:
+    """Each stream's frame rate inside ``wall_window`` (Unix seconds), counted from the run's
+    metrics.csv (the rows' ``t_wall``, when the RX finished decoding a frame)."""
+    out = _out_folder(command)
+    if out is None or not (out / "metrics.csv").exists():
         return {}
-    summary = Path(command[command.index("--out") + 1]) / "summary.json"
-    if not summary.exists():
-        return {}
-    streams = json.loads(summary.read_text()).get("streams", {})
-    return {name: s["fps_end_to_end"] for name, s in streams.items() if s.get("fps_end_to_end")}
+    t0, t1 = wall_window
+    with open(out / "metrics.csv", newline="") as f:
+        done = [(row["stream"], float(row["t_wall"])) for row in csv.DictReader(f) if row.get("t_wall")]
+    return {stream: round(sum(t0 <= t < t1 and s == stream for s, t in done) / (t1 - t0), 2)
+            for stream in sorted({s for s, _ in done})}
 
 
 def main() -> None:
@@ -96,16 +112,20 @@ def main() -> None:
         p.error("give the live command after --, e.g. -- .venv/bin/ntscc-xr demo --headless ...")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     run = subprocess.Popen(command)
-    samples, labels = [], {}
+    samples, wall, labels = [], [], {}
     while run.poll() is None:
         tree = sample_tree(run.pid)
         labels.update({pid: labels.get(pid) or _label(pid) for pid in tree})
         samples.append((time.monotonic(), tree))
+        wall.append(time.time())
         time.sleep(args.interval)
     if run.returncode:
         raise SystemExit(f"live_cpu_split: the command failed (exit {run.returncode})")
-    seconds, shares = cpu_shares(samples)
-    fps = _summary_fps(command)
+    seconds, shares, partial = cpu_shares(samples)
+    if partial:
+        log.warning("left out, started or ended inside the measured window: %s",
+                    ", ".join(labels.get(pid, str(pid)) for pid in sorted(partial)))
+    fps = window_fps(command, (wall[len(wall) // 3], wall[2 * len(wall) // 3]))
     slowest = min(fps.values()) if fps else None
     rows = [{"process": labels[pid], "cores": round(c, 3),
              "cpu_ms_per_frame": round(1e3 * c / slowest, 1) if slowest else None}
@@ -113,12 +133,14 @@ def main() -> None:
     total = sum(shares.values())
     for r in rows:
         log.info("%5.2f cores %8s ms/frame  %s", r["cores"], r["cpu_ms_per_frame"], r["process"])
-    log.info("%5.2f cores in all over %.0f s (%s); fps %s", total, seconds, cpu_description(), fps)
+    log.info("%5.2f cores in all over %.0f s (%s); fps over the same window %s", total, seconds,
+             cpu_description(), fps)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"command": command, "cpu": cpu_description(),
-                                         "seconds_measured": round(seconds, 1), "fps": fps,
-                                         "cores_in_all": round(total, 3), "processes": rows}, indent=1))
+        args.json.write_text(json.dumps({
+            "command": command, "cpu": cpu_description(), "seconds_measured": round(seconds, 1),
+            "fps_in_window": fps, "cores_in_all": round(total, 3), "processes": rows,
+            "left_out": sorted(labels.get(pid, str(pid)) for pid in partial)}, indent=1))
 
 
 if __name__ == "__main__":
