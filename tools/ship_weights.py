@@ -123,6 +123,14 @@ The same command went on (fifteenth session to step ~128 110, where the run died
 after checkpointing at 128 000; sixteenth session 2026-11-30 from there:
 `LR=1.5e-5 CROP=256 BATCH=4 NICE=5 RATE_LR=0 tools/train_background.sh 125 2`, 2.0–2.8 steps/s on
 two threads beside the session's work), stopped with SIGTERM at step 142 809.
+The same command went on (sixteenth session to step ~143 330, where the run died with its machine
+after checkpointing at 143 200; seventeenth session 2026-11-30 from there:
+`LR=1.5e-5 CROP=256 BATCH=4 NICE=5 RATE_LR=0 tools/train_background.sh 110 2`, stopped with
+SIGTERM at step 144 376, then `... tools/train_background.sh 94 1` on one thread beside a fork at
+learning rate 5e-6 from the same checkpoint (`OUT=runs/train_anneal LR=5e-6 ... 94 1`, the same
+data; its step-153 058 candidate scored 0.018 dB under this line's:
+docs/results/promote_step153058.json), 1.5–1.6 steps/s each), ending at its time limit at step
+153 163.
 """
 
 
