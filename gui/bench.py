@@ -17,6 +17,7 @@ polling the socket), alternating with the threaded viewer so that load drift hit
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -142,11 +143,11 @@ def _measure_phases(app, win, args, modes: list[str], samples: dict, loads: dict
     seconds measured, messages received and the viewer's CPU seconds."""
     worker, mode_switch = win.worker, ReceiveMode(win.worker)
     stream = {m: {"seconds": 0.0, "received": 0, "cpu_s": 0.0} for m in modes}
-    look = {"k": 0}
+    steps = itertools.count(1)
 
     def look_around():
-        look["k"] += 1
-        win.set_pose(60 * math.sin(look["k"] / 15), 15 * math.sin(look["k"] / 7))
+        k = next(steps)
+        win.set_pose(60 * math.sin(k / 15), 15 * math.sin(k / 7))
     every = None if args.no_look else look_around
     for _ in range(args.rounds):
         for mode in modes:
@@ -165,19 +166,23 @@ def _measure_phases(app, win, args, modes: list[str], samples: dict, loads: dict
     return stream
 
 
+def _per_second(phase: dict, key: str) -> float:
+    """A measured phase's ``key`` (messages, CPU seconds) per second of the phase."""
+    return phase[key] / max(phase["seconds"], 1e-9)
+
+
 def _result(args, argv, app, samples: dict, loads: dict, stream: dict, received: int,
             first_frame_s: float | None, shot) -> dict:
-    per_s = lambda v, key: v[key] / max(v["seconds"], 1e-9)  # noqa: E731
     return {
         "interval_ms": 10,
         "latency": {k: _latency_stats(v) for k, v in samples.items()},
         "loadavg_1m": {k: [round(x, 2) for x in v] for k, v in loads.items()},
         "stream": {"source": "live session" if args.live else "gui.replay stand-in (own process)",
                    "fps_per_chain": args.fps, "resolution": args.resolution,
-                   "messages_per_s": {m: round(per_s(v, "received"), 2) for m, v in stream.items()},
+                   "messages_per_s": {m: round(_per_second(v, "received"), 2) for m, v in stream.items()},
                    "messages_total": received, "first_frame_wait_s": first_frame_s,
                    "look_around_every_ms": None if args.no_look else 100},
-        "viewer_cpu_percent": {m: round(100 * per_s(v, "cpu_s"), 1) for m, v in stream.items()},
+        "viewer_cpu_percent": {m: round(100 * _per_second(v, "cpu_s"), 1) for m, v in stream.items()},
         "phases": {"idle_s": args.idle_seconds, "seconds_per_phase": args.seconds, "rounds": args.rounds},
         "window": args.size, "platform": app.platformName(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},

@@ -69,12 +69,17 @@ def sample_tree(root: int) -> dict[int, float]:
     return {pid: stats[pid][1] for pid in tree if pid in stats}
 
 
+def _middle_third(seq: list):
+    """The first and last element of the middle third of ``seq``: the window measured."""
+    return seq[len(seq) // 3], seq[2 * len(seq) // 3]
+
+
 def cpu_shares(samples: list[tuple[float, dict[int, float]]]) -> tuple[float, dict[int, float], set[int]]:
     """(seconds measured, cores each process used, processes left out because they started or
     ended inside the window) over the middle third of ``samples``."""
     if len(samples) < 6:
         raise SystemExit("live_cpu_split: fewer than 6 samples of the run; ask for more frames")
-    (t0, a), (t1, b) = samples[len(samples) // 3], samples[2 * len(samples) // 3]
+    (t0, a), (t1, b) = _middle_third(samples)
     return t1 - t0, {pid: (b[pid] - a[pid]) / (t1 - t0) for pid in b if pid in a}, set(a) ^ set(b)
 
 
@@ -125,7 +130,7 @@ def main() -> None:
     if partial:
         log.warning("left out, started or ended inside the measured window: %s",
                     ", ".join(labels.get(pid, str(pid)) for pid in sorted(partial)))
-    fps = window_fps(command, (wall[len(wall) // 3], wall[2 * len(wall) // 3]))
+    fps = window_fps(command, _middle_third(wall))  # the same samples' wall-clock times
     slowest = min(fps.values()) if fps else None
     rows = [{"process": labels[pid], "cores": round(c, 3),
              "cpu_ms_per_frame": round(1e3 * c / slowest, 1) if slowest else None}
